@@ -1,0 +1,235 @@
+//! Atomic file writes. A file is written to a temporary file in the same
+//! directory, with its final mode and owner from the start, synced, and
+//! renamed over the old one; the directory is synced after. A write that
+//! fails half-way leaves the previous file intact, and a secret never exists
+//! with a wider mode than asked for. Content that is already in place is not
+//! rewritten, so converged hooks touch nothing.
+
+use std::fs::{self, File, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+#[error("{action} {}: {source}", path.display())]
+pub struct FileError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+fn err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FileError + 'a {
+    move |source| FileError {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The numeric owner a file should have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Whether a call changed anything on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Unchanged,
+    Written,
+}
+
+/// Writes `contents` to `path` with `mode` (and `owner`, if given) unless the
+/// file already has exactly that content, mode and owner. Parent directories
+/// must exist (see [`ensure_dir`]).
+pub fn write_atomic(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<Owner>,
+) -> Result<Change, FileError> {
+    if is_current(path, contents, mode, owner)? {
+        return Ok(Change::Unchanged);
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Created 0600 whatever the umask, then set to the exact mode before any
+    // byte is written: the content is never readable by more than intended.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(err("creating a temporary file beside", path))?;
+    if let Some(owner) = owner {
+        std::os::unix::fs::fchown(tmp.as_file(), Some(owner.uid), Some(owner.gid))
+            .map_err(err("setting the owner of the new", path))?;
+    }
+    tmp.as_file()
+        .set_permissions(Permissions::from_mode(mode))
+        .map_err(err("setting the mode of the new", path))?;
+    tmp.write_all(contents).map_err(err("writing", path))?;
+    tmp.as_file().sync_all().map_err(err("syncing", path))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .map_err(err("renaming into place", path))?;
+    sync_dir(dir).map_err(err("syncing the directory of", path))?;
+    Ok(Change::Written)
+}
+
+fn is_current(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<Owner>,
+) -> Result<bool, FileError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(err("inspecting", path)(e)),
+    };
+    if !meta.is_file()
+        || meta.len() != contents.len() as u64
+        || meta.mode() & 0o7777 != mode
+        || owner.is_some_and(|o| o.uid != meta.uid() || o.gid != meta.gid())
+    {
+        return Ok(false);
+    }
+    Ok(fs::read(path).map_err(err("reading", path))? == contents)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and its missing parents, giving the ones it creates `mode`.
+pub fn ensure_dir(dir: &Path, mode: u32) -> Result<Change, FileError> {
+    if dir.is_dir() {
+        return Ok(Change::Unchanged);
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, mode);
+    builder
+        .create(dir)
+        .map_err(err("creating directory", dir))?;
+    Ok(Change::Written)
+}
+
+/// Reads a file that may legitimately be absent.
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
+    match fs::read(path) {
+        Ok(data) => Ok(Some(data)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(err("reading", path)(e)),
+    }
+}
+
+/// Removes a file that may already be gone.
+pub fn remove_if_present(path: &Path) -> Result<Change, FileError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(Change::Written),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Change::Unchanged),
+        Err(e) => Err(err("removing", path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn writes_with_the_mode_and_skips_identical_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.key");
+        assert_eq!(
+            write_atomic(&path, b"secret", 0o600, None).unwrap(),
+            Change::Written
+        );
+        assert_eq!(mode_of(&path), 0o600);
+        let inode = fs::metadata(&path).unwrap().ino();
+        assert_eq!(
+            write_atomic(&path, b"secret", 0o600, None).unwrap(),
+            Change::Unchanged
+        );
+        assert_eq!(
+            fs::metadata(&path).unwrap().ino(),
+            inode,
+            "file was rewritten"
+        );
+    }
+
+    #[test]
+    fn a_mode_change_alone_rewrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.crt");
+        write_atomic(&path, b"cert", 0o600, None).unwrap();
+        assert_eq!(
+            write_atomic(&path, b"cert", 0o644, None).unwrap(),
+            Change::Written
+        );
+        assert_eq!(mode_of(&path), 0o644);
+    }
+
+    #[test]
+    fn the_umask_does_not_change_the_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plugin");
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+        let result = write_atomic(&path, b"x", 0o755, None);
+        nix::sys::stat::umask(old);
+        result.unwrap();
+        assert_eq!(mode_of(&path), 0o755);
+    }
+
+    #[test]
+    fn no_temporary_files_are_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        write_atomic(&path, b"a", 0o600, None).unwrap();
+        write_atomic(&path, b"b", 0o600, None).unwrap();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("config")]);
+        assert_eq!(fs::read(&path).unwrap(), b"b");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join("file");
+        assert!(write_atomic(&path, b"x", 0o600, None).is_err());
+        let existing = dir.path().join("kept");
+        write_atomic(&existing, b"old", 0o644, None).unwrap();
+        // A directory in the way of the rename: the write fails, the file stays.
+        let blocked = dir.path().join("blocked");
+        fs::create_dir(&blocked).unwrap();
+        fs::write(blocked.join("inner"), b"x").unwrap();
+        assert!(write_atomic(&blocked, b"new", 0o644, None).is_err());
+        assert_eq!(fs::read(&existing).unwrap(), b"old");
+    }
+
+    #[test]
+    fn ensure_dir_creates_parents_with_the_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("root/cdk");
+        assert_eq!(ensure_dir(&deep, 0o750).unwrap(), Change::Written);
+        assert_eq!(ensure_dir(&deep, 0o750).unwrap(), Change::Unchanged);
+        assert!(deep.is_dir());
+    }
+}

@@ -1,0 +1,35 @@
+//! The Juju hook environment for Rust.
+//!
+//! A machine charm is a program the Juju unit agent runs once per event (a
+//! hook or an action) with the event described only by environment
+//! variables, and that talks back to the agent through the hook tools on its
+//! `PATH`. This crate is that environment, typed, and knows nothing of what
+//! the charm manages:
+//!
+//! - [`context`]: which event is running, for which unit and relation;
+//! - [`tools`]: the hook tools (`config-get`, `relation-set`, ...), the only
+//!   place they are called; every failure carries the tool, its arguments,
+//!   exit code and stderr;
+//! - [`resources`]: attached resources, with Juju's zero-byte convention;
+//! - [`exec`]: running other programs with captured output;
+//! - [`files`]: atomic, mode-correct file writes that skip unchanged content;
+//! - [`state`]: what the charm recorded in earlier hooks;
+//! - [`logging`]: a `log` backend that reaches both the operator
+//!   (`juju-log`) and the agent's unit log (stdout/stderr);
+//! - [`root`]: the machine's filesystem root, movable for tests.
+//!
+//! Juju's side of the contract is described in `shared/juju-contract.md`.
+
+pub mod context;
+pub mod exec;
+pub mod files;
+pub mod logging;
+pub mod resources;
+pub mod root;
+pub mod state;
+pub mod status;
+pub mod tools;
+
+pub use context::{Event, HookContext, HookKind, RelationEvent, RelationId};
+pub use status::{Status, StatusKind};
+pub use tools::HookTools;

@@ -1,0 +1,62 @@
+//! Attached resources. Charm stores required every resource to be uploaded,
+//! so publishers upload an empty file to mean "none": a zero-byte resource
+//! is reported as [`Resource::Empty`], distinct from a missing one.
+
+use std::path::PathBuf;
+
+use crate::tools::{HookTools, ToolError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// `resource-get` failed: nothing was attached (or the controller could
+    /// not serve it). Holds the tool's message.
+    Missing(String),
+    /// Attached, zero bytes: "use the default source".
+    Empty(PathBuf),
+    /// Attached, with content.
+    File { path: PathBuf, len: u64 },
+}
+
+/// Fetches resource `name`. Only a failure to run the tool at all (or a
+/// path that cannot be inspected) is an error; a resource the controller
+/// does not have is [`Resource::Missing`].
+pub fn fetch(tools: &HookTools, name: &str) -> Result<Resource, ResourceError> {
+    let path = match tools.resource_get(name) {
+        Ok(path) => path,
+        Err(e) if e.code() == Some(1) => {
+            let ToolError::Exec(exec) = &e else {
+                return Err(ResourceError::Tool(e));
+            };
+            let msg = exec.stderr().trim();
+            return Ok(Resource::Missing(
+                msg.strip_prefix("ERROR ").unwrap_or(msg).to_string(),
+            ));
+        }
+        Err(e) => return Err(ResourceError::Tool(e)),
+    };
+    let meta = std::fs::metadata(&path).map_err(|source| ResourceError::Inspect {
+        name: name.to_string(),
+        path: path.clone(),
+        source,
+    })?;
+    if meta.len() == 0 {
+        Ok(Resource::Empty(path))
+    } else {
+        Ok(Resource::File {
+            path,
+            len: meta.len(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    #[error("fetching a resource: {0}")]
+    Tool(ToolError),
+    #[error("resource {name}: cannot inspect {}: {source}", path.display())]
+    Inspect {
+        name: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}

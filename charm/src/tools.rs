@@ -1,0 +1,257 @@
+//! The hook tools: the one place they are called. Every call asks for JSON
+//! where the tool offers it, passes relation ids and free text as separate
+//! arguments (free text after `--`), and sends values that may hold secrets
+//! on stdin rather than on the command line.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::context::RelationId;
+use crate::exec::{self, ExecError};
+use crate::status::Status;
+
+#[derive(Debug, Error)]
+pub enum ToolError {
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error("{tool} {}: unexpected output {output:?}: {source}", args.join(" "))]
+    Output {
+        tool: String,
+        args: Vec<String>,
+        output: String,
+        source: serde_json::Error,
+    },
+    #[error("{tool}: cannot encode the input: {source}")]
+    Input {
+        tool: String,
+        source: serde_yaml::Error,
+    },
+}
+
+impl ToolError {
+    /// The tool's exit code when it ran and failed (1: the command failed,
+    /// 2: bad usage).
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ToolError::Exec(e) => e.code(),
+            _ => None,
+        }
+    }
+}
+
+/// A unit's relation data bag.
+pub type Databag = BTreeMap<String, String>;
+
+/// Log levels `juju-log` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warning => "WARNING",
+            LogLevel::Error => "ERROR",
+        }
+    }
+}
+
+/// What `status-get` reports; the status may be one a charm cannot set
+/// (`unknown`, `error`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ReportedStatus {
+    pub status: String,
+    pub message: String,
+}
+
+/// The hook tools, looked up on `PATH` (the agent puts its tools dir first).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HookTools;
+
+impl HookTools {
+    fn call(&self, tool: &str, args: &[&str]) -> Result<Vec<u8>, ToolError> {
+        Ok(exec::run(tool, args, None)?.stdout)
+    }
+
+    fn call_with_stdin(&self, tool: &str, args: &[&str], stdin: &[u8]) -> Result<(), ToolError> {
+        exec::run(tool, args, Some(stdin))?;
+        Ok(())
+    }
+
+    fn call_json<T: DeserializeOwned>(&self, tool: &str, args: &[&str]) -> Result<T, ToolError> {
+        let out = self.call(tool, args)?;
+        serde_json::from_slice(&out).map_err(|source| ToolError::Output {
+            tool: tool.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            output: String::from_utf8_lossy(&out).into_owned(),
+            source,
+        })
+    }
+
+    fn yaml_stdin<T: serde::Serialize>(tool: &str, value: &T) -> Result<Vec<u8>, ToolError> {
+        serde_yaml::to_string(value)
+            .map(String::into_bytes)
+            .map_err(|source| ToolError::Input {
+                tool: tool.to_string(),
+                source,
+            })
+    }
+
+    /// Every option that is set or has a default, with its YAML type.
+    pub fn config_get(&self) -> Result<serde_json::Map<String, serde_json::Value>, ToolError> {
+        self.call_json("config-get", &["--format=json"])
+    }
+
+    /// The path of the resource's file. A zero-byte file is returned like any
+    /// other; see [`crate::resources`] for what it means.
+    pub fn resource_get(&self, name: &str) -> Result<PathBuf, ToolError> {
+        let out = self.call("resource-get", &[name])?;
+        // Printed without a trailing newline; trim in case that changes.
+        let path = String::from_utf8_lossy(&out).trim_end().to_string();
+        Ok(PathBuf::from(path))
+    }
+
+    pub fn status_set(&self, status: &Status) -> Result<(), ToolError> {
+        self.call(
+            "status-set",
+            &[status.kind.as_str(), "--", status.message.as_str()],
+        )?;
+        Ok(())
+    }
+
+    pub fn status_get(&self) -> Result<ReportedStatus, ToolError> {
+        self.call_json("status-get", &["--format=json", "--include-data"])
+    }
+
+    pub fn juju_log(&self, level: LogLevel, message: &str) -> Result<(), ToolError> {
+        self.call("juju-log", &["--log-level", level.as_str(), "--", message])?;
+        Ok(())
+    }
+
+    pub fn application_version_set(&self, version: &str) -> Result<(), ToolError> {
+        self.call("application-version-set", &["--", version])?;
+        Ok(())
+    }
+
+    /// `80/tcp`, `53/udp`, `8000-8080/tcp`.
+    pub fn open_port(&self, port: &str) -> Result<(), ToolError> {
+        self.call("open-port", &[port])?;
+        Ok(())
+    }
+
+    pub fn close_port(&self, port: &str) -> Result<(), ToolError> {
+        self.call("close-port", &[port])?;
+        Ok(())
+    }
+
+    pub fn opened_ports(&self) -> Result<Vec<String>, ToolError> {
+        self.call_json("opened-ports", &["--format=json"])
+    }
+
+    pub fn relation_ids(&self, endpoint: &str) -> Result<Vec<RelationId>, ToolError> {
+        let raw: Vec<String> =
+            self.call_json("relation-ids", &["--format=json", "--", endpoint])?;
+        raw.iter()
+            .map(|id| {
+                id.parse().map_err(|why: String| ToolError::Output {
+                    tool: "relation-ids".into(),
+                    args: vec![endpoint.to_string()],
+                    output: id.clone(),
+                    source: serde::de::Error::custom(why),
+                })
+            })
+            .collect()
+    }
+
+    /// The remote units currently in the relation.
+    pub fn relation_list(&self, rel: &RelationId) -> Result<Vec<String>, ToolError> {
+        let rid = rel.to_string();
+        self.call_json("relation-list", &["--format=json", "-r", &rid])
+    }
+
+    /// A unit's databag (a remote unit's, or this unit's own).
+    pub fn relation_get(&self, rel: &RelationId, unit: &str) -> Result<Databag, ToolError> {
+        let rid = rel.to_string();
+        let bag: Option<Databag> =
+            self.call_json("relation-get", &["--format=json", "-r", &rid, "-", unit])?;
+        Ok(bag.unwrap_or_default())
+    }
+
+    /// An application's databag.
+    pub fn relation_get_app(&self, rel: &RelationId, app: &str) -> Result<Databag, ToolError> {
+        let rid = rel.to_string();
+        let bag: Option<Databag> = self.call_json(
+            "relation-get",
+            &["--format=json", "--app", "-r", &rid, "-", app],
+        )?;
+        Ok(bag.unwrap_or_default())
+    }
+
+    /// Sets keys in this unit's databag; an empty value deletes the key. The
+    /// data goes on stdin as YAML, so values of any content are passed
+    /// whole and never appear in a process listing.
+    pub fn relation_set(&self, rel: &RelationId, data: &Databag) -> Result<(), ToolError> {
+        let rid = rel.to_string();
+        let input = Self::yaml_stdin("relation-set", data)?;
+        self.call_with_stdin("relation-set", &["-r", &rid, "--file", "-"], &input)
+    }
+
+    /// `private-address` or `public-address`.
+    pub fn unit_get(&self, key: &str) -> Result<String, ToolError> {
+        self.call_json("unit-get", &["--format=json", key])
+    }
+
+    pub fn network_get_ingress_address(&self, binding: &str) -> Result<String, ToolError> {
+        self.call_json(
+            "network-get",
+            &["--format=json", binding, "--ingress-address"],
+        )
+    }
+
+    pub fn is_leader(&self) -> Result<bool, ToolError> {
+        self.call_json("is-leader", &["--format=json"])
+    }
+
+    /// The action's parameters, defaults filled in.
+    pub fn action_get<T: DeserializeOwned>(&self) -> Result<T, ToolError> {
+        self.call_json("action-get", &["--format=json"])
+    }
+
+    pub fn action_set(&self, results: &BTreeMap<String, String>) -> Result<(), ToolError> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let args: Vec<String> = results.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.call("action-set", &args)?;
+        Ok(())
+    }
+
+    pub fn action_fail(&self, message: &str) -> Result<(), ToolError> {
+        self.call("action-fail", &["--", message])?;
+        Ok(())
+    }
+
+    /// A value of the unit's server-side state, if set (`state-get` prints
+    /// an empty string for a key that is not).
+    pub fn state_get(&self, key: &str) -> Result<Option<String>, ToolError> {
+        let value: Option<String> = self.call_json("state-get", &["--format=json", "--", key])?;
+        Ok(value.filter(|v| !v.is_empty()))
+    }
+
+    /// Sets server-side state keys; an empty value deletes the key.
+    pub fn state_set(&self, data: &BTreeMap<String, String>) -> Result<(), ToolError> {
+        let input = Self::yaml_stdin("state-set", data)?;
+        self.call_with_stdin("state-set", &["--file", "-"], &input)
+    }
+}
