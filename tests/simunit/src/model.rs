@@ -1,0 +1,256 @@
+//! The simulated unit's state: what the controller and the unit agent know
+//! (unit.json), kept apart from what the machine holds (machine.json, see
+//! [`crate::machine`]). Tests set it up before a hook and assert on it after.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub type Databag = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UnitState {
+    pub unit: String,
+    pub model: String,
+    pub model_uuid: String,
+    pub machine_id: String,
+    pub juju_version: String,
+    pub charm_dir: PathBuf,
+    /// `/var/lib/juju/agents/unit-<app>-<n>` of the simulated agent.
+    pub agent_dir: PathBuf,
+    pub leader: bool,
+    pub private_address: String,
+    pub public_address: String,
+    /// Values the operator set (`juju config`); defaults come from the
+    /// charm's config.yaml.
+    pub config: BTreeMap<String, Value>,
+    /// Resources the operator attached: name -> the uploaded file. A
+    /// resource absent here was never uploaded.
+    pub resources: BTreeMap<String, PathBuf>,
+    pub relations: Vec<Relation>,
+    pub next_relation_id: u32,
+    pub status: StatusEntry,
+    /// Whether the charm ever called status-set (the agent's automatic
+    /// statuses depend on it).
+    pub status_set_by_charm: bool,
+    pub status_history: Vec<StatusEntry>,
+    /// `hook failed: "<hook>"` while the unit is in error.
+    pub error: Option<String>,
+    pub workload_version: String,
+    pub ports: BTreeSet<String>,
+    pub charm_state: Databag,
+    pub logs: Vec<LogEntry>,
+    pub calls: Vec<ToolCall>,
+    pub hooks: Vec<HookRecord>,
+    pub actions: Vec<ActionRecord>,
+    /// The hook or action running now, if any.
+    pub running: Option<RunningHook>,
+    /// Transactional changes of the running hook, applied if it exits 0.
+    pub pending: Vec<PendingOp>,
+    /// Tools told to fail (exit 1, `ERROR <message>`), as they do when the
+    /// agent cannot serve them.
+    #[serde(default)]
+    pub tool_faults: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusEntry {
+    pub status: String,
+    pub message: String,
+    /// The hook during which (or, for the agent's own, before which) it was set.
+    #[serde(default)]
+    pub hook: String,
+    /// Set by the agent itself, not the charm.
+    #[serde(default)]
+    pub agent: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Relation {
+    pub id: u32,
+    pub endpoint: String,
+    pub remote_app: String,
+    /// Remote units currently in the relation.
+    pub members: BTreeSet<String>,
+    /// Every remote unit's databag, departed ones included (still readable).
+    pub remote_units: BTreeMap<String, Databag>,
+    pub remote_app_data: Databag,
+    pub local_unit: Databag,
+    pub local_app: Databag,
+}
+
+impl Relation {
+    pub fn rid(&self) -> String {
+        format!("{}:{}", self.endpoint, self.id)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub level: String,
+    pub message: String,
+    pub hook: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub hook: String,
+    pub tool: String,
+    pub args: Vec<String>,
+    pub exit: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HookRecord {
+    /// `install`, `kube-control-relation-changed`, or an action name.
+    pub name: String,
+    pub exit: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ActionRecord {
+    pub name: String,
+    pub uuid: String,
+    pub params: serde_json::Map<String, Value>,
+    pub results: serde_json::Map<String, Value>,
+    /// `completed` or `failed`.
+    pub status: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunningHook {
+    pub context_id: String,
+    pub name: String,
+    pub relation_id: Option<u32>,
+    pub remote_unit: Option<String>,
+    pub remote_app: Option<String>,
+    pub action: Option<ActionRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum PendingOp {
+    /// Keys with an empty value are deleted.
+    RelationSet {
+        relation_id: u32,
+        app: bool,
+        data: Databag,
+    },
+    OpenPort(String),
+    ClosePort(String),
+    /// Keys with an empty value are deleted.
+    StateSet(Databag),
+}
+
+impl UnitState {
+    pub fn relation(&self, id: u32) -> Option<&Relation> {
+        self.relations.iter().find(|r| r.id == id)
+    }
+
+    pub fn relation_mut(&mut self, id: u32) -> Option<&mut Relation> {
+        self.relations.iter_mut().find(|r| r.id == id)
+    }
+
+    pub fn app(&self) -> &str {
+        self.unit.split('/').next().unwrap_or(&self.unit)
+    }
+
+    /// This unit's own bag in a relation, with the running hook's pending
+    /// writes applied (a hook sees its own writes).
+    pub fn local_bag(&self, id: u32, app: bool) -> Databag {
+        let mut bag = self
+            .relation(id)
+            .map(|r| {
+                if app {
+                    r.local_app.clone()
+                } else {
+                    r.local_unit.clone()
+                }
+            })
+            .unwrap_or_default();
+        for op in &self.pending {
+            if let PendingOp::RelationSet {
+                relation_id,
+                app: op_app,
+                data,
+            } = op
+            {
+                if *relation_id == id && *op_app == app {
+                    apply_bag(&mut bag, data);
+                }
+            }
+        }
+        bag
+    }
+
+    pub fn effective_ports(&self) -> BTreeSet<String> {
+        let mut ports = self.ports.clone();
+        for op in &self.pending {
+            match op {
+                PendingOp::OpenPort(p) => {
+                    ports.insert(p.clone());
+                }
+                PendingOp::ClosePort(p) => {
+                    ports.remove(p);
+                }
+                _ => {}
+            }
+        }
+        ports
+    }
+
+    pub fn effective_charm_state(&self) -> Databag {
+        let mut state = self.charm_state.clone();
+        for op in &self.pending {
+            if let PendingOp::StateSet(data) = op {
+                apply_bag(&mut state, data);
+            }
+        }
+        state
+    }
+
+    /// Applies the running hook's transactional changes (it exited 0).
+    pub fn commit_pending(&mut self) {
+        for op in std::mem::take(&mut self.pending) {
+            match op {
+                PendingOp::RelationSet {
+                    relation_id,
+                    app,
+                    data,
+                } => {
+                    if let Some(rel) = self.relation_mut(relation_id) {
+                        apply_bag(
+                            if app {
+                                &mut rel.local_app
+                            } else {
+                                &mut rel.local_unit
+                            },
+                            &data,
+                        );
+                    }
+                }
+                PendingOp::OpenPort(p) => {
+                    self.ports.insert(p);
+                }
+                PendingOp::ClosePort(p) => {
+                    self.ports.remove(&p);
+                }
+                PendingOp::StateSet(data) => apply_bag(&mut self.charm_state, &data),
+            }
+        }
+    }
+}
+
+pub fn apply_bag(bag: &mut Databag, changes: &Databag) {
+    for (k, v) in changes {
+        if v.is_empty() {
+            bag.remove(k);
+        } else {
+            bag.insert(k.clone(), v.clone());
+        }
+    }
+}
