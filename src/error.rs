@@ -1,0 +1,32 @@
+//! The worker's errors: each says what was being done and with what.
+//! Expected trouble (a missing resource, a relation not ready) is not an
+//! error: it is a status. These are for bugs and broken environments, and
+//! make the hook exit non-zero so that Juju retries.
+
+use charm::files::FileError;
+use charm::state::StateError;
+use charm::tools::ToolError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{doing}: {source}")]
+    Tool {
+        doing: &'static str,
+        source: ToolError,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+/// Adds what was being done to a hook tool failure.
+pub trait ToolContext<T> {
+    fn doing(self, doing: &'static str) -> Result<T, Error>;
+}
+
+impl<T> ToolContext<T> for Result<T, ToolError> {
+    fn doing(self, doing: &'static str) -> Result<T, Error> {
+        self.map_err(|source| Error::Tool { doing, source })
+    }
+}

@@ -1,0 +1,41 @@
+//! kubernetes-worker: the hook binary of the Kubernetes worker charm.
+//!
+//! Juju's unit agent runs the charm's `dispatch`, which execs this binary
+//! for the machine's architecture once per hook or action. The event comes
+//! from `JUJU_DISPATCH_PATH` (argv[0] for agents older than 2.8); everything
+//! else from the hook tools. `KUBERNETES_WORKER_ROOT` (default `/`) moves
+//! every machine path the charm touches under another directory, for tests.
+//!
+//! Exit codes: 0 when the hook did its work or met expected trouble (a
+//! missing resource, a relation not ready: the unit's status then says what
+//! to do); 1 for a bug or a broken environment, logged with what failed, so
+//! that the agent marks the hook failed and retries it.
+
+mod arch;
+mod error;
+mod unit_state;
+mod worker;
+
+use std::process::ExitCode;
+
+use charm::HookContext;
+use log::LevelFilter;
+
+fn main() -> ExitCode {
+    let argv0 = std::env::args().next();
+    let ctx = match HookContext::from_env(argv0.as_deref()) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("kubernetes-worker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    charm::logging::init(Some(LevelFilter::Info));
+    match worker::handle(&ctx) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{} failed: {e}", ctx.event.name());
+            ExitCode::FAILURE
+        }
+    }
+}
