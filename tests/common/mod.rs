@@ -1,0 +1,142 @@
+//! Helpers shared by the integration tests: the charm under test, deployed
+//! into a simulated unit, and a probe charm for testing the simulation's
+//! own contract.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use juju_sim::{CharmSource, Sim, SimOptions};
+
+pub const ROOT_VAR: &str = "KUBERNETES_WORKER_ROOT";
+
+/// The charm from this source tree, with the binary cargo built for the
+/// tests at `bin/kubernetes-worker-<arch>`.
+pub fn charm() -> CharmSource {
+    let arch = juju_sim::host_arch();
+    CharmSource::Tree {
+        dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        binaries: vec![(
+            format!("bin/kubernetes-worker-{arch}"),
+            PathBuf::from(env!("CARGO_BIN_EXE_kubernetes-worker")),
+        )],
+    }
+}
+
+/// A fresh unit of the real charm.
+pub fn unit() -> Sim {
+    Sim::new(
+        &charm(),
+        SimOptions {
+            root_var: Some(ROOT_VAR.into()),
+            ..SimOptions::default()
+        },
+    )
+}
+
+/// A charm whose dispatch runs the shell script `probe.sh` in its dir, with
+/// this charm's metadata: for testing what the simulated agent does.
+pub struct Probe {
+    pub sim: Sim,
+    _src: tempfile::TempDir,
+}
+
+impl Probe {
+    pub fn new() -> Probe {
+        let src = tempfile::tempdir().unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for f in ["metadata.yaml", "config.yaml", "actions.yaml"] {
+            std::fs::copy(repo.join(f), src.path().join(f)).unwrap();
+        }
+        let dispatch = src.path().join("dispatch");
+        std::fs::write(&dispatch, "#!/bin/sh\n. \"$JUJU_CHARM_DIR/probe.sh\"\n").unwrap();
+        std::fs::set_permissions(
+            &dispatch,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let sim = Sim::new(
+            &CharmSource::Tree {
+                dir: src.path().to_path_buf(),
+                binaries: vec![],
+            },
+            SimOptions::default(),
+        );
+        let probe = Probe { sim, _src: src };
+        probe.script("exit 0\n");
+        probe
+    }
+
+    /// Sets the script the next hooks run.
+    pub fn script(&self, script: &str) {
+        std::fs::write(self.sim.charm_dir().join("probe.sh"), script).unwrap();
+    }
+
+    /// Runs `script` as hook `hook` and returns (exit, stdout, stderr).
+    pub fn run(&self, hook: &str, script: &str) -> juju_sim::HookRun {
+        self.script(script);
+        self.sim.hook(hook)
+    }
+}
+
+/// What one command in a probe hook did.
+#[derive(Debug, Clone)]
+pub struct Res {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+impl Probe {
+    /// Runs each `(label, shell command)` inside hook `hook` and returns
+    /// what each printed and its exit code, by label. The hook itself
+    /// exits 0 unless `fail` is set.
+    pub fn calls(
+        &self,
+        hook: &str,
+        commands: &[(&str, &str)],
+        fail: bool,
+    ) -> std::collections::BTreeMap<String, Res> {
+        let results = self.sim.dir().join("probe-results");
+        let _ = std::fs::remove_dir_all(&results);
+        std::fs::create_dir_all(&results).unwrap();
+        let mut script = format!(
+            "R={}\nrun() {{ l=$1; shift; \"$@\" >\"$R/$l.out\" 2>\"$R/$l.err\"; echo $? >\"$R/$l.rc\"; }}\n",
+            results.display()
+        );
+        for (label, command) in commands {
+            script.push_str(&command.replace("run ", &format!("run {label} ")));
+            script.push('\n');
+        }
+        script.push_str(if fail { "exit 1\n" } else { "exit 0\n" });
+        let run = self.run(hook, &script);
+        self.script("exit 0\n");
+        assert_eq!(
+            run.exit,
+            if fail { 1 } else { 0 },
+            "probe hook: {}",
+            run.stderr
+        );
+        commands
+            .iter()
+            .map(|(label, _)| {
+                let read = |ext: &str| {
+                    std::fs::read_to_string(results.join(format!("{label}.{ext}")))
+                        .unwrap_or_else(|_| panic!("command {label} did not run"))
+                };
+                let res = Res {
+                    stdout: read("out"),
+                    stderr: read("err"),
+                    code: read("rc").trim().parse().unwrap(),
+                };
+                (label.to_string(), res)
+            })
+            .collect()
+    }
+
+    /// One command in a plain hook.
+    pub fn call(&self, hook: &str, command: &str) -> Res {
+        self.calls(hook, &[("x", &format!("run {command}"))], false)
+            .remove("x")
+            .unwrap()
+    }
+}

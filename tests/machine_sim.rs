@@ -1,0 +1,358 @@
+//! The simulated machine's `snap` and `systemctl` behave like the real CLIs
+//! for everything the charm calls: tested through a probe charm, with
+//! snaps built by mksquashfs here.
+
+mod common;
+
+use common::Probe;
+use juju_sim::fixtures::TestSnap;
+use juju_sim::machine::{Fault, SnapSource, StoreRevision};
+
+fn with_store(p: &Probe) {
+    p.sim.edit_machine(|m| {
+        let mut channels = std::collections::BTreeMap::new();
+        for (channel, version, revision) in [
+            ("1.31/stable", "1.31.2", 3001),
+            ("1.32/stable", "1.32.0", 3100),
+        ] {
+            channels.insert(
+                channel.to_string(),
+                StoreRevision {
+                    version: version.into(),
+                    revision,
+                    classic: true,
+                    architectures: vec!["all".into()],
+                    apps: [
+                        ("kubelet".to_string(), None),
+                        ("daemon".to_string(), Some("simple".to_string())),
+                    ]
+                    .into_iter()
+                    .collect(),
+                },
+            );
+        }
+        m.store.insert("kubelet".into(), channels);
+    });
+}
+
+#[test]
+fn store_install_needs_classic_and_lays_out_the_snap() {
+    let p = Probe::new();
+    with_store(&p);
+    let r = p.calls(
+        "install",
+        &[
+            ("strict", "run snap install kubelet --channel=1.31/stable"),
+            (
+                "classic",
+                "run snap install kubelet --channel=1.31/stable --classic",
+            ),
+            (
+                "again",
+                "run snap install kubelet --channel=1.31/stable --classic",
+            ),
+            ("active", "run systemctl is-active snap.kubelet.daemon"),
+            ("missing", "run snap install no-such-snap --classic"),
+        ],
+        false,
+    );
+    assert_eq!(r["strict"].code, 1);
+    assert!(
+        r["strict"].stderr.contains("--classic"),
+        "{}",
+        r["strict"].stderr
+    );
+    assert_eq!(r["classic"].code, 0, "{:?}", r["classic"]);
+    assert_eq!(
+        r["classic"].stdout,
+        "kubelet (1.31/stable) 1.31.2 from Canonical\u{2713} installed\n"
+    );
+    assert_eq!(
+        r["again"].stdout,
+        "snap \"kubelet\" is already installed, see 'snap help refresh'\n"
+    );
+    assert_eq!(r["active"].stdout, "active\n");
+    assert_eq!(
+        r["missing"].stderr,
+        "error: snap \"no-such-snap\" not found\n"
+    );
+    let yaml =
+        std::fs::read_to_string(p.sim.root().join("snap/kubelet/current/meta/snap.yaml")).unwrap();
+    assert!(yaml.contains("version: 1.31.2"), "{yaml}");
+    assert!(p
+        .sim
+        .root()
+        .join("snap/bin/kubelet")
+        .symlink_metadata()
+        .is_ok());
+    let snap = &p.sim.machine().snaps["kubelet"];
+    assert_eq!(snap.channel.as_deref(), Some("1.31/stable"));
+    assert_eq!(snap.revision, "3001");
+}
+
+#[test]
+fn local_files_need_dangerous_a_squashfs_and_this_arch() {
+    let p = Probe::new();
+    let dir = tempfile::tempdir().unwrap();
+    let good = TestSnap::daemon("kubelet", "1.31.2", juju_sim::host_arch()).build(dir.path());
+    let wrong = TestSnap::daemon("kubelet", "1.31.2", "s390x").build(dir.path());
+    let junk = dir.path().join("junk.snap");
+    std::fs::write(&junk, b"this is no squashfs").unwrap();
+    let r = p.calls(
+        "install",
+        &[
+            (
+                "unsigned",
+                &format!("run snap install --classic {}", good.display()),
+            ),
+            (
+                "junk",
+                &format!("run snap install --dangerous --classic {}", junk.display()),
+            ),
+            (
+                "wrong",
+                &format!("run snap install --dangerous --classic {}", wrong.display()),
+            ),
+            (
+                "noclassic",
+                &format!("run snap install --dangerous {}", good.display()),
+            ),
+            (
+                "good",
+                &format!("run snap install --dangerous --classic {}", good.display()),
+            ),
+        ],
+        false,
+    );
+    assert!(
+        r["unsigned"]
+            .stderr
+            .starts_with("error: cannot find signatures with metadata for snap"),
+        "{:?}",
+        r["unsigned"]
+    );
+    assert!(
+        r["junk"].stderr.contains("cannot process snap or snapdir"),
+        "{:?}",
+        r["junk"]
+    );
+    assert_eq!(
+        r["wrong"].stderr,
+        format!(
+            "error: cannot install snap file: snap \"kubelet\" supported architectures (s390x) are incompatible with this system ({})\n",
+            juju_sim::host_arch()
+        )
+    );
+    assert!(
+        r["noclassic"].stderr.contains("classic confinement"),
+        "{:?}",
+        r["noclassic"]
+    );
+    assert_eq!(r["good"].code, 0, "{:?}", r["good"]);
+    assert_eq!(r["good"].stdout, "kubelet 1.31.2 installed\n");
+    let snap = &p.sim.machine().snaps["kubelet"];
+    assert_eq!(snap.revision, "x1");
+    assert_eq!(snap.source, SnapSource::Local(good.clone()));
+    assert!(snap.configure_hook);
+    assert!(p
+        .sim
+        .root()
+        .join("snap/kubelet/current/meta/hooks/configure")
+        .exists());
+}
+
+#[test]
+fn refreshing_a_local_snap_from_the_store_needs_amend() {
+    let p = Probe::new();
+    with_store(&p);
+    let dir = tempfile::tempdir().unwrap();
+    let local = TestSnap::daemon("kubelet", "1.31.2", "all").build(dir.path());
+    let r = p.calls(
+        "install",
+        &[
+            (
+                "local",
+                &format!("run snap install --dangerous --classic {}", local.display()),
+            ),
+            (
+                "plain",
+                "run snap refresh kubelet --channel=1.31/stable --classic",
+            ),
+            (
+                "amend",
+                "run snap refresh kubelet --channel=1.31/stable --classic --amend",
+            ),
+            (
+                "same",
+                "run snap refresh kubelet --channel=1.31/stable --classic",
+            ),
+            (
+                "newer",
+                "run snap refresh kubelet --channel=1.32/stable --classic",
+            ),
+        ],
+        false,
+    );
+    assert_eq!(
+        r["plain"].stderr,
+        "error: local snap \"kubelet\" is unknown to the store, use --amend to proceed anyway\n"
+    );
+    assert_eq!(r["amend"].code, 0, "{:?}", r["amend"]);
+    assert_eq!(
+        r["same"].stdout,
+        "snap \"kubelet\" has no updates available\n"
+    );
+    assert_eq!(
+        r["newer"].stdout,
+        "kubelet (1.32/stable) 1.32.0 from Canonical\u{2713} refreshed\n"
+    );
+    let machine = p.sim.machine();
+    assert_eq!(machine.snaps["kubelet"].source, SnapSource::Store);
+    // Installed from the file, refreshed twice: the daemon started 3 times.
+    assert_eq!(machine.services["snap.kubelet.daemon.service"].starts, 3);
+}
+
+#[test]
+fn the_store_fails_as_told_then_recovers() {
+    let p = Probe::new();
+    with_store(&p);
+    p.sim.edit_machine(|m| {
+        m.faults.push(Fault {
+            command: "install".into(),
+            target: Some("kubelet".into()),
+            remaining: 2,
+            exit: 1,
+            stderr: "error: cannot perform the following tasks:\n- Download snap \"kubelet\" (3001) from channel \"1.31/stable\" (unexpected EOF)\n".into(),
+        })
+    });
+    let r = p.calls(
+        "install",
+        &[
+            (
+                "one",
+                "run snap install kubelet --channel=1.31/stable --classic",
+            ),
+            (
+                "two",
+                "run snap install kubelet --channel=1.31/stable --classic",
+            ),
+            (
+                "three",
+                "run snap install kubelet --channel=1.31/stable --classic",
+            ),
+        ],
+        false,
+    );
+    assert!(r["one"].stderr.contains("unexpected EOF"));
+    assert!(r["two"].stderr.contains("unexpected EOF"));
+    assert_eq!(r["three"].code, 0);
+}
+
+#[test]
+fn snap_set_needs_a_configure_hook_and_parses_json_values() {
+    let p = Probe::new();
+    let dir = tempfile::tempdir().unwrap();
+    let hookless = TestSnap {
+        configure_hook: false,
+        ..TestSnap::daemon("kube-proxy", "1.31.2", "all")
+    }
+    .build(dir.path());
+    let kubelet = TestSnap::daemon("kubelet", "1.31.2", "all").build(dir.path());
+    let r = p.calls(
+        "install",
+        &[
+            (
+                "i1",
+                &format!(
+                    "run snap install --dangerous --classic {}",
+                    hookless.display()
+                ),
+            ),
+            (
+                "i2",
+                &format!(
+                    "run snap install --dangerous --classic {}",
+                    kubelet.display()
+                ),
+            ),
+            ("nohook", "run snap set kube-proxy v=0"),
+            (
+                "set",
+                "run snap set kubelet v=0 config=/root/cdk/kubelet/config.yaml fail-swap-on=false",
+            ),
+            ("unset", "run snap set kubelet v!"),
+            ("get", "run snap get -d kubelet"),
+            ("notinstalled", "run snap set kubectl a=b"),
+        ],
+        false,
+    );
+    assert!(
+        r["nohook"].stderr.contains("has no \"configure\" hook"),
+        "{:?}",
+        r["nohook"]
+    );
+    assert_eq!(r["set"].code, 0);
+    let config = &p.sim.machine().snap_config["kubelet"];
+    assert_eq!(config["fail-swap-on"], serde_json::json!(false));
+    assert_eq!(
+        config["config"],
+        serde_json::json!("/root/cdk/kubelet/config.yaml")
+    );
+    assert!(!config.contains_key("v"));
+    assert!(
+        r["get"].stdout.contains("\"fail-swap-on\": false"),
+        "{}",
+        r["get"].stdout
+    );
+    assert_eq!(
+        r["notinstalled"].stderr,
+        "error: snap \"kubectl\" is not installed\n"
+    );
+}
+
+#[test]
+fn systemctl_knows_only_the_services_that_exist() {
+    let p = Probe::new();
+    with_store(&p);
+    let r = p.calls(
+        "install",
+        &[
+            ("unknown", "run systemctl restart snap.kubelet.daemon"),
+            ("inactive", "run systemctl is-active snap.kubelet.daemon"),
+            (
+                "install",
+                "run snap install kubelet --channel=1.31/stable --classic",
+            ),
+            ("stop", "run systemctl stop snap.kubelet.daemon.service"),
+            ("after-stop", "run systemctl is-active snap.kubelet.daemon"),
+            ("disable", "run systemctl disable --now snap.kubelet.daemon"),
+            ("enabled", "run systemctl is-enabled snap.kubelet.daemon"),
+            ("restart", "run systemctl restart snap.kubelet.daemon"),
+        ],
+        false,
+    );
+    assert_eq!(r["unknown"].code, 5);
+    assert_eq!(
+        r["unknown"].stderr,
+        "Failed to restart snap.kubelet.daemon.service: Unit snap.kubelet.daemon.service not found.\n"
+    );
+    assert_eq!(
+        (r["inactive"].code, r["inactive"].stdout.as_str()),
+        (3, "inactive\n")
+    );
+    assert_eq!(
+        (r["after-stop"].code, r["after-stop"].stdout.as_str()),
+        (3, "inactive\n")
+    );
+    assert_eq!(
+        (r["enabled"].code, r["enabled"].stdout.as_str()),
+        (1, "disabled\n")
+    );
+    let svc = &p.sim.machine().services["snap.kubelet.daemon.service"];
+    assert!(svc.active);
+    assert!(!svc.enabled);
+    assert_eq!(svc.starts, 2);
+    let calls = p.sim.machine().calls;
+    let mutating = calls.iter().filter(|c| c.is_mutating()).count();
+    assert_eq!(mutating, 5, "{calls:?}");
+}
