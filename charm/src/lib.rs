@@ -12,6 +12,8 @@
 //!   exit code and stderr;
 //! - [`resources`]: attached resources, with Juju's zero-byte convention;
 //! - [`exec`]: running other programs with captured output;
+//! - [`snap`], [`service`]: snaps (the CLI, and the metadata snapd lays
+//!   out) and systemd services;
 //! - [`files`]: atomic, mode-correct file writes that skip unchanged content;
 //! - [`state`]: what the charm recorded in earlier hooks;
 //! - [`logging`]: a `log` backend that reaches both the operator
@@ -26,6 +28,8 @@ pub mod files;
 pub mod logging;
 pub mod resources;
 pub mod root;
+pub mod service;
+pub mod snap;
 pub mod state;
 pub mod status;
 pub mod tools;

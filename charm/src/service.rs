@@ -1,0 +1,34 @@
+//! systemd services, through `systemctl`.
+
+use crate::exec::{self, ExecError};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Systemctl;
+
+impl Systemctl {
+    /// `systemctl is-active <unit>`: exit 0 means active; any other exit is
+    /// an answer ("inactive", "failed", ...), not an error.
+    pub fn is_active(&self, unit: &str) -> Result<bool, ExecError> {
+        match exec::run("systemctl", &["is-active", unit], None) {
+            Ok(_) => Ok(true),
+            Err(ExecError::Failed { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn restart(&self, unit: &str) -> Result<(), ExecError> {
+        exec::run("systemctl", &["restart", unit], None).map(drop)
+    }
+
+    pub fn start(&self, unit: &str) -> Result<(), ExecError> {
+        exec::run("systemctl", &["start", unit], None).map(drop)
+    }
+
+    pub fn stop(&self, unit: &str) -> Result<(), ExecError> {
+        exec::run("systemctl", &["stop", unit], None).map(drop)
+    }
+
+    pub fn disable_now(&self, unit: &str) -> Result<(), ExecError> {
+        exec::run("systemctl", &["disable", "--now", unit], None).map(drop)
+    }
+}

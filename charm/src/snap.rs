@@ -1,0 +1,254 @@
+//! Snaps: the `snap` CLI for changes, and the metadata snapd lays out
+//! (`/snap/<name>/current/meta/snap.yaml`) for what is installed, which
+//! costs no process start.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::exec::{self, ExecError};
+use crate::root::MachineRoot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapError {
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error("{} is not a snap: it is not a squashfs image", path.display())]
+    NotSquashfs { path: PathBuf },
+    #[error("{}: cannot read meta/snap.yaml: {reason}", path.display())]
+    BadMetadata { path: PathBuf, reason: String },
+    #[error("reading {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What a snap says of itself in `meta/snap.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapMeta {
+    pub name: String,
+    pub version: String,
+    /// `all` when the snap does not say.
+    pub architectures: Vec<String>,
+    pub confinement: String,
+}
+
+#[derive(Deserialize)]
+struct RawSnapYaml {
+    name: String,
+    #[serde(default)]
+    version: serde_yaml::Value,
+    #[serde(default)]
+    architectures: Vec<String>,
+    #[serde(default)]
+    confinement: Option<String>,
+}
+
+impl SnapMeta {
+    pub fn parse(yaml: &[u8], origin: &Path) -> Result<SnapMeta, SnapError> {
+        let raw: RawSnapYaml =
+            serde_yaml::from_slice(yaml).map_err(|e| SnapError::BadMetadata {
+                path: origin.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        // YAML reads `version: 1.30` as a number; snapd treats it as text.
+        let version = match raw.version {
+            serde_yaml::Value::String(s) => s,
+            serde_yaml::Value::Null => String::new(),
+            other => serde_yaml::to_string(&other)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        };
+        Ok(SnapMeta {
+            name: raw.name,
+            version,
+            architectures: if raw.architectures.is_empty() {
+                vec!["all".into()]
+            } else {
+                raw.architectures
+            },
+            confinement: raw.confinement.unwrap_or_else(|| "strict".into()),
+        })
+    }
+
+    pub fn supports(&self, arch: &str) -> bool {
+        self.architectures.iter().any(|a| a == "all" || a == arch)
+    }
+}
+
+/// The installed snap `name`, if any, from the metadata snapd mounted.
+pub fn installed(root: &MachineRoot, name: &str) -> Result<Option<SnapMeta>, SnapError> {
+    let path = root.path(format!("/snap/{name}/current/meta/snap.yaml"));
+    match std::fs::read(&path) {
+        Ok(yaml) => SnapMeta::parse(&yaml, &path).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SnapError::Io { path, source }),
+    }
+}
+
+/// Whether the installed revision of `name` came from a local file (snapd
+/// numbers those `x1`, `x2`, ...): refreshing it from the store needs
+/// `--amend`.
+pub fn installed_from_file(root: &MachineRoot, name: &str) -> bool {
+    std::fs::read_link(root.path(format!("/snap/{name}/current")))
+        .is_ok_and(|rev| rev.to_string_lossy().starts_with('x'))
+}
+
+/// Reads a snap file's metadata without installing it: checks it is a
+/// squashfs image, then asks `unsquashfs` for `meta/snap.yaml`.
+pub fn inspect_file(path: &Path) -> Result<SnapMeta, SnapError> {
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        use std::io::Read;
+        f.read_exact(&mut magic)
+    });
+    match read {
+        Ok(()) if &magic == b"hsqs" => {}
+        Ok(()) => return Err(SnapError::NotSquashfs { path: path.into() }),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(SnapError::NotSquashfs { path: path.into() })
+        }
+        Err(source) => {
+            return Err(SnapError::Io {
+                path: path.into(),
+                source,
+            })
+        }
+    }
+    let out = exec::run(
+        "unsquashfs",
+        &[
+            std::ffi::OsStr::new("-cat"),
+            path.as_os_str(),
+            std::ffi::OsStr::new("meta/snap.yaml"),
+        ],
+        None,
+    )
+    .map_err(|e| SnapError::BadMetadata {
+        path: path.into(),
+        reason: e.stderr().trim().to_string(),
+    })?;
+    SnapMeta::parse(&out.stdout, path)
+}
+
+/// Whether `unsquashfs` can be run here (snapd depends on squashfs-tools,
+/// so on a machine with snapd it normally can).
+pub fn can_inspect_files() -> bool {
+    exec::run("unsquashfs", &["-version"], None).is_ok()
+}
+
+/// The `snap` command.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SnapCli;
+
+impl SnapCli {
+    fn snap(&self, args: &[&str]) -> Result<String, SnapError> {
+        Ok(exec::run("snap", args, None)?.stdout_str())
+    }
+
+    /// `snap install <name> --channel=<channel> [--classic]`.
+    pub fn install_from_store(
+        &self,
+        name: &str,
+        channel: &str,
+        classic: bool,
+    ) -> Result<String, SnapError> {
+        let channel = format!("--channel={channel}");
+        let mut args = vec!["install", name, channel.as_str()];
+        if classic {
+            args.push("--classic");
+        }
+        self.snap(&args)
+    }
+
+    /// `snap refresh <name> --channel=<channel> [--classic] [--amend]`;
+    /// `--amend` moves a snap installed from a file back to the store.
+    pub fn refresh(
+        &self,
+        name: &str,
+        channel: &str,
+        classic: bool,
+        amend: bool,
+    ) -> Result<String, SnapError> {
+        let channel = format!("--channel={channel}");
+        let mut args = vec!["refresh", name, channel.as_str()];
+        if classic {
+            args.push("--classic");
+        }
+        if amend {
+            args.push("--amend");
+        }
+        self.snap(&args)
+    }
+
+    /// `snap install --dangerous [--classic] <file>`.
+    pub fn install_file(&self, file: &Path, classic: bool) -> Result<String, SnapError> {
+        let file = file.to_string_lossy();
+        let mut args = vec!["install", "--dangerous"];
+        if classic {
+            args.push("--classic");
+        }
+        args.push(&file);
+        self.snap(&args)
+    }
+
+    /// `snap set <name> key=value ...` in one call.
+    pub fn set(&self, name: &str, pairs: &[(String, String)]) -> Result<(), SnapError> {
+        let pairs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec!["set", name];
+        args.extend(pairs.iter().map(String::as_str));
+        self.snap(&args).map(drop)
+    }
+
+    /// `snap unset <name> key ...`.
+    pub fn unset(&self, name: &str, keys: &[String]) -> Result<(), SnapError> {
+        let mut args = vec!["unset", name];
+        args.extend(keys.iter().map(String::as_str));
+        self.snap(&args).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_versions_stay_text() {
+        let meta = SnapMeta::parse(b"name: kubectl\nversion: 1.30\n", Path::new("x")).unwrap();
+        assert_eq!(meta.version, "1.3");
+        let meta = SnapMeta::parse(b"name: kubectl\nversion: '1.30'\n", Path::new("x")).unwrap();
+        assert_eq!(meta.version, "1.30");
+        assert_eq!(meta.architectures, vec!["all".to_string()]);
+        assert!(meta.supports("s390x"));
+    }
+
+    #[test]
+    fn architectures_are_checked() {
+        let meta = SnapMeta::parse(
+            b"name: kubelet\nversion: 1.31.2\narchitectures: [amd64]\nconfinement: classic\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert!(meta.supports("amd64"));
+        assert!(!meta.supports("s390x"));
+        assert_eq!(meta.confinement, "classic");
+    }
+
+    #[test]
+    fn a_file_that_is_not_squashfs_is_refused_before_unsquashfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubelet.snap");
+        std::fs::write(&path, b"PK\x03\x04 a zip").unwrap();
+        assert!(matches!(
+            inspect_file(&path),
+            Err(SnapError::NotSquashfs { .. })
+        ));
+        std::fs::write(&path, b"hs").unwrap();
+        assert!(matches!(
+            inspect_file(&path),
+            Err(SnapError::NotSquashfs { .. })
+        ));
+    }
+}
