@@ -18,6 +18,15 @@ pub enum Error {
     State(#[from] StateError),
     #[error(transparent)]
     File(#[from] FileError),
+    #[error(transparent)]
+    Resource(charm::resources::ResourceError),
+    #[error("{doing}: {source}")]
+    Io {
+        doing: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Snap(#[from] charm::snap::SnapError),
 }
 
 /// Adds what was being done to a hook tool failure.

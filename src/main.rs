@@ -12,7 +12,12 @@
 //! that the agent marks the hook failed and retries it.
 
 mod arch;
+mod cni;
+mod config;
+mod elf;
 mod error;
+mod install;
+mod snaps;
 mod unit_state;
 mod worker;
 

@@ -1,0 +1,120 @@
+//! Convergence of everything the resources provide: the CNI plugins and
+//! the three snaps, for this machine's architecture.
+
+use std::collections::BTreeMap;
+
+use charm::root::MachineRoot;
+use charm::HookTools;
+
+use crate::arch::Arch;
+use crate::error::{Error, ToolContext};
+use crate::unit_state::{Problem, ProblemKind, Recorded};
+use crate::{cni, config::Config, snaps};
+
+/// What a look at the resources did, item by item (for the upgrade
+/// action's results and the log).
+pub type Report = BTreeMap<String, String>;
+
+/// Brings the plugins and snaps in line with the resources and config.
+/// `force_upgrade`: apply upgrades even under require-manual-upgrade (the
+/// `upgrade` action). Records what it did and what stood in the way.
+pub fn converge(
+    tools: &HookTools,
+    root: &MachineRoot,
+    arch: Arch,
+    config: &Config,
+    recorded: &mut Recorded,
+    force_upgrade: bool,
+    announce: &mut dyn FnMut(&str) -> Result<(), Error>,
+) -> Result<Report, Error> {
+    let mut report = Report::new();
+    let mut problems = Vec::new();
+
+    let outcome = cni::converge(tools, root, arch, &mut recorded.cni, announce)?;
+    let key = cni::resource_name(arch);
+    match outcome {
+        cni::Outcome::Unchanged => {
+            report.insert(key, "unchanged".into());
+        }
+        cni::Outcome::Installed { added, removed } => {
+            report.insert(key, format!("installed {added} plugins, removed {removed}"));
+        }
+        cni::Outcome::Blocked(message) => {
+            report.insert(key, message.clone());
+            problems.push(Problem {
+                kind: ProblemKind::Blocked,
+                message,
+            });
+        }
+    }
+
+    let allow_upgrade = force_upgrade || !config.require_manual_upgrade;
+    for name in snaps::SNAPS {
+        let wanted = snaps::wanted(tools, name, &config.channel)?;
+        let mut installed = recorded.snaps.get(name).cloned();
+        let outcome = snaps::converge(
+            name,
+            &wanted,
+            &mut installed,
+            allow_upgrade,
+            arch,
+            root,
+            announce,
+        )?;
+        if let Some(installed) = installed {
+            recorded.snaps.insert(name.to_string(), installed);
+        }
+        let (text, problem) = match outcome {
+            snaps::Outcome::Unchanged => ("unchanged".to_string(), None),
+            snaps::Outcome::Done(what) => {
+                log::info!("{what}");
+                (what, None)
+            }
+            snaps::Outcome::Held { from, to } => {
+                log::debug!("{name}: upgrade from {from} to {to} waits for the upgrade action");
+                (
+                    format!("upgrade from {from} to {to} waits for the upgrade action"),
+                    Some(Problem {
+                        kind: ProblemKind::ManualUpgrade,
+                        message: "Needs manual upgrade, run the upgrade action".into(),
+                    }),
+                )
+            }
+            snaps::Outcome::Blocked(message) => (
+                message.clone(),
+                Some(Problem {
+                    kind: ProblemKind::Blocked,
+                    message,
+                }),
+            ),
+            snaps::Outcome::Retry(reason) => (
+                format!("the store failed: {reason}"),
+                Some(Problem {
+                    kind: ProblemKind::Retry,
+                    message: format!("Waiting to retry installing {name}: {reason}"),
+                }),
+            ),
+        };
+        report.insert(name.to_string(), text);
+        // Three held snaps make one "Needs manual upgrade".
+        if let Some(problem) = problem.filter(|p| !problems.contains(p)) {
+            problems.push(problem);
+        }
+    }
+    if problems != recorded.problems {
+        for p in &problems {
+            log::info!("{}", p.message);
+        }
+    }
+    recorded.problems = problems;
+    let version = recorded.snaps.get("kubelet").map(|s| s.version.clone());
+    if let Some(version) = version.filter(|v| !v.is_empty()) {
+        if recorded.workload_version.as_ref() != Some(&version) {
+            tools
+                .application_version_set(&version)
+                .doing("setting the workload version")?;
+            recorded.workload_version = Some(version);
+        }
+    }
+    Ok(report)
+}
