@@ -12,7 +12,9 @@ ARCH := $(shell uname -m | sed -e s/x86_64/amd64/ -e s/aarch64/arm64/ -e s/ppc64
 CHARM := build/kubernetes-worker.charm
 CHARM_FILES := metadata.yaml config.yaml actions.yaml dispatch hooks actions
 
-.PHONY: all deps charm test lint unit-tests demo clean
+FIXTURE_ARCHES := amd64 s390x
+
+.PHONY: all deps fixtures charm test lint unit-tests demo clean
 
 all: charm
 
@@ -29,6 +31,10 @@ deps:
 	fi
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
+# Real CNI plugins (Debian's containernetworking-plugins) per architecture.
+fixtures: deps
+	tests/fetch-cni-fixtures.sh $(FIXTURE_ARCHES)
+
 charm: deps
 	$(CARGO) build --release --locked --bin kubernetes-worker
 	rm -rf build/charm && mkdir -p build/charm/bin
@@ -42,12 +48,12 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-unit-tests: deps
+unit-tests: deps fixtures
 	$(CARGO) test --workspace --locked
 
 test: lint unit-tests
 
-demo: charm
+demo: charm fixtures
 	$(CARGO) build --quiet --locked -p juju-sim --bins
 	target/debug/juju-sim-demo $(CHARM)
 

@@ -140,3 +140,73 @@ impl Probe {
             .unwrap()
     }
 }
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn arch() -> &'static str {
+    juju_sim::host_arch()
+}
+
+/// A CNI tarball of `arch`'s real plugins (all, or only `names`). The
+/// full one is built once and shared.
+pub fn cni_tgz(dir: &Path, arch: &str, names: Option<&[&str]>) -> PathBuf {
+    let plugins = juju_sim::fixtures::cni_plugins_dir(repo(), arch);
+    if names.is_some() {
+        return juju_sim::fixtures::cni_tarball(
+            &plugins,
+            &dir.join(format!("cni-{arch}.tgz")),
+            names,
+        );
+    }
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let shared = repo().join(format!("build/fixtures/cni-{arch}.tgz"));
+    if !shared.exists() {
+        // Built aside and renamed: test processes may race to build it.
+        let tmp = repo().join(format!(
+            "build/fixtures/.cni-{arch}.{}.tgz",
+            std::process::id()
+        ));
+        juju_sim::fixtures::cni_tarball(&plugins, &tmp, None);
+        std::fs::rename(&tmp, &shared).unwrap();
+    }
+    shared
+}
+
+/// A unit as an operator deploys it: the store serving the snaps, this
+/// arch's CNI tarball attached, zero-byte snap resources (use the store).
+pub fn provisioned() -> (Sim, tempfile::TempDir) {
+    let sim = unit();
+    let scratch = tempfile::tempdir().unwrap();
+    sim.edit_machine(|m| m.store = juju_sim::fixtures::kubernetes_store());
+    sim.attach_file(
+        &format!("cni-{}", arch()),
+        &cni_tgz(scratch.path(), arch(), None),
+    );
+    for snap in ["kubectl", "kubelet", "kube-proxy"] {
+        sim.attach(snap, b"");
+    }
+    (sim, scratch)
+}
+
+/// Every file and directory under `dir`, relative, sorted.
+pub fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            out.push(path.strip_prefix(base).unwrap().display().to_string());
+            if entry.file_type().unwrap().is_dir() {
+                walk(base, &path, out);
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}

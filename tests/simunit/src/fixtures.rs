@@ -82,3 +82,67 @@ impl TestSnap {
         out
     }
 }
+
+/// Real CNI plugins for `arch` (Debian's containernetworking-plugins,
+/// fetched by `make fixtures` into `<repo>/build/fixtures/cni/<arch>`).
+pub fn cni_plugins_dir(repo: &Path, arch: &str) -> PathBuf {
+    let dir = repo.join("build/fixtures/cni").join(arch);
+    assert!(
+        dir.join("bridge").exists(),
+        "no CNI plugin fixtures for {arch} in {}: run `make fixtures`",
+        dir.display()
+    );
+    dir
+}
+
+/// A flat `.tgz` of the plugins in `plugins_dir` (all, or only `names`), as
+/// the upstream release tarballs are laid out.
+pub fn cni_tarball(plugins_dir: &Path, dest: &Path, names: Option<&[&str]>) -> PathBuf {
+    let mut cmd = Command::new("tar");
+    cmd.arg("-czf").arg(dest).arg("-C").arg(plugins_dir);
+    match names {
+        Some(names) => {
+            cmd.args(names.iter().map(|n| format!("./{n}")));
+        }
+        None => {
+            cmd.arg(".");
+        }
+    }
+    let status = cmd.status().expect("tar");
+    assert!(status.success(), "tar failed");
+    dest.to_path_buf()
+}
+
+/// The snap store as the charm sees it: kubectl, kubelet and kube-proxy,
+/// classic, on two tracks.
+pub fn kubernetes_store() -> std::collections::BTreeMap<
+    String,
+    std::collections::BTreeMap<String, crate::machine::StoreRevision>,
+> {
+    let mut store = std::collections::BTreeMap::new();
+    for (i, name) in ["kubectl", "kubelet", "kube-proxy"].into_iter().enumerate() {
+        let mut channels = std::collections::BTreeMap::new();
+        for (j, (channel, version)) in [("1.31/stable", "1.31.2"), ("1.32/stable", "1.32.0")]
+            .into_iter()
+            .enumerate()
+        {
+            let mut apps = std::collections::BTreeMap::new();
+            apps.insert(name.to_string(), None);
+            if name != "kubectl" {
+                apps.insert("daemon".to_string(), Some("simple".to_string()));
+            }
+            channels.insert(
+                channel.to_string(),
+                crate::machine::StoreRevision {
+                    version: version.to_string(),
+                    revision: 1000 + 100 * j as u32 + i as u32,
+                    classic: true,
+                    architectures: vec!["all".into()],
+                    apps,
+                },
+            );
+        }
+        store.insert(name.to_string(), channels);
+    }
+    store
+}

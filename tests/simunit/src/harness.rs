@@ -165,7 +165,10 @@ impl Sim {
         // directory from its own path (/proc/self/exe), leaving the hook's
         // environment exactly Juju's.
         let sim_bin = dir.join("sim/juju-sim");
-        std::fs::copy(tool_binary(), &sim_bin).expect("copy juju-sim");
+        let source = tool_binary();
+        if std::fs::hard_link(&source, &sim_bin).is_err() {
+            std::fs::copy(&source, &sim_bin).expect("copy juju-sim");
+        }
         for tool in TOOLS {
             std::fs::hard_link(&sim_bin, layout.tools_dir().join(tool)).expect("link tool");
         }
@@ -192,6 +195,7 @@ impl Sim {
                 message: "waiting for machine".into(),
                 hook: String::new(),
                 agent: true,
+                run: 0,
             },
             ..UnitState::default()
         };
@@ -504,9 +508,11 @@ impl Sim {
             if event.name == "stop" {
                 set_agent_status(s, "maintenance", "stopping charm software", "stop");
             }
+            let number = s.hooks.len();
             s.pending.clear();
             s.running = Some(RunningHook {
                 context_id: context_id.clone(),
+                number,
                 name: event.name.clone(),
                 relation_id: event.relation,
                 remote_unit: event.remote_unit.clone(),
@@ -701,10 +707,14 @@ impl Sim {
         let mut out = String::new();
         // Statuses are in order and each names its hook, so they can be
         // walked alongside the hook runs.
-        let mut statuses = s.status_history.iter().peekable();
-        for hook in &s.hooks {
+        let mut statuses = s
+            .status_history
+            .iter()
+            .filter(|st| !st.hook.is_empty())
+            .peekable();
+        for (number, hook) in s.hooks.iter().enumerate() {
             out.push_str(&format!("{:<40} exit {}\n", hook.name, hook.exit));
-            while let Some(st) = statuses.next_if(|st| st.hook == hook.name) {
+            while let Some(st) = statuses.next_if(|st| st.run == number) {
                 let by = if st.agent { " (set by the agent)" } else { "" };
                 out.push_str(&format!("    {:<12} {}{by}\n", st.status, st.message));
             }
@@ -745,12 +755,17 @@ impl Event {
     }
 }
 
+/// The agent's own status, set just before (install, stop) or just after
+/// (start) a hook run: either way, before that run is recorded, so it
+/// belongs to the run numbered `hooks.len()`.
 fn set_agent_status(s: &mut UnitState, status: &str, message: &str, hook: &str) {
+    let run = s.hooks.len();
     let entry = StatusEntry {
         status: status.into(),
         message: message.into(),
         hook: hook.into(),
         agent: true,
+        run,
     };
     s.status = entry.clone();
     s.status_history.push(entry);

@@ -65,6 +65,9 @@ pub struct StatusEntry {
     /// Set by the agent itself, not the charm.
     #[serde(default)]
     pub agent: bool,
+    /// The number of the hook run (its index in `hooks`).
+    #[serde(default)]
+    pub run: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +128,9 @@ pub struct ActionRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunningHook {
     pub context_id: String,
+    /// Its index in `hooks` once it ends.
+    #[serde(default)]
+    pub number: usize,
     pub name: String,
     pub relation_id: Option<u32>,
     pub remote_unit: Option<String>,

@@ -275,6 +275,7 @@ fn status_set(call: &mut Call) -> ToolResult {
         message,
         hook: call.hook.name.clone(),
         agent: false,
+        run: call.hook.number,
     };
     call.state.status = entry.clone();
     call.state.status_set_by_charm = true;

@@ -32,17 +32,17 @@ fn main() -> ExitCode {
         sim.dir().display()
     );
     println!("(machine root: {})\n", sim.root().display());
-    for name in [
-        "cni-amd64",
-        "cni-s390x",
-        "cni-arm64",
-        "cni-ppc64el",
-        "kubectl",
-        "kubelet",
-        "kube-proxy",
-    ] {
+    // What an operator attaches: this machine's CNI plugins (Debian's real
+    // ones, from `make fixtures`) and zero-byte snaps, meaning "use the
+    // store", which here serves kubectl, kubelet and kube-proxy.
+    let arch = juju_sim::host_arch();
+    let plugins = juju_sim::fixtures::cni_plugins_dir(std::path::Path::new("."), arch);
+    let tarball = juju_sim::fixtures::cni_tarball(&plugins, &sim.dir().join("cni.tgz"), None);
+    sim.attach_file(&format!("cni-{arch}"), &tarball);
+    for name in ["kubectl", "kubelet", "kube-proxy"] {
         sim.attach(name, b"");
     }
+    sim.edit_machine(|m| m.store = juju_sim::fixtures::kubernetes_store());
     let mut failed = 0;
     let mut check = |run: juju_sim::HookRun| {
         if run.exit != 0 {
@@ -53,7 +53,14 @@ fn main() -> ExitCode {
     for run in sim.deploy() {
         check(run);
     }
-    check(sim.configure("labels", "demo=true"));
+    check(sim.configure("channel", "1.32/stable"));
+    let (run, action) = sim.action("upgrade", serde_json::json!({}));
+    check(run);
+    println!(
+        "upgrade action: {} {}",
+        action.status,
+        serde_json::Value::Object(action.results)
+    );
     let id = sim.relate("kube-control", "kubernetes-control-plane");
     for run in sim.join(
         id,
