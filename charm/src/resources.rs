@@ -64,15 +64,28 @@ pub enum ResourceError {
 /// The SHA-256 of a resource file, hex: the one fingerprint by which a
 /// charm tells whether an attached file changed.
 pub fn fingerprint(path: &std::path::Path) -> std::io::Result<String> {
-    use sha2::Digest;
     let mut file = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    let mut hasher = Fingerprint::default();
+    std::io::copy(&mut file, &mut hasher.0)?;
+    Ok(hasher.hex())
+}
+
+/// A SHA-256 over whatever a charm feeds it, as hex: for telling whether
+/// anything a service reads changed.
+#[derive(Default)]
+pub struct Fingerprint(sha2::Sha256);
+
+impl Fingerprint {
+    pub fn update(&mut self, bytes: impl AsRef<[u8]>) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+
+    pub fn hex(self) -> String {
+        sha2::Digest::finalize(self.0)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -202,6 +202,24 @@ impl SnapCli {
         self.snap(&args).map(drop)
     }
 
+    /// `snap set <name> ...` with pairs as given: `("key", "value")` sets,
+    /// `("key!", "")` unsets, all in one call.
+    pub fn set_raw(&self, name: &str, pairs: &[(String, String)]) -> Result<(), SnapError> {
+        let args: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| {
+                if k.ends_with('!') {
+                    k.clone()
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
+        let mut all = vec!["set", name];
+        all.extend(args.iter().map(String::as_str));
+        self.snap(&all).map(drop)
+    }
+
     /// `snap unset <name> key ...`.
     pub fn unset(&self, name: &str, keys: &[String]) -> Result<(), SnapError> {
         let mut args = vec!["unset", name];
