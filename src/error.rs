@@ -27,6 +27,11 @@ pub enum Error {
     },
     #[error(transparent)]
     Snap(#[from] charm::snap::SnapError),
+    #[error("{doing}: {source}")]
+    Exec {
+        doing: &'static str,
+        source: charm::exec::ExecError,
+    },
 }
 
 /// Adds what was being done to a hook tool failure.

@@ -11,12 +11,19 @@
 //! to do); 1 for a bug or a broken environment, logged with what failed, so
 //! that the agent marks the hook failed and retries it.
 
+mod actions;
 mod arch;
+mod args;
 mod cni;
 mod config;
+mod daemons;
 mod elf;
 mod error;
 mod install;
+mod kubeapi;
+mod kubeconfig;
+mod node;
+mod relations;
 mod snaps;
 mod unit_state;
 mod worker;

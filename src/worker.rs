@@ -1,18 +1,28 @@
 //! The event handlers: route each event to the work it can require, then
 //! set the one status that says how the unit stands.
+//!
+//! Hooks look only at what their event can have changed: resources in
+//! install, upgrade-charm (fired by attach-resource) and config-changed;
+//! config in those three; a relation's data in that relation's hooks. The
+//! rest comes from what the charm recorded, so update-status in a converged
+//! unit makes no hook-tool call at all.
 
-use charm::context::{Event, HookKind};
+use charm::context::{Event, HookKind, RelationEvent};
 use charm::root::MachineRoot;
 use charm::{HookContext, HookTools, Status};
 
 use crate::arch::{self, Arch};
 use crate::config::Config;
 use crate::error::{Error, ToolContext};
-use crate::install;
+use crate::node::{self, Node};
+use crate::relations::ENDPOINTS;
 use crate::unit_state::{self, ProblemKind, Recorded};
+use crate::{actions, install};
 
 /// The variable that moves the machine's root (for tests).
 pub const ROOT_VAR: &str = "KUBERNETES_WORKER_ROOT";
+
+const INGRESS_PORTS: [&str; 2] = ["80/tcp", "443/tcp"];
 
 /// Runs the handler for the context's event.
 pub fn handle(ctx: &HookContext) -> Result<(), Error> {
@@ -32,6 +42,12 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
     let root = MachineRoot::from_env(ROOT_VAR);
     let mut state = unit_state::load(&ctx.charm_dir)?;
     let (machine, arch) = arch::detect();
+    let node = Node {
+        tools: &tools,
+        root: &root,
+        unit: &ctx.unit,
+        name: node::node_name(),
+    };
 
     let mut announced: Option<Status> = None;
     let mut announce = |message: &str| -> Result<(), Error> {
@@ -42,46 +58,26 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         announced = Some(status);
         Ok(())
     };
-    let work = match (arch, &ctx.event) {
-        (None, _) => Ok(()),
-        (Some(arch), Event::Action(name)) if name == "upgrade" => {
-            upgrade_action(&tools, &root, arch, state.get_mut(), &mut announce)
-        }
-        (Some(_), Event::Action(name)) => {
-            log::warn!("action {name} is not implemented yet");
-            tools
-                .action_fail(&format!("action {name} is not implemented yet"))
-                .doing("failing the action")
-        }
-        (Some(arch), Event::Hook(kind)) => {
-            // Resources change only with upgrade-charm (attach-resource),
-            // the channel only with config-changed; other hooks look again
-            // only to retry what the store failed to deliver.
-            let look = matches!(
-                kind,
-                HookKind::Install | HookKind::UpgradeCharm | HookKind::ConfigChanged
-            ) || state.get().wants_retry();
-            if look {
-                Config::read(&tools).and_then(|config| {
-                    install::converge(
-                        &tools,
-                        &root,
-                        arch,
-                        &config,
-                        state.get_mut(),
-                        false,
-                        &mut announce,
-                    )
-                    .map(drop)
-                })
-            } else {
-                Ok(())
-            }
-        }
-        (Some(_), Event::Unknown(_)) => Ok(()),
+    // Juju drops a failed hook's relation-set and port changes: so are
+    // their records.
+    let transactional = (state.get().published.clone(), state.get().ingress_open);
+    let work = match arch {
+        None => Ok(()),
+        Some(arch) => run(
+            ctx,
+            &tools,
+            &root,
+            &node,
+            arch,
+            state.get_mut(),
+            &mut announce,
+        ),
     };
     if let Some(status) = announced {
         state.get_mut().status = Some(status_key(&status));
+    }
+    if work.is_err() {
+        (state.get_mut().published, state.get_mut().ingress_open) = transactional;
     }
     // What was done to the machine is recorded even if the hook then fails.
     state.save()?;
@@ -101,34 +97,149 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
     Ok(())
 }
 
+fn run(
+    ctx: &HookContext,
+    tools: &HookTools,
+    root: &MachineRoot,
+    node: &Node,
+    arch: Arch,
+    recorded: &mut Recorded,
+    announce: &mut dyn FnMut(&str) -> Result<(), Error>,
+) -> Result<(), Error> {
+    match &ctx.event {
+        Event::Action(name) => match name.as_str() {
+            "upgrade" => upgrade_action(tools, root, arch, recorded, announce)?,
+            "pause" => return actions::pause(tools, node, recorded),
+            "resume" => return actions::resume(tools, node, recorded),
+            other => {
+                log::warn!("unknown action {other}");
+                return tools
+                    .action_fail(&format!("unknown action {other}"))
+                    .doing("failing the action");
+            }
+        },
+        Event::Hook(HookKind::Stop) => return node.stop(recorded),
+        Event::Hook(kind) => {
+            let reads_config = matches!(
+                kind,
+                HookKind::Install | HookKind::UpgradeCharm | HookKind::ConfigChanged
+            );
+            let config = if reads_config
+                || recorded.options.is_none() && recorded.config_problems.is_empty()
+            {
+                let config = Config::read(tools)?;
+                match &config.node {
+                    Ok(options) => {
+                        recorded.options = Some(options.clone());
+                        recorded.config_problems.clear();
+                    }
+                    Err(problems) => recorded.config_problems = problems.clone(),
+                }
+                Some(config)
+            } else {
+                None
+            };
+            // The store is retried on whatever hook comes next.
+            let look = reads_config || recorded.wants_retry();
+            if look {
+                let config = match config {
+                    Some(config) => config,
+                    None => Config::read(tools)?,
+                };
+                install::converge(tools, root, arch, &config, recorded, false, announce)?;
+            }
+            let endpoints: Vec<&str> = match kind {
+                HookKind::Relation { endpoint, .. } => ENDPOINTS
+                    .iter()
+                    .copied()
+                    .filter(|e| e == endpoint)
+                    .collect(),
+                HookKind::Install | HookKind::UpgradeCharm => ENDPOINTS.to_vec(),
+                _ => ENDPOINTS
+                    .iter()
+                    .copied()
+                    .filter(|e| {
+                        !recorded.relations.contains_key(*e) && *kind != HookKind::UpdateStatus
+                    })
+                    .collect(),
+            };
+            let broken = match kind {
+                HookKind::Relation {
+                    event: RelationEvent::Broken,
+                    ..
+                } => ctx.relation.as_ref().map(|r| r.id.to_string()),
+                _ => None,
+            };
+            node.refresh(recorded, &endpoints, broken.as_deref())?;
+            if reads_config {
+                if let Some(options) = &recorded.options {
+                    set_ingress(tools, recorded.ingress_open, options.ingress)?;
+                    recorded.ingress_open = Some(options.ingress);
+                }
+            }
+        }
+        Event::Unknown(_) => return Ok(()),
+    }
+    if recorded.stopped || !recorded.config_problems.is_empty() {
+        return Ok(());
+    }
+    if let Some(options) = recorded.options.clone() {
+        node.converge(recorded, &options)?;
+    }
+    Ok(())
+}
+
+fn set_ingress(tools: &HookTools, open: Option<bool>, want: bool) -> Result<(), Error> {
+    if open == Some(want) {
+        return Ok(());
+    }
+    for port in INGRESS_PORTS {
+        if want {
+            tools.open_port(port).doing("opening the ingress ports")?;
+        } else {
+            tools.close_port(port).doing("closing the ingress ports")?;
+        }
+    }
+    Ok(())
+}
+
 fn status_key(status: &Status) -> (String, String) {
     (status.kind.as_str().to_string(), status.message.clone())
 }
 
-/// The one status that says how the unit stands, most urgent first.
+/// The one status that says how the unit stands, most urgent first:
+/// what the operator must fix, then what the unit waits for, then running.
 fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
     let Some(arch) = arch else {
         return Status::blocked(format!("Unsupported architecture: {machine}"));
     };
+    if recorded.stopped {
+        return Status::maintenance(
+            "Stopped: node removed from the cluster, kubelet and kube-proxy stopped",
+        );
+    }
+    let all = || {
+        recorded
+            .problems
+            .iter()
+            .chain(&recorded.config_problems)
+            .chain(&recorded.node_problems)
+    };
     for kind in [ProblemKind::Blocked, ProblemKind::ManualUpgrade] {
-        if let Some(p) = recorded.problems.iter().find(|p| p.kind == kind) {
+        if let Some(p) = all().find(|p| p.kind == kind) {
             return Status::blocked(p.message.clone());
         }
     }
-    if let Some(p) = recorded
-        .problems
-        .iter()
-        .find(|p| p.kind == ProblemKind::Retry)
-    {
+    if let Some(p) = all().find(|p| matches!(p.kind, ProblemKind::Retry | ProblemKind::Waiting)) {
         return Status::waiting(p.message.clone());
     }
-    match recorded.snaps.get("kubelet") {
-        Some(kubelet) => Status::waiting(format!(
-            "Kubernetes {} installed on {arch}; node configuration is not in this build yet",
-            kubelet.version
-        )),
-        None => Status::waiting(format!("Installing Kubernetes on {arch}")),
+    if !(recorded.snaps.contains_key("kubelet") && recorded.snaps.contains_key("kube-proxy")) {
+        return Status::waiting(format!("Installing Kubernetes on {arch}"));
     }
+    if recorded.daemons.is_empty() {
+        return Status::waiting("Waiting for the node's configuration");
+    }
+    Status::active("Kubernetes worker running.")
 }
 
 /// The `upgrade` action: applies what require-manual-upgrade held back,

@@ -1,0 +1,292 @@
+//! The few Kubernetes API calls the worker makes: label its node, cordon
+//! and drain it, delete it. TLS trusts only the cluster's CA (from the
+//! certificates relation); requests carry the client token from
+//! kube-control; every request has a short timeout, so an unreachable API
+//! server costs a hook seconds, never a wedge.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::blocking::{Client, Response};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an API call did not succeed; the text is for status messages and
+/// action failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot set up TLS with the cluster CA: {0}")]
+    Setup(String),
+    #[error("the API server at {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{method} {path}: {status}: {message}")]
+    Status {
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{method} {path}: unexpected response: {reason}")]
+    Response {
+        method: String,
+        path: String,
+        reason: String,
+    },
+}
+
+impl ApiError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ApiError::Status { status: 404, .. })
+    }
+}
+
+pub struct Api {
+    url: String,
+    token: String,
+    client: Client,
+}
+
+/// A pod as far as draining cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub daemonset: bool,
+    pub mirror: bool,
+    pub controlled: bool,
+    pub local_data: bool,
+}
+
+impl Api {
+    pub fn new(url: &str, ca_pem: &str, token: &str) -> Result<Api, ApiError> {
+        let cas = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())
+            .map_err(|e| ApiError::Setup(e.to_string()))?;
+        if cas.is_empty() {
+            return Err(ApiError::Setup("the CA holds no certificate".into()));
+        }
+        let mut builder = Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false);
+        for ca in cas {
+            builder = builder.add_root_certificate(ca);
+        }
+        let client = builder
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| ApiError::Setup(e.to_string()))?;
+        Ok(Api {
+            url: url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            client,
+        })
+    }
+
+    fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Value)>,
+    ) -> Result<Value, ApiError> {
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header("Accept", "application/json");
+        if let Some((content_type, body)) = body {
+            request = request
+                .header("Content-Type", content_type)
+                .body(body.to_string());
+        }
+        let response = request.send().map_err(|e| ApiError::Unreachable {
+            url: self.url.clone(),
+            reason: error_chain(&e),
+        })?;
+        self.decode(method, path, response)
+    }
+
+    fn decode(&self, method: Method, path: &str, response: Response) -> Result<Value, ApiError> {
+        let status = response.status();
+        let text = response.text().map_err(|e| ApiError::Response {
+            method: method.to_string(),
+            path: path.to_string(),
+            reason: error_chain(&e),
+        })?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = value
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string());
+            return Err(ApiError::Status {
+                method: method.to_string(),
+                path: path.to_string(),
+                status: status.as_u16(),
+                message,
+            });
+        }
+        if value.is_null() && status != StatusCode::NO_CONTENT && !text.trim().is_empty() {
+            return Err(ApiError::Response {
+                method: method.to_string(),
+                path: path.to_string(),
+                reason: "not JSON".into(),
+            });
+        }
+        Ok(value)
+    }
+
+    /// Sets `labels` on the node and removes `remove`, in one merge patch.
+    pub fn patch_labels(
+        &self,
+        node: &str,
+        labels: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> Result<(), ApiError> {
+        let mut patch = serde_json::Map::new();
+        for (k, v) in labels {
+            patch.insert(k.clone(), json!(v));
+        }
+        for k in remove {
+            patch.insert(k.clone(), Value::Null);
+        }
+        self.call(
+            Method::PATCH,
+            &format!("/api/v1/nodes/{node}"),
+            Some((
+                "application/merge-patch+json",
+                json!({"metadata": {"labels": patch}}),
+            )),
+        )
+        .map(drop)
+    }
+
+    pub fn set_unschedulable(&self, node: &str, unschedulable: bool) -> Result<(), ApiError> {
+        self.call(
+            Method::PATCH,
+            &format!("/api/v1/nodes/{node}"),
+            Some((
+                "application/merge-patch+json",
+                json!({"spec": {"unschedulable": unschedulable}}),
+            )),
+        )
+        .map(drop)
+    }
+
+    pub fn delete_node(&self, node: &str) -> Result<(), ApiError> {
+        self.call(Method::DELETE, &format!("/api/v1/nodes/{node}"), None)
+            .map(drop)
+    }
+
+    pub fn pods_on(&self, node: &str) -> Result<Vec<Pod>, ApiError> {
+        let path = format!("/api/v1/pods?fieldSelector=spec.nodeName%3D{node}");
+        let list = self.call(Method::GET, &path, None)?;
+        let items = list
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(items.iter().map(pod).collect())
+    }
+
+    pub fn evict(&self, pod: &Pod) -> Result<(), ApiError> {
+        let body = json!({
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": pod.name, "namespace": pod.namespace},
+        });
+        self.call(
+            Method::POST,
+            &format!(
+                "/api/v1/namespaces/{}/pods/{}/eviction",
+                pod.namespace, pod.name
+            ),
+            Some(("application/json", body)),
+        )
+        .map(drop)
+    }
+}
+
+fn pod(item: &Value) -> Pod {
+    let meta = &item["metadata"];
+    let owners = meta["ownerReferences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let controller = owners
+        .iter()
+        .find(|o| o["controller"].as_bool() == Some(true));
+    Pod {
+        namespace: meta["namespace"].as_str().unwrap_or("default").to_string(),
+        name: meta["name"].as_str().unwrap_or_default().to_string(),
+        daemonset: controller.is_some_and(|o| o["kind"] == "DaemonSet"),
+        mirror: meta["annotations"]
+            .get("kubernetes.io/config.mirror")
+            .is_some(),
+        controlled: controller.is_some(),
+        local_data: item["spec"]["volumes"]
+            .as_array()
+            .is_some_and(|vols| vols.iter().any(|v| v.get("emptyDir").is_some())),
+    }
+}
+
+/// An error and its causes on one line (reqwest's own text is terse).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_are_classified_for_draining() {
+        let item = json!({
+            "metadata": {"namespace": "kube-system", "name": "flannel-x",
+                "ownerReferences": [{"kind": "DaemonSet", "controller": true}]},
+            "spec": {"volumes": [{"name": "run", "hostPath": {}}]}
+        });
+        let p = pod(&item);
+        assert!(p.daemonset && p.controlled && !p.mirror && !p.local_data);
+        let bare =
+            pod(&json!({"metadata": {"name": "debug"}, "spec": {"volumes": [{"emptyDir": {}}]}}));
+        assert!(!bare.controlled && bare.local_data);
+        assert_eq!(bare.namespace, "default");
+        let mirror = pod(
+            &json!({"metadata": {"name": "m", "annotations": {"kubernetes.io/config.mirror": "x"}}}),
+        );
+        assert!(mirror.mirror);
+    }
+
+    #[test]
+    fn a_bad_ca_is_a_setup_error() {
+        assert!(matches!(
+            Api::new("https://127.0.0.1:1", "not pem", "t"),
+            Err(ApiError::Setup(_))
+        ));
+    }
+
+    #[test]
+    fn an_unreachable_server_fails_fast() {
+        // A port nothing listens on: refused at once.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let ca = juju_sim::cluster::Pki::new().ca_pem();
+        let api = Api::new(&format!("https://127.0.0.1:{port}"), &ca, "t").unwrap();
+        let started = std::time::Instant::now();
+        let err = api.delete_node("n").unwrap_err();
+        assert!(matches!(err, ApiError::Unreachable { .. }), "{err}");
+        assert!(started.elapsed() < CONNECT_TIMEOUT + Duration::from_secs(1));
+    }
+}
