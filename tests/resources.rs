@@ -16,6 +16,18 @@ fn snap_calls(sim: &Sim, mark: juju_sim::Mark) -> Vec<String> {
         .collect()
 }
 
+/// With the resources in place, a unit with no relations asks for the
+/// control plane: the status has moved past every resource.
+fn assert_resources_settled(sim: &Sim) {
+    assert_eq!(
+        sim.status(),
+        (
+            "blocked".to_string(),
+            "Relate kubernetes-worker:kube-control to the control plane".to_string()
+        )
+    );
+}
+
 fn cni_bin(sim: &Sim) -> std::path::PathBuf {
     sim.root().join("opt/cni/bin")
 }
@@ -41,9 +53,7 @@ fn a_deploy_with_zero_byte_snaps_installs_from_the_store_on_the_channel() {
     }
     let plugins = std::fs::read_dir(cni_bin(&sim)).unwrap().count();
     assert_eq!(plugins, 16, "Debian's 16 plugins installed");
-    let (status, message) = sim.status();
-    assert_eq!(status, "waiting", "{message}");
-    assert!(message.contains("1.31.2"), "{message}");
+    assert_resources_settled(&sim);
     assert_eq!(sim.unit().workload_version, "1.31.2");
     let history: Vec<String> = sim
         .unit()
@@ -142,7 +152,7 @@ fn a_zero_byte_upload_after_a_local_install_refreshes_from_the_store_with_amend(
     );
     assert_eq!(sim.machine().snaps["kubelet"].source, SnapSource::Store);
     assert_eq!(sim.unit().workload_version, "1.31.2");
-    assert_eq!(sim.status().0, "waiting");
+    assert_resources_settled(&sim);
 }
 
 #[test]
@@ -394,16 +404,24 @@ fn the_store_failing_twice_is_retried_within_the_hook() {
     sim.edit_machine(|m| m.faults.push(eof_fault("kubelet", 2)));
     sim.hook("install").assert_ok();
     assert!(sim.machine().snaps.contains_key("kubelet"));
-    assert_eq!(sim.status().0, "waiting");
-    assert!(!sim.status().1.contains("retry"), "{:?}", sim.status());
+    assert_resources_settled(&sim);
     assert_eq!(sim.unit().error, None);
 }
 
 #[test]
 fn a_store_that_keeps_failing_waits_and_the_next_hook_retries() {
-    let (sim, _s) = provisioned();
-    sim.edit_machine(|m| m.faults.push(eof_fault("kube-proxy", 3)));
-    sim.hook("install").assert_ok();
+    let (sim, _s, _c, _rels) = common::cluster::running(common::cluster::Master::Current);
+    sim.set_config("require-manual-upgrade", false);
+    sim.edit_machine(|m| {
+        m.faults.push(Fault {
+            command: "refresh".into(),
+            target: Some("kube-proxy".into()),
+            remaining: 3,
+            exit: 1,
+            stderr: "error: cannot perform the following tasks:\n- Download snap \"kube-proxy\" (1102) from channel \"1.32/stable\" (unexpected EOF)\n".into(),
+        })
+    });
+    sim.configure("channel", "1.32/stable").assert_ok();
     let (status, message) = sim.status();
     assert_eq!(status, "waiting");
     assert!(
@@ -413,10 +431,17 @@ fn a_store_that_keeps_failing_waits_and_the_next_hook_retries() {
         "{message}"
     );
     assert!(message.contains("unexpected EOF"), "{message}");
+    assert_eq!(sim.unit().error, None);
     // The store is back; update-status is the next hook and retries.
     sim.hook("update-status").assert_ok();
-    assert!(sim.machine().snaps.contains_key("kube-proxy"));
-    assert!(sim.status().1.contains("1.31.2"), "{:?}", sim.status());
+    assert_eq!(
+        sim.machine().snaps["kube-proxy"].channel.as_deref(),
+        Some("1.32/stable")
+    );
+    assert_eq!(
+        sim.status(),
+        ("active".into(), "Kubernetes worker running.".into())
+    );
 }
 
 #[test]
@@ -431,10 +456,7 @@ fn a_channel_the_store_lacks_is_blocked_not_retried() {
 
 #[test]
 fn a_channel_change_needs_the_upgrade_action_when_manual_upgrades_are_required() {
-    let (sim, _s) = provisioned();
-    for run in sim.deploy() {
-        run.assert_ok();
-    }
+    let (sim, _s, _c, _rels) = common::cluster::running(common::cluster::Master::Current);
     let mark = sim.mark();
     sim.configure("channel", "1.32/stable").assert_ok();
     assert!(snap_calls(&sim, mark).is_empty(), "snaps left alone");
@@ -469,8 +491,10 @@ fn a_channel_change_needs_the_upgrade_action_when_manual_upgrades_are_required()
     for snap in ["kubectl", "kubelet", "kube-proxy"] {
         assert_eq!(machine.snaps[snap].channel.as_deref(), Some("1.32/stable"));
     }
-    assert_eq!(sim.status().0, "waiting");
-    assert!(sim.status().1.contains("1.32.0"));
+    assert_eq!(
+        sim.status(),
+        ("active".into(), "Kubernetes worker running.".into())
+    );
     assert_eq!(sim.unit().workload_version, "1.32.0");
 }
 
@@ -491,15 +515,12 @@ fn without_manual_upgrades_the_hook_upgrades() {
             "refresh kube-proxy --channel=1.32/stable --classic",
         ]
     );
-    assert!(sim.status().1.contains("1.32.0"));
+    assert_eq!(sim.unit().workload_version, "1.32.0");
 }
 
 #[test]
 fn a_new_attached_snap_waits_for_the_upgrade_action() {
-    let (sim, scratch) = provisioned();
-    for run in sim.deploy() {
-        run.assert_ok();
-    }
+    let (sim, scratch, _c, _rels) = common::cluster::running(common::cluster::Master::Current);
     let kubelet = TestSnap::daemon("kubelet", "1.31.9", arch()).build(scratch.path());
     sim.attach_file("kubelet", &kubelet);
     sim.hook("upgrade-charm").assert_ok();

@@ -210,3 +210,4 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+pub mod cluster;

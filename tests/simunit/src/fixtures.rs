@@ -114,7 +114,7 @@ pub fn cni_tarball(plugins_dir: &Path, dest: &Path, names: Option<&[&str]>) -> P
 }
 
 /// The snap store as the charm sees it: kubectl, kubelet and kube-proxy,
-/// classic, on two tracks.
+/// classic, on two current tracks and the 1.7 track of 2017.
 pub fn kubernetes_store() -> std::collections::BTreeMap<
     String,
     std::collections::BTreeMap<String, crate::machine::StoreRevision>,
@@ -122,9 +122,13 @@ pub fn kubernetes_store() -> std::collections::BTreeMap<
     let mut store = std::collections::BTreeMap::new();
     for (i, name) in ["kubectl", "kubelet", "kube-proxy"].into_iter().enumerate() {
         let mut channels = std::collections::BTreeMap::new();
-        for (j, (channel, version)) in [("1.31/stable", "1.31.2"), ("1.32/stable", "1.32.0")]
-            .into_iter()
-            .enumerate()
+        for (j, (channel, version)) in [
+            ("1.31/stable", "1.31.2"),
+            ("1.32/stable", "1.32.0"),
+            ("1.7/stable", "1.7.16"),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let mut apps = std::collections::BTreeMap::new();
             apps.insert(name.to_string(), None);

@@ -15,6 +15,7 @@
 //! Tests drive it through [`harness::Sim`].
 
 pub mod charmfiles;
+pub mod cluster;
 pub mod fixtures;
 pub mod flags;
 pub mod gojson;

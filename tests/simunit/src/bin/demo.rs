@@ -53,6 +53,11 @@ fn main() -> ExitCode {
     for run in sim.deploy() {
         check(run);
     }
+    // A control plane of today: kube-control with credentials and API
+    // endpoints (an HTTPS server on loopback), a CA, and flannel.
+    let cluster = juju_sim::cluster::Cluster::new();
+    cluster.relate(&sim, juju_sim::cluster::Master::Current);
+    check(sim.configure("labels", "demo=true disk=ssd"));
     check(sim.configure("channel", "1.32/stable"));
     let (run, action) = sim.action("upgrade", serde_json::json!({}));
     check(run);
@@ -61,19 +66,14 @@ fn main() -> ExitCode {
         action.status,
         serde_json::Value::Object(action.results)
     );
-    let id = sim.relate("kube-control", "kubernetes-control-plane");
-    for run in sim.join(
-        id,
-        "kubernetes-control-plane/0",
-        &[("domain", "cluster.local")],
-    ) {
-        check(run);
-    }
     check(sim.hook("update-status"));
     check(sim.hook("update-status"));
-    for run in sim.unrelate(id) {
-        check(run);
-    }
+    let labels = cluster
+        .api
+        .node(&cluster.node)
+        .map(|n| n["metadata"]["labels"].clone())
+        .unwrap_or_default();
+    println!("node {} labels in the API server: {labels}", cluster.node);
     check(sim.hook("stop"));
 
     println!("Hook runs and the statuses each set:\n");

@@ -1,0 +1,429 @@
+//! A control plane for the worker to talk to: a test CA issuing real
+//! certificates, a loopback HTTPS server standing in for the Kubernetes API
+//! (token checked, nodes, pods and evictions, every request recorded), and
+//! the relation data masters of each generation sent.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use crate::Sim;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use serde_json::{json, Value};
+
+/// A certificate authority for one test.
+pub struct Pki {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "test cluster CA");
+        Pki {
+            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
+        }
+    }
+
+    pub fn ca_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A certificate and key (PEM) for `sans` (IP addresses or names).
+    pub fn issue(&self, sans: &[&str]) -> (String, String, rcgen::Certificate, KeyPair) {
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem(), cert, key)
+    }
+}
+
+/// One request the API server received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+    pub authorized: bool,
+}
+
+#[derive(Default)]
+pub struct ApiState {
+    pub nodes: BTreeMap<String, Value>,
+    pub pods: Vec<Value>,
+    pub requests: Vec<Request>,
+}
+
+/// The stand-in API server, on 127.0.0.1.
+pub struct ApiServer {
+    pub url: String,
+    pub port: u16,
+    pub state: Arc<Mutex<ApiState>>,
+}
+
+impl ApiServer {
+    pub fn start(pki: &Pki, token: &str) -> ApiServer {
+        let (_, _, cert, key) = pki.issue(&["127.0.0.1"]);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(ApiState::default()));
+        let token = format!("Bearer {token}");
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (config, state, token) = (config.clone(), shared.clone(), token.clone());
+                std::thread::spawn(move || serve(stream, config, state, &token));
+            }
+        });
+        ApiServer {
+            url: format!("https://127.0.0.1:{port}"),
+            port,
+            state,
+        }
+    }
+
+    pub fn add_node(&self, name: &str) {
+        self.state.lock().unwrap().nodes.insert(
+            name.to_string(),
+            json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}, "spec": {}}),
+        );
+    }
+
+    pub fn node(&self, name: &str) -> Option<Value> {
+        self.state.lock().unwrap().nodes.get(name).cloned()
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    pub fn add_pod(&self, pod: Value) {
+        self.state.lock().unwrap().pods.push(pod);
+    }
+
+    pub fn pods(&self) -> Vec<Value> {
+        self.state.lock().unwrap().pods.clone()
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    state: Arc<Mutex<ApiState>>,
+    token: &str,
+) {
+    let Ok(conn) = rustls::ServerConnection::new(config) else {
+        return;
+    };
+    let tls = rustls::StreamOwned::new(conn, stream);
+    let mut reader = BufReader::new(tls);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let mut headers = BTreeMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_lowercase(), v.trim().to_string());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let authorized = headers.get("authorization").map(String::as_str) == Some(token);
+        let (status, reply) = {
+            let mut s = state.lock().unwrap();
+            s.requests.push(Request {
+                method: method.clone(),
+                path: path.clone(),
+                body: body.clone(),
+                authorized,
+            });
+            if authorized {
+                route(&mut s, &method, &path, &body)
+            } else {
+                (401, json!({"kind": "Status", "message": "Unauthorized"}))
+            }
+        };
+        let text = reply.to_string();
+        let response = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        );
+        let tls = reader.get_mut();
+        if tls
+            .write_all(response.as_bytes())
+            .and_then(|_| tls.flush())
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let not_found = (
+        404,
+        json!({"kind": "Status", "message": format!("{path} not found")}),
+    );
+    let segments: Vec<&str> = path
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .trim_matches('/')
+        .split('/')
+        .collect();
+    match (method, segments.as_slice()) {
+        ("GET", ["api", "v1", "nodes", name]) => s
+            .nodes
+            .get(*name)
+            .map(|n| (200, n.clone()))
+            .unwrap_or(not_found),
+        ("PATCH", ["api", "v1", "nodes", name]) => match s.nodes.get_mut(*name) {
+            Some(node) => {
+                merge(node, body);
+                (200, node.clone())
+            }
+            None => not_found,
+        },
+        ("DELETE", ["api", "v1", "nodes", name]) => match s.nodes.remove(*name) {
+            Some(_) => (200, json!({"kind": "Status", "status": "Success"})),
+            None => not_found,
+        },
+        ("GET", ["api", "v1", "pods"]) => {
+            let node = path.split("spec.nodeName%3D").nth(1).unwrap_or("");
+            let items: Vec<Value> = s
+                .pods
+                .iter()
+                .filter(|p| p["spec"]["nodeName"] == node)
+                .cloned()
+                .collect();
+            (200, json!({"kind": "PodList", "items": items}))
+        }
+        ("POST", ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => {
+            let before = s.pods.len();
+            s.pods
+                .retain(|p| !(p["metadata"]["namespace"] == *ns && p["metadata"]["name"] == *name));
+            if s.pods.len() < before {
+                (201, json!({"kind": "Status", "status": "Success"}))
+            } else {
+                not_found
+            }
+        }
+        _ => not_found,
+    }
+}
+
+/// The generations of control plane the worker must understand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Master {
+    /// September 2017: flat tokens on kube-control, URLs on kube-api-endpoint.
+    Sep2017,
+    /// December 2017: `creds` JSON keyed by user.
+    Dec2017,
+    /// A current control plane: `creds` and `api-endpoints` on kube-control,
+    /// no kube-api-endpoint relation.
+    Current,
+}
+
+pub const DNS_IP: &str = "10.152.183.10";
+pub const CIDR: &str = "10.1.0.0/16";
+
+/// A control plane, a CA and a CNI subordinate, ready to relate.
+pub struct Cluster {
+    pub pki: Pki,
+    pub api: ApiServer,
+    pub node: String,
+    pub client_token: String,
+    pub kubelet_token: String,
+    pub proxy_token: String,
+}
+
+/// Relation ids of a related unit.
+pub struct Relations {
+    pub control: u32,
+    pub api: Option<u32>,
+    pub certs: u32,
+    pub cni: u32,
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_lowercase()
+}
+
+impl Cluster {
+    pub fn new() -> Cluster {
+        let pki = Pki::new();
+        let client_token = "admin-token-0123".to_string();
+        let api = ApiServer::start(&pki, &client_token);
+        let node = hostname();
+        api.add_node(&node);
+        Cluster {
+            pki,
+            api,
+            node,
+            client_token,
+            kubelet_token: "kubelet-token-4567".into(),
+            proxy_token: "proxy-token-89ab".into(),
+        }
+    }
+
+    pub fn kube_control_data(&self, form: Master) -> Vec<(String, String)> {
+        let user = format!("system:node:{}", self.node);
+        let creds = json!({
+            user: {"scope": "kubernetes-worker/0", "kubelet_token": self.kubelet_token,
+                   "proxy_token": self.proxy_token, "client_token": self.client_token},
+            "system:node:another-node": {"scope": "kubernetes-worker/1", "kubelet_token": "x",
+                   "proxy_token": "y", "client_token": "z"},
+        })
+        .to_string();
+        let mut data = vec![
+            ("domain".to_string(), "cluster.local".to_string()),
+            ("sdn-ip".to_string(), DNS_IP.to_string()),
+            ("port".to_string(), "53".to_string()),
+        ];
+        match form {
+            Master::Sep2017 => {
+                data.push(("kubelet_token".into(), self.kubelet_token.clone()));
+                data.push(("proxy_token".into(), self.proxy_token.clone()));
+                data.push(("client_token".into(), self.client_token.clone()));
+            }
+            Master::Dec2017 => {
+                data.push(("creds".into(), creds));
+                data.push(("enable-kube-dns".into(), "True".into()));
+            }
+            Master::Current => {
+                data.push(("creds".into(), creds));
+                data.push(("enable-kube-dns".into(), "True".into()));
+                data.push(("api-endpoints".into(), json!([self.api.url]).to_string()));
+                data.push(("cluster-tag".into(), "kubernetes-abc123".into()));
+                data.push(("default-cni".into(), "flannel".into()));
+                data.push(("registry-location".into(), "rocks.canonical.com".into()));
+                data.push(("has-xcp".into(), "false".into()));
+            }
+        }
+        data
+    }
+
+    pub fn cert_data(&self, cert_name: &str) -> Vec<(String, String)> {
+        let (server_cert, server_key, ..) = self.pki.issue(&["127.0.0.1", &self.node]);
+        let (client_cert, client_key, ..) = self.pki.issue(&["client"]);
+        vec![
+            ("ca".into(), self.pki.ca_pem()),
+            ("client.cert".into(), client_cert),
+            ("client.key".into(), client_key),
+            (format!("{cert_name}.server.cert"), server_cert),
+            (format!("{cert_name}.server.key"), server_key),
+        ]
+    }
+
+    /// Relates `sim` to this cluster as masters of `form` did.
+    pub fn relate(&self, sim: &Sim, form: Master) -> Relations {
+        let pairs = |v: &[(String, String)]| -> Vec<(String, String)> { v.to_vec() };
+        let join = |id: u32, unit: &str, data: Vec<(String, String)>| {
+            let refs: Vec<(&str, &str)> =
+                data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            for run in sim.join(id, unit, &refs) {
+                run.assert_ok();
+            }
+        };
+        let api = if form == Master::Current {
+            None
+        } else {
+            let id = sim.relate("kube-api-endpoint", "kubernetes-master");
+            join(
+                id,
+                "kubernetes-master/0",
+                vec![
+                    ("hostname".into(), "127.0.0.1".into()),
+                    ("private-address".into(), "127.0.0.1".into()),
+                    ("port".into(), self.api.port.to_string()),
+                ],
+            );
+            Some(id)
+        };
+        let control = sim.relate("kube-control", "kubernetes-master");
+        join(
+            control,
+            "kubernetes-master/0",
+            pairs(&self.kube_control_data(form)),
+        );
+        let certs = sim.relate("certificates", "easyrsa");
+        let cert_name = sim.unit().unit.replace('/', "_");
+        join(certs, "easyrsa/0", self.cert_data(&cert_name));
+        let cni = sim.relate("cni", "flannel");
+        join(cni, "flannel/0", vec![("cidr".into(), CIDR.into())]);
+        Relations {
+            control,
+            api,
+            certs,
+            cni,
+        }
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Pki::new()
+    }
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster::new()
+    }
+}

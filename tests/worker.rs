@@ -1,0 +1,691 @@
+//! Issue 4: the worker as a Kubernetes node, through the real binary, with
+//! a loopback HTTPS server standing in for the API server.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+
+use common::cluster::{self, Master, CIDR, DNS_IP};
+use common::tree;
+use juju_sim::Sim;
+use serde_json::json;
+
+fn read(sim: &Sim, path: &str) -> String {
+    std::fs::read_to_string(sim.root().join(path.trim_start_matches('/'))).unwrap()
+}
+
+fn yaml(sim: &Sim, path: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(&read(sim, path)).unwrap()
+}
+
+fn mode(sim: &Sim, path: &str) -> u32 {
+    std::fs::metadata(sim.root().join(path.trim_start_matches('/')))
+        .unwrap()
+        .mode()
+        & 0o7777
+}
+
+fn snap_config(sim: &Sim, snap: &str) -> serde_json::Map<String, serde_json::Value> {
+    sim.machine()
+        .snap_config
+        .get(snap)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn starts(sim: &Sim, snap: &str) -> u32 {
+    sim.machine().services[&format!("snap.{snap}.daemon.service")].starts
+}
+
+fn active(sim: &Sim) {
+    assert_eq!(
+        sim.status(),
+        (
+            "active".to_string(),
+            "Kubernetes worker running.".to_string()
+        )
+    );
+}
+
+fn blocked(sim: &Sim, message: &str) {
+    assert_eq!(sim.status(), ("blocked".to_string(), message.to_string()));
+}
+
+#[test]
+fn every_generation_of_master_brings_the_node_up() {
+    for form in [Master::Sep2017, Master::Dec2017, Master::Current] {
+        let (sim, _s, c, _rels) = cluster::running(form);
+        active(&sim);
+        let kubeconfig = yaml(&sim, "/root/cdk/kubeconfig");
+        assert_eq!(
+            kubeconfig["users"][0]["user"]["token"],
+            c.kubelet_token.as_str(),
+            "{form:?}"
+        );
+        assert_eq!(
+            kubeconfig["clusters"][0]["cluster"]["server"],
+            c.api.url.as_str(),
+            "{form:?}"
+        );
+        let proxy = yaml(&sim, "/root/cdk/kubeproxyconfig");
+        assert_eq!(proxy["users"][0]["user"]["token"], c.proxy_token.as_str());
+        let root = yaml(&sim, "/root/.kube/config");
+        assert_eq!(root["users"][0]["user"]["token"], c.client_token.as_str());
+    }
+}
+
+#[test]
+fn certificates_and_kubeconfigs_are_written_with_the_right_modes() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Current);
+    for (path, expected) in [
+        ("/root/cdk/ca.crt", 0o644),
+        ("/root/cdk/server.crt", 0o644),
+        ("/root/cdk/server.key", 0o600),
+        ("/root/cdk/client.crt", 0o644),
+        ("/root/cdk/client.key", 0o600),
+        ("/root/cdk/kubeconfig", 0o600),
+        ("/root/cdk/kubeproxyconfig", 0o600),
+        ("/root/.kube/config", 0o600),
+    ] {
+        assert_eq!(mode(&sim, path), expected, "{path}");
+    }
+    assert_eq!(read(&sim, "/root/cdk/ca.crt"), c.pki.ca_pem());
+    let kubeconfig = yaml(&sim, "/root/cdk/kubeconfig");
+    assert_eq!(kubeconfig["current-context"], "juju-context");
+    assert_eq!(
+        kubeconfig["contexts"][0]["context"]["cluster"],
+        "juju-cluster"
+    );
+    assert!(
+        kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]
+            .as_str()
+            .is_some()
+    );
+}
+
+#[test]
+fn this_unit_publishes_what_each_relation_expects() {
+    let (sim, _s, c, rels) = cluster::running(Master::Current);
+    let unit = sim.unit();
+    let bag = |id: u32| unit.relation(id).unwrap().local_unit.clone();
+    let control = bag(rels.control);
+    assert_eq!(control["kubelet_user"], format!("system:node:{}", c.node));
+    assert_eq!(control["auth_group"], "system:nodes");
+    assert_eq!(control["gpu"], "False");
+    let certs = bag(rels.certs);
+    assert_eq!(certs["common_name"], unit.public_address);
+    let sans: Vec<String> = serde_json::from_str(&certs["sans"]).unwrap();
+    assert_eq!(
+        sans,
+        vec![
+            unit.public_address.clone(),
+            unit.private_address.clone(),
+            c.node.clone()
+        ]
+    );
+    assert_eq!(certs["certificate_name"], "kubernetes-worker_0");
+    assert_eq!(certs["unit_name"], "kubernetes-worker_0");
+    let cni = bag(rels.cni);
+    assert_eq!(cni["is_master"], "False");
+    assert_eq!(cni["kubeconfig_path"], "/root/cdk/kubeconfig");
+}
+
+#[test]
+fn a_current_kubelet_gets_a_config_file_and_only_its_flags() {
+    let (sim, _s, _c, _rels) = cluster::running(Master::Current);
+    let kubelet = snap_config(&sim, "kubelet");
+    let keys: Vec<&String> = kubelet.keys().collect();
+    assert_eq!(keys, vec!["config", "kubeconfig", "v"]);
+    assert_eq!(kubelet["config"], "/root/cdk/kubelet/config.yaml");
+    let config = yaml(&sim, "/root/cdk/kubelet/config.yaml");
+    assert_eq!(config["kind"], "KubeletConfiguration");
+    assert_eq!(config["clusterDNS"][0], DNS_IP);
+    assert_eq!(config["clusterDomain"], "cluster.local");
+    assert_eq!(config["tlsCertFile"], "/root/cdk/server.crt");
+    let proxy = snap_config(&sim, "kube-proxy");
+    assert_eq!(proxy["config"], "/root/cdk/kubeproxy/config.yaml");
+    assert!(proxy["master"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://127.0.0.1:"));
+    let proxy_config = yaml(&sim, "/root/cdk/kubeproxy/config.yaml");
+    assert_eq!(proxy_config["clusterCIDR"], CIDR);
+    assert!(proxy_config.get("conntrack").is_none());
+    let logs = sim.unit().logs;
+    assert!(
+        !logs.iter().any(|l| l.message.contains("allow-privileged")),
+        "detail stays out of juju-log"
+    );
+}
+
+#[test]
+fn a_1_7_kubelet_gets_the_2017_flag_set() {
+    let (sim, _scratch) = common::provisioned();
+    sim.set_config("channel", "1.7/stable");
+    sim.set_config("allow-privileged", "true");
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let c = cluster::Cluster::new();
+    c.relate(&sim, Master::Sep2017);
+    active(&sim);
+    let kubelet = snap_config(&sim, "kubelet");
+    for (key, value) in [
+        ("kubeconfig", json!("/root/cdk/kubeconfig")),
+        ("network-plugin", json!("cni")),
+        ("require-kubeconfig", json!(true)),
+        ("allow-privileged", json!(true)),
+        ("cluster-dns", json!(DNS_IP)),
+        ("cluster-domain", json!("cluster.local")),
+        ("client-ca-file", json!("/root/cdk/ca.crt")),
+        ("anonymous-auth", json!(false)),
+        ("fail-swap-on", json!(false)),
+        ("port", json!(10250)),
+    ] {
+        assert_eq!(kubelet.get(key), Some(&value), "{key}");
+    }
+    assert!(!kubelet.contains_key("config"));
+    assert!(!sim.root().join("root/cdk/kubelet/config.yaml").exists());
+    let proxy = snap_config(&sim, "kube-proxy");
+    assert_eq!(proxy["cluster-cidr"], CIDR);
+    assert_eq!(proxy["kubeconfig"], "/root/cdk/kubeproxyconfig");
+}
+
+#[test]
+fn inside_a_container_kube_proxy_gets_no_conntrack_limit() {
+    let (sim, _scratch) = common::provisioned();
+    std::fs::create_dir_all(sim.root().join("run/systemd")).unwrap();
+    std::fs::write(sim.root().join("run/systemd/container"), "lxc\n").unwrap();
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    cluster::Cluster::new().relate(&sim, Master::Current);
+    let config = yaml(&sim, "/root/cdk/kubeproxy/config.yaml");
+    assert_eq!(config["conntrack"]["maxPerCore"], 0);
+}
+
+#[test]
+fn the_ubuntu_user_gets_its_own_kubeconfig() {
+    let (sim, _scratch) = common::provisioned();
+    std::fs::create_dir_all(sim.root().join("etc")).unwrap();
+    std::fs::write(
+        sim.root().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n",
+    )
+    .unwrap();
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let c = cluster::Cluster::new();
+    c.relate(&sim, Master::Dec2017);
+    let path = sim.root().join("home/ubuntu/.kube/config");
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o777),
+        (1000, 1000, 0o600)
+    );
+    let dir = std::fs::metadata(sim.root().join("home/ubuntu/.kube")).unwrap();
+    assert_eq!(dir.uid(), 1000);
+    let config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(config["users"][0]["name"], "ubuntu");
+    assert_eq!(config["users"][0]["user"]["token"], c.client_token.as_str());
+}
+
+#[test]
+fn the_daemons_restart_exactly_when_their_configuration_changes() {
+    let (sim, _s, _c, _rels) = cluster::running(Master::Current);
+    let (kubelet, proxy) = (starts(&sim, "kubelet"), starts(&sim, "kube-proxy"));
+    sim.configure("kubelet-extra-args", "v=2 max-pods=50")
+        .assert_ok();
+    assert_eq!(starts(&sim, "kubelet"), kubelet + 1);
+    assert_eq!(
+        starts(&sim, "kube-proxy"),
+        proxy,
+        "kube-proxy's configuration did not change"
+    );
+    let config = snap_config(&sim, "kubelet");
+    assert_eq!(config["v"], 2);
+    assert_eq!(config["max-pods"], 50);
+    // Removing an extra arg unsets it and restarts once more.
+    sim.configure("kubelet-extra-args", "").assert_ok();
+    let config = snap_config(&sim, "kubelet");
+    assert_eq!(config["v"], 0);
+    assert!(!config.contains_key("max-pods"));
+    assert_eq!(starts(&sim, "kubelet"), kubelet + 2);
+    let sets: Vec<String> = sim
+        .machine()
+        .calls
+        .iter()
+        .filter(|c| c.args.first().is_some_and(|a| a == "set"))
+        .map(|c| c.args.join(" "))
+        .collect();
+    assert!(
+        sets.contains(&"set kubelet max-pods! v=0".to_string())
+            || sets.contains(&"set kubelet v=0 max-pods!".to_string()),
+        "{sets:?}"
+    );
+}
+
+#[test]
+fn a_token_change_rewrites_the_kubeconfig_and_restarts_kubelet() {
+    let (sim, _s, c, rels) = cluster::running(Master::Sep2017);
+    let before = starts(&sim, "kubelet");
+    sim.change(
+        rels.control,
+        "kubernetes-master/0",
+        &[("kubelet_token", "rotated-token")],
+    )
+    .assert_ok();
+    assert_eq!(
+        yaml(&sim, "/root/cdk/kubeconfig")["users"][0]["user"]["token"],
+        "rotated-token"
+    );
+    assert_eq!(starts(&sim, "kubelet"), before + 1);
+    let _ = c;
+    active(&sim);
+}
+
+#[test]
+fn dns_disabled_by_the_master_means_no_cluster_dns() {
+    let (sim, _scratch) = common::provisioned();
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let c = cluster::Cluster::new();
+    c.relate(&sim, Master::Current);
+    let control = sim
+        .unit()
+        .relations
+        .iter()
+        .find(|r| r.endpoint == "kube-control")
+        .unwrap()
+        .id;
+    sim.change(
+        control,
+        "kubernetes-master/0",
+        &[("enable-kube-dns", "False"), ("sdn-ip", "")],
+    )
+    .assert_ok();
+    active(&sim);
+    let config = yaml(&sim, "/root/cdk/kubelet/config.yaml");
+    assert!(config.get("clusterDNS").is_none());
+    // Enabled but not published yet: waiting, as operators know it.
+    sim.change(
+        control,
+        "kubernetes-master/0",
+        &[("enable-kube-dns", "True")],
+    )
+    .assert_ok();
+    assert_eq!(
+        sim.status(),
+        ("waiting".into(), "Waiting for cluster DNS.".into())
+    );
+}
+
+#[test]
+fn departure_and_return_of_the_control_plane() {
+    let (sim, _s, c, rels) = cluster::running(Master::Current);
+    sim.depart(rels.control, "kubernetes-master/0").assert_ok();
+    assert_eq!(
+        sim.status(),
+        (
+            "waiting".into(),
+            "Waiting for kube-control relation data".into()
+        )
+    );
+    for run in sim.unrelate(rels.control) {
+        run.assert_ok();
+    }
+    blocked(
+        &sim,
+        "Relate kubernetes-worker:kube-control to the control plane",
+    );
+    let control = sim.relate("kube-control", "kubernetes-master");
+    let data = c.kube_control_data(Master::Current);
+    let refs: Vec<(&str, &str)> = data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for run in sim.join(control, "kubernetes-master/0", &refs) {
+        run.assert_ok();
+    }
+    active(&sim);
+    for run in sim.unrelate(rels.certs) {
+        run.assert_ok();
+    }
+    blocked(
+        &sim,
+        "Relate kubernetes-worker:certificates to a certificate authority",
+    );
+    for run in sim.unrelate(rels.cni) {
+        run.assert_ok();
+    }
+}
+
+#[test]
+fn malformed_relation_data_blocks_naming_the_key_and_writes_nothing() {
+    let (sim, _s, _c, rels) = cluster::running(Master::Sep2017);
+    let snapshot = |sim: &Sim| -> Vec<(String, Vec<u8>)> {
+        tree(&sim.root().join("root"))
+            .into_iter()
+            .filter_map(|p| {
+                Some((
+                    p.clone(),
+                    std::fs::read(sim.root().join("root").join(&p)).ok()?,
+                ))
+            })
+            .collect()
+    };
+    let before = snapshot(&sim);
+    let api = rels.api.unwrap();
+    let cases: Vec<(u32, &str, &str, &str, &str)> = vec![
+        (api, "kubernetes-master/0", "port", "sixty", "kube-api-endpoint relation: port from kubernetes-master/0 is not a port number: \"sixty\""),
+        (api, "kubernetes-master/0", "hostname", "not a host", "kube-api-endpoint relation: hostname from kubernetes-master/0 is not a host name: \"not a host\""),
+        (rels.control, "kubernetes-master/0", "creds", "{oops", "kube-control relation: creds from kubernetes-master/0 is not valid JSON"),
+        (rels.control, "kubernetes-master/0", "api-endpoints", "not-json", "kube-control relation: api-endpoints from kubernetes-master/0 is not a JSON list of URLs"),
+        (rels.control, "kubernetes-master/0", "enable-kube-dns", "Yes", "kube-control relation: enable-kube-dns from kubernetes-master/0 is not True or False: \"Yes\""),
+        (rels.control, "kubernetes-master/0", "sdn-ip", "ten.ten", "kube-control relation: sdn-ip from kubernetes-master/0 is not an IP address: \"ten.ten\""),
+        (rels.certs, "easyrsa/0", "ca", "not a certificate", "certificates relation: ca from easyrsa/0 is not PEM"),
+        (rels.cni, "flannel/0", "cidr", "10.1.0.0/99", "cni relation: cidr from flannel/0 is not a CIDR: \"10.1.0.0/99\""),
+    ];
+    for (id, unit, key, bad, expected) in cases {
+        let good = sim.unit().relation(id).unwrap().remote_units[unit]
+            .get(key)
+            .cloned();
+        sim.change(id, unit, &[(key, bad)]).assert_ok();
+        let (status, message) = sim.status();
+        assert_eq!(status, "blocked", "{key}: {message}");
+        assert!(
+            message.starts_with(expected),
+            "{message:?} should start with {expected:?}"
+        );
+        assert_eq!(snapshot(&sim), before, "{key}: files changed");
+        sim.change(id, unit, &[(key, good.as_deref().unwrap_or(""))])
+            .assert_ok();
+        active(&sim);
+    }
+}
+
+#[test]
+fn bad_options_block_quoting_the_bad_value() {
+    let (sim, _s, _c, _rels) = cluster::running(Master::Current);
+    let keys_before = snap_config(&sim, "kubelet");
+    for (key, value, expected) in [
+        ("allow-privileged", "sometimes", "allow-privileged must be true, false or auto, not \"sometimes\""),
+        ("kubelet-extra-args", "v=2 --max-pods=5", "kubelet-extra-args has a bad token \"--max-pods=5\" (write key=value without leading dashes)"),
+        ("proxy-extra-args", "=3", "proxy-extra-args has a bad token \"=3\""),
+        ("labels", "good=yes Bad/label=x", "labels has a bad label \"Bad/label=x\": the prefix must be a DNS subdomain"),
+    ] {
+        sim.configure(key, value).assert_ok();
+        blocked(&sim, expected);
+        assert_eq!(snap_config(&sim, "kubelet"), keys_before, "{key}: config changed");
+        sim.configure(key, if key == "allow-privileged" { "auto" } else { "" }).assert_ok();
+        active(&sim);
+    }
+}
+
+#[test]
+fn labels_are_added_and_removed_leaving_others_alone() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Current);
+    sim.configure("labels", "disk=ssd topology.kubernetes.io/zone=z1")
+        .assert_ok();
+    active(&sim);
+    let labels = c.api.node(&c.node).unwrap()["metadata"]["labels"].clone();
+    assert_eq!(labels["disk"], "ssd");
+    assert_eq!(labels["topology.kubernetes.io/zone"], "z1");
+    sim.configure("labels", "disk=hdd").assert_ok();
+    let labels = c.api.node(&c.node).unwrap()["metadata"]["labels"].clone();
+    assert_eq!(labels["disk"], "hdd");
+    assert!(labels.get("topology.kubernetes.io/zone").is_none());
+    assert_eq!(
+        labels["kubernetes.io/hostname"],
+        c.node.as_str(),
+        "a label set by others stays"
+    );
+    let requests = c.api.requests();
+    assert!(requests.iter().all(|r| r.authorized));
+    let last = requests.last().unwrap();
+    assert_eq!(last.method, "PATCH");
+    assert_eq!(
+        last.body,
+        json!({"metadata": {"labels": {"disk": "hdd", "topology.kubernetes.io/zone": null}}})
+    );
+}
+
+#[test]
+fn an_unreachable_api_server_never_hangs_a_hook() {
+    let (sim, _s, c, rels) = cluster::running(Master::Current);
+    // Point the worker at a port nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("https://127.0.0.1:{}", dead.local_addr().unwrap().port());
+    drop(dead);
+    sim.change(
+        rels.control,
+        "kubernetes-master/0",
+        &[("api-endpoints", &json!([dead_url]).to_string())],
+    )
+    .assert_ok();
+    let started = std::time::Instant::now();
+    sim.configure("labels", "disk=ssd").assert_ok();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, message) = sim.status();
+    assert_eq!(status, "waiting");
+    assert!(
+        message.starts_with("Waiting to apply node labels: the API server at"),
+        "{message}"
+    );
+    // The API server is back: the next hook applies them.
+    sim.change(
+        rels.control,
+        "kubernetes-master/0",
+        &[("api-endpoints", &json!([c.api.url]).to_string())],
+    )
+    .assert_ok();
+    active(&sim);
+    assert_eq!(
+        c.api.node(&c.node).unwrap()["metadata"]["labels"]["disk"],
+        "ssd"
+    );
+}
+
+#[test]
+fn ingress_opens_and_closes_its_ports() {
+    let (sim, _s, _c, _rels) = cluster::running(Master::Current);
+    let ports: Vec<String> = sim.unit().ports.into_iter().collect();
+    assert_eq!(ports, vec!["443/tcp", "80/tcp"]);
+    sim.configure("ingress", false).assert_ok();
+    assert!(sim.unit().ports.is_empty());
+}
+
+fn pod(name: &str, node: &str, owner: Option<&str>, extra: serde_json::Value) -> serde_json::Value {
+    let mut p = json!({
+        "metadata": {"namespace": "default", "name": name},
+        "spec": {"nodeName": node, "volumes": []},
+    });
+    if let Some(kind) = owner {
+        p["metadata"]["ownerReferences"] = json!([{"kind": kind, "name": "x", "controller": true}]);
+    }
+    if let serde_json::Value::Object(extra) = extra {
+        for (k, v) in extra {
+            if k == "annotations" {
+                p["metadata"]["annotations"] = v;
+            } else {
+                p["spec"][k] = v;
+            }
+        }
+    }
+    p
+}
+
+#[test]
+fn pause_drains_the_node_and_resume_uncordons_it() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Current);
+    c.api
+        .add_pod(pod("web-1", &c.node, Some("ReplicaSet"), json!({})));
+    c.api
+        .add_pod(pod("flannel-x", &c.node, Some("DaemonSet"), json!({})));
+    c.api.add_pod(pod(
+        "static",
+        &c.node,
+        None,
+        json!({"annotations": {"kubernetes.io/config.mirror": "1"}}),
+    ));
+    c.api.add_pod(pod(
+        "cache",
+        &c.node,
+        Some("ReplicaSet"),
+        json!({"volumes": [{"name": "s", "emptyDir": {}}]}),
+    ));
+    c.api.add_pod(pod("debug", &c.node, None, json!({})));
+    c.api.add_pod(pod(
+        "elsewhere",
+        "another-node",
+        Some("ReplicaSet"),
+        json!({}),
+    ));
+
+    let (run, action) = sim.action("pause", json!({}));
+    run.assert_ok();
+    assert_eq!(action.status, "failed");
+    assert!(
+        action.message.contains("default/debug"),
+        "{}",
+        action.message
+    );
+    assert_eq!(c.api.pods().len(), 6, "nothing evicted when refusing");
+    assert_eq!(c.api.node(&c.node).unwrap()["spec"]["unschedulable"], true);
+
+    let (run, action) = sim.action("pause", json!({"force": true}));
+    run.assert_ok();
+    assert_eq!(action.status, "failed");
+    assert!(
+        action.message.contains("default/cache"),
+        "{}",
+        action.message
+    );
+
+    let (run, action) = sim.action("pause", json!({"force": true, "delete-local-data": true}));
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{}", action.message);
+    let mut left: Vec<String> = c
+        .api
+        .pods()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["elsewhere", "flannel-x", "static"]);
+    assert_eq!(action.results["cordoned"], "true");
+
+    let (run, action) = sim.action("resume", json!({}));
+    run.assert_ok();
+    assert_eq!(action.status, "completed");
+    assert_eq!(c.api.node(&c.node).unwrap()["spec"]["unschedulable"], false);
+    assert_eq!(sim.unit().error, None);
+}
+
+#[test]
+fn stop_removes_the_node_and_stops_both_daemons() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Current);
+    sim.hook("stop").assert_ok();
+    assert!(c.api.node(&c.node).is_none(), "node deleted");
+    let machine = sim.machine();
+    for snap in ["kubelet", "kube-proxy"] {
+        let svc = &machine.services[&format!("snap.{snap}.daemon.service")];
+        assert!(!svc.active && !svc.enabled, "{snap}");
+    }
+    // Teardown goes on with relation-broken: nothing starts them again.
+    for rel in sim
+        .unit()
+        .relations
+        .iter()
+        .map(|r| r.id)
+        .collect::<Vec<_>>()
+    {
+        for run in sim.unrelate(rel) {
+            run.assert_ok();
+        }
+    }
+    assert!(!sim.machine().services["snap.kubelet.daemon.service"].active);
+    sim.hook("remove").assert_ok();
+}
+
+#[test]
+fn a_converged_node_is_left_alone() {
+    let (sim, _s, c, rels) = cluster::running(Master::Current);
+    sim.configure("labels", "disk=ssd").assert_ok();
+    let files = |sim: &Sim| -> Vec<(String, std::time::SystemTime)> {
+        let mut f: Vec<_> = tree(&sim.root())
+            .into_iter()
+            .filter_map(|p| {
+                Some((
+                    p.clone(),
+                    sim.root()
+                        .join(&p)
+                        .symlink_metadata()
+                        .ok()?
+                        .modified()
+                        .ok()?,
+                ))
+            })
+            .collect();
+        let state = sim.charm_dir().join(".kubernetes-worker-state.json");
+        f.push((
+            "state".into(),
+            std::fs::metadata(state).unwrap().modified().unwrap(),
+        ));
+        f
+    };
+    let control_data = c.kube_control_data(Master::Current);
+    let control_refs: Vec<(&str, &str)> = control_data
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    type Run<'a> = Box<dyn Fn() -> juju_sim::HookRun + 'a>;
+    let runs: Vec<(&str, Run)> = vec![
+        ("update-status", Box::new(|| sim.hook("update-status"))),
+        ("config-changed", Box::new(|| sim.hook("config-changed"))),
+        (
+            "kube-control-relation-changed",
+            Box::new(|| sim.change(rels.control, "kubernetes-master/0", &control_refs)),
+        ),
+        (
+            "cni-relation-changed",
+            Box::new(|| sim.change(rels.cni, "flannel/0", &[("cidr", CIDR)])),
+        ),
+        ("upgrade-charm", Box::new(|| sim.hook("upgrade-charm"))),
+    ];
+    for (name, run) in runs {
+        run().assert_ok();
+        let before = files(&sim);
+        let api_before = c.api.requests().len();
+        let mark = sim.mark();
+        run().assert_ok();
+        let machine = sim.machine_calls_since(mark);
+        assert!(
+            machine.iter().all(|m| !m.is_mutating()),
+            "{name}: {machine:?}"
+        );
+        assert_eq!(files(&sim), before, "{name}: files written");
+        let writes: Vec<_> = c.api.requests()[api_before..]
+            .iter()
+            .filter(|r| r.method != "GET")
+            .cloned()
+            .collect();
+        assert!(writes.is_empty(), "{name}: API writes {writes:?}");
+        let tools = sim.tool_calls_since(mark);
+        assert!(
+            tools
+                .iter()
+                .all(|t| t.tool != "relation-set" && t.tool != "status-set"),
+            "{name}: {tools:?}"
+        );
+        active(&sim);
+    }
+    // update-status in a converged unit asks the agent nothing.
+    let mark = sim.mark();
+    sim.hook("update-status").assert_ok();
+    assert!(sim.tool_calls_since(mark).is_empty());
+}
