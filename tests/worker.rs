@@ -689,3 +689,28 @@ fn a_converged_node_is_left_alone() {
     sim.hook("update-status").assert_ok();
     assert!(sim.tool_calls_since(mark).is_empty());
 }
+
+#[test]
+fn a_daemon_that_will_not_run_is_reported_and_restarted_by_update_status() {
+    let (sim, _s, _c, _rels) = cluster::running(Master::Current);
+    sim.edit_machine(|m| {
+        m.crashing.insert("snap.kube-proxy.daemon.service".into());
+        m.services
+            .get_mut("snap.kube-proxy.daemon.service")
+            .unwrap()
+            .active = false;
+    });
+    sim.hook("update-status").assert_ok();
+    assert_eq!(
+        sim.status(),
+        ("waiting".into(), "Waiting for kube-proxy to start.".into())
+    );
+    // Fixed (say, by a snap refresh): the next update-status starts it.
+    sim.edit_machine(|m| {
+        m.crashing.clear();
+    });
+    let before = starts(&sim, "kube-proxy");
+    sim.hook("update-status").assert_ok();
+    assert_eq!(starts(&sim, "kube-proxy"), before + 1);
+    active(&sim);
+}

@@ -27,6 +27,10 @@ pub struct Machine {
     /// The store: snap -> channel -> what it serves there.
     pub store: BTreeMap<String, BTreeMap<String, StoreRevision>>,
     pub faults: Vec<Fault>,
+    /// Services that exit as soon as they start (a broken binary, a bad
+    /// flag): starting them "succeeds", but they are not active after.
+    #[serde(default)]
+    pub crashing: std::collections::BTreeSet<String>,
     pub calls: Vec<MachineCall>,
 }
 
@@ -823,6 +827,7 @@ fn systemctl(m: &mut Machine, args: &[String]) -> Out {
                     );
                 }
             }
+            let crashing = m.crashing.clone();
             for u in &units {
                 let s = m.services.entry(u.clone()).or_default();
                 match verb.as_str() {
@@ -849,6 +854,9 @@ fn systemctl(m: &mut Machine, args: &[String]) -> Out {
                         }
                     }
                     _ => {}
+                }
+                if crashing.contains(u) {
+                    s.active = false;
                 }
             }
             ok("")
