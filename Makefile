@@ -1,61 +1,116 @@
 # kubernetes-worker charm: build, pack, test, demo.
 #
-#   make demo   build the charm and run it in a simulated Juju unit
-#   make test   every test (unit tests, simulated-unit suite, lint)
-#   make charm  build/kubernetes-worker.charm
+#   make demo    build the charm and run it in a simulated Juju unit
+#   make test    lint, unit tests, the simulated-unit suite natively and
+#                against every architecture's shipped binary (under qemu-user
+#                for s390x, arm64, ppc64el), and charmcraft analyse
+#   make charm   build/kubernetes-worker.charm with static binaries for
+#                amd64, s390x, arm64 and ppc64el
+#   make check-resource FILE=<file> ARCH=<arch> [SNAP=<name>]
+#                check a CNI tarball or a snap before attaching it
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 CARGO ?= cargo
-ARCH := $(shell uname -m | sed -e s/x86_64/amd64/ -e s/aarch64/arm64/ -e s/ppc64le/ppc64el/)
+ARCHES := amd64 s390x arm64 ppc64el
+EMULATED := s390x arm64 ppc64el
+target_amd64 := x86_64-unknown-linux-musl
+target_s390x := s390x-unknown-linux-gnu
+target_arm64 := aarch64-unknown-linux-gnu
+target_ppc64el := powerpc64le-unknown-linux-gnu
+qemu_s390x := s390x
+qemu_arm64 := aarch64
+qemu_ppc64el := ppc64le
+binary = target/$(target_$(1))/release/kubernetes-worker
+
 CHARM := build/kubernetes-worker.charm
 CHARM_FILES := metadata.yaml config.yaml actions.yaml dispatch hooks actions
+HOST_ARCH := $(shell uname -m | sed -e s/x86_64/amd64/ -e s/aarch64/arm64/ -e s/ppc64le/ppc64el/)
+VENV := build/venv
 
-FIXTURE_ARCHES := amd64 s390x
+# The Debian packages the build and the tests need.
+PACKAGES := zip unzip squashfs-tools file musl-tools qemu-user-static binfmt-support \
+	gcc-s390x-linux-gnu libc6-dev-s390x-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
+	gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross python3-venv
 
-.PHONY: all deps fixtures charm test lint unit-tests demo clean
+# A RUSTFLAGS in the environment replaces .cargo/config.toml's rustflags and
+# would give dynamic binaries.
+unexport RUSTFLAGS
+
+.PHONY: all deps toolchains fixtures binaries charm binfmt lint unit-tests arch-tests analyse test demo check-resource clean
 
 all: charm
 
-# What a fresh machine of this kind lacks: zip/unzip to pack and deploy the
-# charm, squashfs-tools for test snaps and the simulated snapd.
 deps:
-	@missing=""; \
-	for pair in zip:zip unzip:unzip mksquashfs:squashfs-tools unsquashfs:squashfs-tools; do \
-	    command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; \
-	done; \
+	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	    echo "installing:$$missing"; \
+	    echo "installing:" $$missing; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
+toolchains: deps
+	@installed=$$(rustup target list --installed); \
+	for t in $(foreach a,$(ARCHES),$(target_$(a))); do \
+	    grep -qx $$t <<<"$$installed" || rustup target add $$t; \
+	done
+
 # Real CNI plugins (Debian's containernetworking-plugins) per architecture.
 fixtures: deps
-	tests/fetch-cni-fixtures.sh $(FIXTURE_ARCHES)
+	tests/fetch-cni-fixtures.sh $(ARCHES)
 
-charm: deps
-	$(CARGO) build --release --locked --bin kubernetes-worker
+# One static, stripped, size-optimised binary per architecture, each checked.
+binaries: toolchains
+	@for a in $(ARCHES); do \
+	    t=$$(case $$a in amd64) echo $(target_amd64);; s390x) echo $(target_s390x);; arm64) echo $(target_arm64);; ppc64el) echo $(target_ppc64el);; esac); \
+	    echo "building $$a ($$t)"; \
+	    $(CARGO) build --quiet --release --locked --target $$t --bin kubernetes-worker; \
+	done
+	@$(foreach a,$(ARCHES),tests/check-binary.sh $(call binary,$(a)) $(a);)
+
+charm: binaries
 	rm -rf build/charm && mkdir -p build/charm/bin
 	cp -a $(CHARM_FILES) build/charm/
-	cp target/release/kubernetes-worker build/charm/bin/kubernetes-worker-$(ARCH)
+	$(foreach a,$(ARCHES),cp $(call binary,$(a)) build/charm/bin/kubernetes-worker-$(a);)
+	tests/write-manifest.sh $(ARCHES) > build/charm/manifest.yaml
 	rm -f $(CHARM)
 	cd build/charm && zip -q -r -y ../kubernetes-worker.charm .
-	@echo "built $(CHARM) ($$(du -h $(CHARM) | cut -f1)) with bin/kubernetes-worker-$(ARCH)"
+	@echo "built $(CHARM): $$(stat -c %s $(CHARM)) bytes"
+
+# Lets the kernel run the other architectures' binaries through qemu-user,
+# as if they were native (they report their own architecture from uname).
+binfmt: deps
+	@mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+	@$(foreach a,$(EMULATED),[ -e /proc/sys/fs/binfmt_misc/qemu-$(qemu_$(a)) ] || update-binfmts --enable qemu-$(qemu_$(a));)
 
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+# The unit tests and the simulated-unit suite with the debug build.
 unit-tests: deps fixtures
 	$(CARGO) test --workspace --locked
 
-test: lint unit-tests
+# The simulated-unit suite against each shipped binary.
+arch-tests: charm binfmt fixtures
+	@$(foreach a,$(ARCHES),echo "== simulated-unit suite on $(a) ($(call binary,$(a)))"; \
+	    KW_TEST_ARCH=$(a) KW_TEST_BINARY=$(CURDIR)/$(call binary,$(a)) \
+	    $(CARGO) test --locked -p kubernetes-worker --tests;)
+
+analyse: charm
+	@[ -x $(VENV)/bin/charmcraft ] || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q charmcraft; }
+	tests/analyse-charm.sh $(VENV)/bin/charmcraft $(CHARM)
+
+test: lint unit-tests arch-tests analyse
 
 demo: charm fixtures
 	$(CARGO) build --quiet --locked -p juju-sim --bins
 	target/debug/juju-sim-demo $(CHARM)
+
+check-resource: binaries
+	@[ -n "$(FILE)" ] || { echo "usage: make check-resource FILE=<file> [ARCH=<arch>] [SNAP=<name>]"; exit 2; }
+	$(call binary,$(HOST_ARCH)) $(if $(SNAP),check-snap $(FILE) --name $(SNAP),check-cni $(FILE)) --arch $(or $(ARCH),$(HOST_ARCH))
 
 clean:
 	rm -rf build

@@ -12,6 +12,8 @@ pub enum Arch {
 }
 
 impl Arch {
+    pub const ALL: [Arch; 4] = [Arch::Amd64, Arch::S390x, Arch::Arm64, Arch::Ppc64el];
+
     /// From `uname -m`.
     pub fn from_machine(machine: &str) -> Option<Arch> {
         match machine {

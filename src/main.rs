@@ -6,6 +6,9 @@
 //! else from the hook tools. `KUBERNETES_WORKER_ROOT` (default `/`) moves
 //! every machine path the charm touches under another directory, for tests.
 //!
+//! Run by hand, `kubernetes-worker check-cni|check-snap ...` checks a
+//! resource before it is attached (see `cli`).
+//!
 //! Exit codes: 0 when the hook did its work or met expected trouble (a
 //! missing resource, a relation not ready: the unit's status then says what
 //! to do); 1 for a bug or a broken environment, logged with what failed, so
@@ -14,6 +17,7 @@
 mod actions;
 mod arch;
 mod args;
+mod cli;
 mod cni;
 mod config;
 mod daemons;
@@ -34,6 +38,12 @@ use charm::HookContext;
 use log::LevelFilter;
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Juju runs hooks with no arguments; with arguments, an operator runs
+    // a check by hand.
+    if cli::wants(&args) {
+        return cli::run(&args);
+    }
     let argv0 = std::env::args().next();
     let ctx = match HookContext::from_env(argv0.as_deref()) {
         Ok(ctx) => ctx,

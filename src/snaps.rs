@@ -207,7 +207,7 @@ pub fn converge(
 
 /// Why an attached snap file cannot be this snap on this machine, if it
 /// cannot; checked before snapd, which would say less.
-fn check_file(name: &str, file: &std::path::Path, arch: Arch) -> Option<String> {
+pub fn check_file(name: &str, file: &std::path::Path, arch: Arch) -> Option<String> {
     let meta = match snap::inspect_file(file) {
         Ok(meta) => meta,
         Err(SnapError::NotSquashfs { .. }) => {

@@ -3,8 +3,6 @@
 
 mod common;
 
-use juju_sim::host_arch;
-
 #[test]
 fn every_hook_in_metadata_runs_with_exit_0_in_a_fresh_unit() {
     let sim = common::unit();
@@ -60,11 +58,14 @@ fn the_architecture_is_detected_and_reported() {
     let sim = common::unit();
     sim.hook("install").assert_ok();
     let (status, message) = sim.status();
-    assert!(message.contains(host_arch()), "status {status}: {message}");
+    assert!(
+        message.contains(common::arch()),
+        "status {status}: {message}"
+    );
     let logs = sim.unit().logs;
     assert!(
         logs.iter()
-            .any(|l| l.level == "INFO" && l.message.contains(host_arch())),
+            .any(|l| l.level == "INFO" && l.message.contains(common::arch())),
         "juju-log never named the arch: {logs:?}"
     );
 }
@@ -190,7 +191,7 @@ fn old_agents_without_dispatch_path_run_hooks_through_the_links() {
     let sim = common::unit();
     sim.hook_as_old_agent("install").assert_ok();
     assert_eq!(sim.unit().status_history.last().unwrap().hook, "install");
-    assert!(sim.status().1.contains(host_arch()));
+    assert!(sim.status().1.contains(common::arch()));
     let mark = sim.mark();
     sim.hook_as_old_agent("collect-metrics").assert_ok();
     assert!(

@@ -9,25 +9,59 @@ use juju_sim::{CharmSource, Sim, SimOptions};
 
 pub const ROOT_VAR: &str = "KUBERNETES_WORKER_ROOT";
 
-/// The charm from this source tree, with the binary cargo built for the
-/// tests at `bin/kubernetes-worker-<arch>`.
-pub fn charm() -> CharmSource {
-    let arch = juju_sim::host_arch();
-    CharmSource::Tree {
-        dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
-        binaries: vec![(
-            format!("bin/kubernetes-worker-{arch}"),
-            PathBuf::from(env!("CARGO_BIN_EXE_kubernetes-worker")),
-        )],
+/// The architecture under test: `KW_TEST_ARCH` (with `KW_TEST_BINARY`,
+/// the hook binary built for it, which binfmt runs under qemu-user), or
+/// this machine's with the binary cargo built for the tests.
+pub fn arch() -> &'static str {
+    static ARCH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ARCH.get_or_init(|| {
+        std::env::var("KW_TEST_ARCH").unwrap_or_else(|_| juju_sim::host_arch().to_string())
+    })
+}
+
+fn binary() -> PathBuf {
+    match std::env::var_os("KW_TEST_BINARY") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            assert_eq!(
+                arch(),
+                juju_sim::host_arch(),
+                "KW_TEST_ARCH needs KW_TEST_BINARY"
+            );
+            PathBuf::from(env!("CARGO_BIN_EXE_kubernetes-worker"))
+        }
     }
 }
 
-/// A fresh unit of the real charm.
+/// `uname -m` on a machine of a Debian architecture.
+pub fn kernel_machine(arch: &str) -> &'static str {
+    match arch {
+        "amd64" => "x86_64",
+        "s390x" => "s390x",
+        "arm64" => "aarch64",
+        "ppc64el" => "ppc64le",
+        other => panic!("no kernel name for {other}"),
+    }
+}
+
+/// The charm from this source tree, with the binary under test at
+/// `bin/kubernetes-worker-<arch>`.
+pub fn charm() -> CharmSource {
+    CharmSource::Tree {
+        dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        binaries: vec![(format!("bin/kubernetes-worker-{}", arch()), binary())],
+    }
+}
+
+/// A fresh unit of the real charm, on a machine of the architecture under
+/// test.
 pub fn unit() -> Sim {
     Sim::new(
         &charm(),
         SimOptions {
+            arch: arch().to_string(),
             root_var: Some(ROOT_VAR.into()),
+            machine: (arch() != juju_sim::host_arch()).then(|| kernel_machine(arch()).to_string()),
             ..SimOptions::default()
         },
     )
@@ -143,10 +177,6 @@ impl Probe {
 
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn arch() -> &'static str {
-    juju_sim::host_arch()
 }
 
 /// A CNI tarball of `arch`'s real plugins (all, or only `names`). The

@@ -49,6 +49,10 @@ pub struct SimOptions {
     /// The variable through which the charm learns its machine root.
     pub root_var: Option<String>,
     pub unit_number: u32,
+    /// What the machine's `uname -m` says, when it is not this machine's
+    /// (a binary for another architecture runs under qemu-user through
+    /// binfmt_misc, and reports that architecture itself).
+    pub machine: Option<String>,
 }
 
 impl Default for SimOptions {
@@ -57,6 +61,7 @@ impl Default for SimOptions {
             arch: host_arch().to_string(),
             root_var: None,
             unit_number: 0,
+            machine: None,
         }
     }
 }
@@ -174,6 +179,16 @@ impl Sim {
         }
         for program in ["snap", "systemctl"] {
             std::fs::hard_link(&sim_bin, layout.sbin_dir().join(program)).expect("link program");
+        }
+        if let Some(machine) = &options.machine {
+            let uname = layout.sbin_dir().join("uname");
+            std::fs::write(
+                &uname,
+                format!("#!/bin/sh\nif [ \"$*\" = -m ]; then echo {machine}; else exec /bin/uname \"$@\"; fi\n"),
+            )
+            .expect("uname");
+            std::fs::set_permissions(&uname, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .expect("chmod");
         }
         deploy_charm(charm, &layout.charm_dir());
         let files = CharmFiles::load(&layout.charm_dir()).expect("charm metadata");
