@@ -6,6 +6,7 @@
 #                for s390x, arm64, ppc64el), and charmcraft analyse
 #   make charm   build/kubernetes-worker.charm with static binaries for
 #                amd64, s390x, arm64 and ppc64el
+#   make bench   hook costs, CNI extraction and sizes against their budgets
 #   make check-resource FILE=<file> ARCH=<arch> [SNAP=<name>]
 #                check a CNI tarball or a snap before attaching it
 
@@ -38,7 +39,7 @@ PACKAGES := zip unzip squashfs-tools file musl-tools qemu-user-static binfmt-sup
 # would give dynamic binaries.
 unexport RUSTFLAGS
 
-.PHONY: all deps toolchains fixtures binaries charm binfmt lint unit-tests arch-tests analyse test demo check-resource clean
+.PHONY: all deps toolchains fixtures binaries charm binfmt lint unit-tests arch-tests analyse test demo bench check-resource clean
 
 all: charm
 
@@ -107,6 +108,10 @@ test: lint unit-tests arch-tests analyse
 demo: charm fixtures
 	$(CARGO) build --quiet --locked -p juju-sim --bins
 	target/debug/juju-sim-demo $(CHARM)
+
+# What hooks cost, against the budgets; writes bench/latest.md.
+bench: charm binfmt fixtures
+	$(CARGO) bench --locked --bench hooks
 
 check-resource: binaries
 	@[ -n "$(FILE)" ] || { echo "usage: make check-resource FILE=<file> [ARCH=<arch>] [SNAP=<name>]"; exit 2; }

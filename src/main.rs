@@ -53,11 +53,32 @@ fn main() -> ExitCode {
         }
     };
     charm::logging::init(Some(LevelFilter::Info));
-    match worker::handle(&ctx) {
+    let started = std::time::Instant::now();
+    let code = match worker::handle(&ctx) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{} failed: {e}", ctx.event.name());
             ExitCode::FAILURE
         }
-    }
+    };
+    report_cost(&ctx.event.name(), started);
+    code
+}
+
+/// One routine line (stdout, which the agent logs at DEBUG) with what the
+/// hook cost this process itself: wall time, CPU and peak memory, the
+/// hook tools and other programs it ran not included.
+fn report_cost(event: &str, started: std::time::Instant) {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) else {
+        return;
+    };
+    let micros = |t: nix::sys::time::TimeVal| t.tv_sec() as i64 * 1_000_000 + t.tv_usec() as i64;
+    log::debug!(
+        "{event} done: wall {} us, cpu user {} us sys {} us, max rss {} KiB",
+        started.elapsed().as_micros(),
+        micros(usage.user_time()),
+        micros(usage.system_time()),
+        usage.max_rss()
+    );
 }
