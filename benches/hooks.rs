@@ -105,7 +105,7 @@ fn measure(sim: &Sim, hook: impl FnOnce(&Sim) -> HookRun) -> Sample {
     }
 }
 
-/// The binary's own line: "... done: wall W us, cpu user U us sys S us, max rss R KiB".
+/// The binary's own line: "... done: wall W us, cpu user U us sys S us, peak rss R KiB".
 fn self_report(stdout: &str) -> (u64, u64) {
     let line = stdout
         .lines()
@@ -121,7 +121,7 @@ fn self_report(stdout: &str) -> (u64, u64) {
     };
     (
         number_after("cpu user ") + number_after(" sys "),
-        number_after("max rss "),
+        number_after("peak rss "),
     )
 }
 

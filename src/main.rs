@@ -73,12 +73,23 @@ fn report_cost(event: &str, started: std::time::Instant) {
     let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) else {
         return;
     };
-    let micros = |t: nix::sys::time::TimeVal| t.tv_sec() as i64 * 1_000_000 + t.tv_usec() as i64;
+    let micros =
+        |t: nix::sys::time::TimeVal| i64::from(t.tv_sec()) * 1_000_000 + i64::from(t.tv_usec());
     log::debug!(
-        "{event} done: wall {} us, cpu user {} us sys {} us, max rss {} KiB",
+        "{event} done: wall {} us, cpu user {} us sys {} us, peak rss {} KiB",
         started.elapsed().as_micros(),
         micros(usage.user_time()),
         micros(usage.system_time()),
-        usage.max_rss()
+        peak_rss_kib().unwrap_or(0)
     );
+}
+
+/// This image's peak resident memory. Not getrusage's ru_maxrss: that keeps
+/// the high-water mark of the image before exec, i.e. of the forked agent.
+/// This is the process's own accounting, not machine state, so it is read
+/// from the real /proc, not under the machine root.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
