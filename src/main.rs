@@ -70,16 +70,15 @@ fn main() -> ExitCode {
 /// hook tools and other programs it ran not included.
 fn report_cost(event: &str, started: std::time::Instant) {
     use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeValLike;
     let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) else {
         return;
     };
-    let micros =
-        |t: nix::sys::time::TimeVal| i64::from(t.tv_sec()) * 1_000_000 + i64::from(t.tv_usec());
     log::debug!(
         "{event} done: wall {} us, cpu user {} us sys {} us, peak rss {} KiB",
         started.elapsed().as_micros(),
-        micros(usage.user_time()),
-        micros(usage.system_time()),
+        usage.user_time().num_microseconds(),
+        usage.system_time().num_microseconds(),
         peak_rss_kib().unwrap_or(0)
     );
 }
