@@ -30,7 +30,14 @@ pub fn converge(
     let mut report = Report::new();
     let mut problems = Vec::new();
 
-    let outcome = cni::converge(tools, root, arch, &mut recorded.cni, announce)?;
+    let outcome = cni::converge(
+        tools,
+        root,
+        arch,
+        &mut recorded.cni,
+        &mut recorded.fingerprints,
+        announce,
+    )?;
     let key = cni::resource_name(arch);
     match outcome {
         cni::Outcome::Unchanged => {
@@ -50,7 +57,7 @@ pub fn converge(
 
     let allow_upgrade = force_upgrade || !config.require_manual_upgrade;
     for name in snaps::SNAPS {
-        let wanted = snaps::wanted(tools, name, &config.channel)?;
+        let wanted = snaps::wanted(tools, name, &config.channel, &mut recorded.fingerprints)?;
         let mut installed = recorded.snaps.get(name).cloned();
         let outcome = snaps::converge(
             name,
@@ -107,6 +114,7 @@ pub fn converge(
         }
     }
     recorded.problems = problems;
+    recorded.resources_for = Some((config.channel.clone(), config.require_manual_upgrade));
     let version = recorded.snaps.get("kubelet").map(|s| s.version.clone());
     if let Some(version) = version.filter(|v| !v.is_empty()) {
         if recorded.workload_version.as_ref() != Some(&version) {

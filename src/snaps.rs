@@ -68,7 +68,12 @@ pub struct Wanted {
 
 /// Reads resource `name`: a file with content means "this file"; a zero-byte
 /// or missing resource means "the store, on `channel`".
-pub fn wanted(tools: &HookTools, name: &str, channel: &str) -> Result<Wanted, Error> {
+pub fn wanted(
+    tools: &HookTools,
+    name: &str,
+    channel: &str,
+    fingerprints: &mut resources::FingerprintCache,
+) -> Result<Wanted, Error> {
     let store = || Wanted {
         source: Source::Store {
             channel: channel.to_string(),
@@ -82,10 +87,12 @@ pub fn wanted(tools: &HookTools, name: &str, channel: &str) -> Result<Wanted, Er
         }
         Resource::Empty(_) => Ok(store()),
         Resource::File { path, .. } => {
-            let sha256 = resources::fingerprint(&path).map_err(|source| Error::Io {
-                doing: format!("reading resource {name} at {}", path.display()),
-                source,
-            })?;
+            let sha256 = fingerprints
+                .fingerprint(name, &path)
+                .map_err(|source| Error::Io {
+                    doing: format!("reading resource {name} at {}", path.display()),
+                    source,
+                })?;
             Ok(Wanted {
                 source: Source::Resource { sha256 },
                 file: Some(path),

@@ -33,6 +33,14 @@ pub struct Recorded {
     /// What stood in the way at the last look at the resources.
     #[serde(default)]
     pub problems: Vec<Problem>,
+    /// The options the resources were last looked at with (`channel`,
+    /// `require-manual-upgrade`): config-changed looks again only when
+    /// they changed, since new resources come with upgrade-charm.
+    #[serde(default)]
+    pub resources_for: Option<(String, bool)>,
+    /// Resource fingerprints by file identity.
+    #[serde(default)]
+    pub fingerprints: charm::resources::FingerprintCache,
     /// The options that shape the node, as last read (config-get runs only
     /// in hooks where config can have changed).
     #[serde(default)]

@@ -139,8 +139,16 @@ fn run(
             } else {
                 None
             };
-            // The store is retried on whatever hook comes next.
-            let look = reads_config || recorded.wants_retry();
+            // Resources are new only after attach-resource, which fires
+            // upgrade-charm; config-changed looks again when the options
+            // that choose the snaps changed; and a store failure is retried
+            // on whatever hook comes next.
+            let options_changed = config.as_ref().is_some_and(|c| {
+                recorded.resources_for != Some((c.channel.clone(), c.require_manual_upgrade))
+            });
+            let look = matches!(kind, HookKind::Install | HookKind::UpgradeCharm)
+                || options_changed
+                || recorded.wants_retry();
             if look {
                 let config = match config {
                     Some(config) => config,

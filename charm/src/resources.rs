@@ -103,3 +103,75 @@ mod tests {
         );
     }
 }
+
+/// Remembers resource fingerprints by file identity, so an unchanged file
+/// is not read again: the agent writes a new file when it downloads a new
+/// revision, which changes its inode, ctime or size. The fingerprint stays
+/// the one sha256 per resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FingerprintCache {
+    entries: std::collections::BTreeMap<String, (FileStamp, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    fn of(path: &std::path::Path) -> std::io::Result<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+        })
+    }
+}
+
+impl FingerprintCache {
+    /// The fingerprint of resource `name` at `path`, hashing only when the
+    /// file is not the one seen before.
+    pub fn fingerprint(&mut self, name: &str, path: &std::path::Path) -> std::io::Result<String> {
+        let stamp = FileStamp::of(path)?;
+        if let Some((seen, sha)) = self.entries.get(name) {
+            if *seen == stamp {
+                return Ok(sha.clone());
+            }
+        }
+        let sha = fingerprint(path)?;
+        self.entries.insert(name.to_string(), (stamp, sha.clone()));
+        Ok(sha)
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn a_replaced_file_is_hashed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cni.tgz");
+        std::fs::write(&path, b"one").unwrap();
+        let mut cache = FingerprintCache::default();
+        let first = cache.fingerprint("cni-amd64", &path).unwrap();
+        assert_eq!(cache.fingerprint("cni-amd64", &path).unwrap(), first);
+        // The agent writes a new download beside and renames it in.
+        let new = dir.path().join("cni.tgz.new");
+        std::fs::write(&new, b"two").unwrap();
+        std::fs::rename(&new, &path).unwrap();
+        assert_ne!(cache.fingerprint("cni-amd64", &path).unwrap(), first);
+        assert_eq!(
+            cache.fingerprint("cni-amd64", &path).unwrap(),
+            fingerprint(&path).unwrap()
+        );
+    }
+}

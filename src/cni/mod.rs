@@ -55,6 +55,7 @@ pub fn converge(
     root: &MachineRoot,
     arch: Arch,
     installed: &mut Option<Installed>,
+    fingerprints: &mut resources::FingerprintCache,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<Outcome, Error> {
     let name = resource_name(arch);
@@ -70,10 +71,12 @@ pub fn converge(
         }
         Resource::File { path, len } => (path, len),
     };
-    let sha256 = resources::fingerprint(&path).map_err(|source| Error::Io {
-        doing: format!("reading resource {name} at {}", path.display()),
-        source,
-    })?;
+    let sha256 = fingerprints
+        .fingerprint(&name, &path)
+        .map_err(|source| Error::Io {
+            doing: format!("reading resource {name} at {}", path.display()),
+            source,
+        })?;
     let bin = root.path(CNI_BIN);
     if let Some(current) = installed {
         if current.resource == name
