@@ -3,7 +3,9 @@
 #   make demo    build the charm and run it in a simulated Juju unit
 #   make test    lint, unit tests, the simulated-unit suite natively and
 #                against every architecture's shipped binary (under qemu-user
-#                for s390x, arm64, ppc64el), and charmcraft analyse
+#                for s390x, arm64, ppc64el), charmcraft analyse, and the
+#                suite against real snapd and systemd in LXD (test-lxd)
+#   make test-live  deploy into a real Juju model (JUJU_MODEL); not in test
 #   make charm   build/kubernetes-worker.charm with static binaries for
 #                amd64, s390x, arm64 and ppc64el
 #   make bench   hook costs, CNI extraction and sizes against their budgets
@@ -39,7 +41,7 @@ PACKAGES := zip unzip squashfs-tools file musl-tools qemu-user-static binfmt-sup
 # would give dynamic binaries.
 unexport RUSTFLAGS
 
-.PHONY: all deps toolchains fixtures binaries charm binfmt lint unit-tests arch-tests analyse test demo bench check-resource clean
+.PHONY: all deps toolchains fixtures binaries charm binfmt lint unit-tests arch-tests analyse test test-lxd demo bench check-resource clean
 
 all: charm
 
@@ -103,11 +105,27 @@ analyse: charm
 	@[ -x $(VENV)/bin/charmcraft ] || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q charmcraft; }
 	tests/analyse-charm.sh $(VENV)/bin/charmcraft $(CHARM)
 
-test: lint unit-tests arch-tests analyse
+test: lint unit-tests arch-tests analyse test-lxd
 
 demo: charm fixtures
 	$(CARGO) build --quiet --locked -p juju-sim --bins
 	target/debug/juju-sim-demo $(CHARM)
+
+# The charm against real snapd and systemd in an LXD system container
+# (tests/lxd/). Needs root and a kernel that runs containers; where it
+# cannot run it says so and fails, unless KW_SKIP_LXD=1 opts out.
+LXD_WORK := /var/tmp/kw-lxd
+test-lxd: charm fixtures
+	@if [ "$$(id -u)" != 0 ] || ! [ -d /sys/fs/cgroup ]; then \
+	    echo "test-lxd: LXD cannot run here (needs root and cgroups)$${KW_SKIP_LXD:+; skipped as KW_SKIP_LXD asks}"; \
+	    [ -n "$${KW_SKIP_LXD:-}" ]; exit $$?; \
+	fi
+	@for p in lxd debootstrap; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || missing="$${missing:-} $$p"; done; \
+	if [ -n "$${missing:-}" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	@name=kw-$$$$; rm -rf $(LXD_WORK); mkdir -p $(LXD_WORK); \
+	trap 'tests/lxd/teardown.sh $(LXD_WORK)' EXIT; \
+	tests/lxd/setup.sh $(LXD_WORK) $$name && \
+	KW_LXD_CONTAINER=$$name KW_LXD_WORK=$(LXD_WORK) $(CARGO) test --locked --test lxd -- --ignored --nocapture
 
 # What hooks cost, against the budgets; writes bench/latest.md.
 bench: charm binfmt fixtures

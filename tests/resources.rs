@@ -616,3 +616,30 @@ fn converged_hooks_make_no_snap_call_and_write_no_file() {
         );
     }
 }
+
+#[test]
+fn a_snapd_change_in_progress_is_waited_for() {
+    let (sim, _s) = provisioned();
+    sim.edit_machine(|m| {
+        m.faults.push(Fault {
+            command: "install".into(),
+            target: Some("kubelet".into()),
+            remaining: 2,
+            exit: 10,
+            stderr: "error: snap \"kubelet\" has \"install-snap\" change in progress\n".into(),
+        })
+    });
+    sim.hook("install").assert_ok();
+    assert!(sim.machine().snaps.contains_key("kubelet"));
+    let attempts = sim
+        .machine()
+        .calls
+        .iter()
+        .filter(|c| {
+            c.args.first().is_some_and(|a| a == "install")
+                && c.args.contains(&"kubelet".to_string())
+        })
+        .count();
+    assert_eq!(attempts, 3);
+    assert_resources_settled(&sim);
+}

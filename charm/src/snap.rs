@@ -139,13 +139,37 @@ pub fn can_inspect_files() -> bool {
     exec::run("unsquashfs", &["-version"], None).is_ok()
 }
 
+/// snapd runs one change per snap at a time and refuses another meanwhile
+/// ("snap \"x\" has \"install-snap\" change in progress", exit 10). A
+/// change takes seconds to minutes; waiting for it is the hook's job.
+const BUSY_EXIT: i32 = 10;
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn is_busy(e: &ExecError) -> bool {
+    e.code() == Some(BUSY_EXIT) || e.stderr().contains("change in progress")
+}
+
 /// The `snap` command.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SnapCli;
 
 impl SnapCli {
     fn snap(&self, args: &[&str]) -> Result<String, SnapError> {
-        Ok(exec::run("snap", args, None)?.stdout_str())
+        let started = std::time::Instant::now();
+        loop {
+            match exec::run("snap", args, None) {
+                Ok(out) => return Ok(out.stdout_str()),
+                Err(e) if is_busy(&e) && started.elapsed() < BUSY_WAIT => {
+                    log::debug!(
+                        "snap {}: another change is in progress; waiting",
+                        args.join(" ")
+                    );
+                    std::thread::sleep(BUSY_PAUSE);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// `snap install <name> --channel=<channel> [--classic]`.

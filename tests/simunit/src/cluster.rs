@@ -307,10 +307,16 @@ pub fn hostname() -> String {
 
 impl Cluster {
     pub fn new() -> Cluster {
+        Cluster::for_node(&hostname())
+    }
+
+    /// A cluster expecting the worker to register as `node` (the lowercased
+    /// host name of the machine the charm runs on).
+    pub fn for_node(node: &str) -> Cluster {
+        let node = node.to_lowercase();
         let pki = Pki::new();
         let client_token = "admin-token-0123".to_string();
         let api = ApiServer::start(&pki, &client_token);
-        let node = hostname();
         api.add_node(&node);
         Cluster {
             pki,

@@ -13,7 +13,21 @@ pub struct TestSnap {
     /// App name -> daemon type.
     pub apps: Vec<(String, Option<String>)>,
     pub configure_hook: bool,
+    /// The daemon apps' program; by default one that exits at once.
+    pub daemon_script: Option<String>,
+    /// The configure hook's program, when there is one.
+    pub configure_script: Option<String>,
 }
+
+/// A daemon for real snapd and systemd: it logs each start with the snap
+/// config it reads through snapctl (the keys a kubelet and kube-proxy are
+/// given), then runs until stopped.
+pub const RECORDING_DAEMON: &str = "#!/bin/sh\nprintf 'start %s config=%s\\n' \"$(date +%s%N)\" \"$(snapctl get -d config kubeconfig master v 2>&1 | tr -d ' \\n')\" >> \"$SNAP_COMMON/daemon.log\"\nexec sleep infinity\n";
+
+/// A configure hook that takes its time when told to (`slow-configure`),
+/// so that a test can hold a snapd change in progress.
+pub const SLOW_CONFIGURE: &str =
+    "#!/bin/sh\nif [ \"$(snapctl get slow-configure)\" = true ]; then sleep 8; fi\nexit 0\n";
 
 impl TestSnap {
     /// A classic snap with a `daemon` app and a configure hook, like the
@@ -29,6 +43,8 @@ impl TestSnap {
                 ("daemon".into(), Some("simple".into())),
             ],
             configure_hook: true,
+            daemon_script: None,
+            configure_script: None,
         }
     }
 
@@ -38,7 +54,7 @@ impl TestSnap {
         let meta = tree.path().join("meta");
         std::fs::create_dir_all(meta.join("hooks")).expect("meta dir");
         let mut yaml = format!(
-            "name: {}\nversion: '{}'\nsummary: test snap\ndescription: test snap\nconfinement: {}\narchitectures: [{}]\nbase: core\napps:\n",
+            "name: {}\nversion: '{}'\nsummary: test snap\ndescription: test snap\nconfinement: {}\narchitectures: [{}]\napps:\n",
             self.name,
             self.version,
             if self.classic { "classic" } else { "strict" },
@@ -51,12 +67,25 @@ impl TestSnap {
             }
         }
         std::fs::write(meta.join("snap.yaml"), yaml).expect("snap.yaml");
+        let executable = |path: &Path, text: &str| {
+            std::fs::write(path, text).expect("write");
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .expect("chmod");
+        };
         if self.configure_hook {
-            std::fs::write(meta.join("hooks/configure"), "#!/bin/sh\nexit 0\n").expect("hook");
+            let script = self
+                .configure_script
+                .as_deref()
+                .unwrap_or("#!/bin/sh\nexit 0\n");
+            executable(&meta.join("hooks/configure"), script);
         }
         std::fs::create_dir_all(tree.path().join("bin")).expect("bin");
-        for (app, _) in &self.apps {
-            std::fs::write(tree.path().join("bin").join(app), "#!/bin/sh\nexit 0\n").expect("app");
+        for (app, daemon) in &self.apps {
+            let script = match (daemon, &self.daemon_script) {
+                (Some(_), Some(script)) => script.as_str(),
+                _ => "#!/bin/sh\nexit 0\n",
+            };
+            executable(&tree.path().join("bin").join(app), script);
         }
         let out = dir.join(format!(
             "{}_{}_{}.snap",

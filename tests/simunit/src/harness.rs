@@ -53,6 +53,13 @@ pub struct SimOptions {
     /// (a binary for another architecture runs under qemu-user through
     /// binfmt_misc, and reports that architecture itself).
     pub machine: Option<String>,
+    /// Runs hooks inside another machine: a command prefix such as
+    /// `["lxc", "exec", "c1", "--"]`, with the simulation's directory
+    /// mounted there at the same path. The hook runs under `env -i -C`.
+    pub exec_in: Option<Vec<String>>,
+    /// The machine's own `snap` and `systemctl` serve the charm, not the
+    /// simulated ones.
+    pub real_machine: bool,
 }
 
 impl Default for SimOptions {
@@ -62,6 +69,8 @@ impl Default for SimOptions {
             root_var: None,
             unit_number: 0,
             machine: None,
+            exec_in: None,
+            real_machine: false,
         }
     }
 }
@@ -569,11 +578,18 @@ impl Sim {
             ("DEBIAN_FRONTEND".into(), "noninteractive".into()),
             (
                 "PATH".into(),
-                format!(
-                    "{}:{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                    path_str(&self.layout.tools_dir()),
-                    path_str(&self.layout.sbin_dir())
-                ),
+                if self.options.real_machine {
+                    format!(
+                        "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        path_str(&self.layout.tools_dir())
+                    )
+                } else {
+                    format!(
+                        "{}:{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        path_str(&self.layout.tools_dir()),
+                        path_str(&self.layout.sbin_dir())
+                    )
+                },
             ),
         ];
         if !event.legacy {
@@ -618,12 +634,23 @@ impl Sim {
             ),
             None => (0, String::new(), String::new()),
             Some(handler) => {
-                let output = Command::new(&handler)
-                    .env_clear()
-                    .envs(env)
-                    .current_dir(&state.charm_dir)
-                    .stdin(Stdio::null())
-                    .output();
+                let mut command = match &self.options.exec_in {
+                    None => {
+                        let mut c = Command::new(&handler);
+                        c.env_clear().envs(env).current_dir(&state.charm_dir);
+                        c
+                    }
+                    Some(prefix) => {
+                        let mut c = Command::new(&prefix[0]);
+                        c.args(&prefix[1..])
+                            .args(["env", "-i", "-C"])
+                            .arg(&state.charm_dir)
+                            .args(env.iter().map(|(k, v)| format!("{k}={v}")))
+                            .arg(&handler);
+                        c
+                    }
+                };
+                let output = command.stdin(Stdio::null()).output();
                 match output {
                     Ok(out) => (
                         out.status.code().unwrap_or(-1),
