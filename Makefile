@@ -41,7 +41,7 @@ PACKAGES := zip unzip squashfs-tools file musl-tools qemu-user-static binfmt-sup
 # would give dynamic binaries.
 unexport RUSTFLAGS
 
-.PHONY: all deps toolchains fixtures binaries charm binfmt lint unit-tests arch-tests analyse test test-lxd demo bench check-resource clean
+.PHONY: all deps toolchains fixtures binaries charm binfmt lint unit-tests arch-tests analyse test test-lxd test-live demo bench check-resource clean
 
 all: charm
 
@@ -126,6 +126,10 @@ test-lxd: charm fixtures
 	trap 'tests/lxd/teardown.sh $(LXD_WORK)' EXIT; \
 	tests/lxd/setup.sh $(LXD_WORK) $$name && \
 	KW_LXD_CONTAINER=$$name KW_LXD_WORK=$(LXD_WORK) $(CARGO) test --locked --test lxd -- --ignored --nocapture
+
+# The charm in a real Juju model; see tests/live.sh for its variables.
+test-live: charm fixtures
+	tests/live.sh
 
 # What hooks cost, against the budgets; writes bench/latest.md.
 bench: charm binfmt fixtures
