@@ -255,6 +255,27 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+/// A table row's measured cells: hook, wall, CPU, peak RSS, calls, mutating.
+fn cells(r: &Row) -> String {
+    format!(
+        "| {} | {} | {:.2} ms | {:.1} MiB | {} | {} |",
+        r.hook,
+        ms(r.wall),
+        r.cpu_us as f64 / 1000.0,
+        r.rss_kib as f64 / 1024.0,
+        r.tool_calls,
+        r.mutating
+    )
+}
+
 fn main() {
     let arch = juju_sim::host_arch();
     assert!(
@@ -277,35 +298,25 @@ fn main() {
         RUNS,
         binary(arch).strip_prefix(repo()).unwrap().display()
     ));
-    out.push_str("## Hooks on amd64 (native)\n\n| hook | wall | binary CPU | max RSS | hook-tool calls | mutating snap/systemctl | budget |\n|---|---|---|---|---|---|---|\n");
+    out.push_str("## Hooks on amd64 (native)\n\n| hook | wall | binary CPU | peak RSS | hook-tool calls | mutating snap/systemctl | budget |\n|---|---|---|---|---|---|---|\n");
     for r in hook_rows(arch, RUNS) {
         let budget = match r.hook {
-            "update-status, converged" => {
-                let ok =
-                    r.tool_calls <= 4 && r.mutating == 0 && r.cpu_us < 2000 && r.rss_kib < 8 * 1024;
-                format!(
-                    "≤4 calls, 0 mutating, <2 ms CPU, <8 MiB: {}",
-                    if ok { "met" } else { "NOT met" }
-                )
-            }
+            "update-status, converged" => format!(
+                "≤4 calls, 0 mutating, <2 ms CPU, <8 MiB: {}",
+                met(r.tool_calls <= 4
+                    && r.mutating == 0
+                    && r.cpu_us < 2000
+                    && r.rss_kib < 8 * 1024)
+            ),
             "config-changed, nothing changed" | "kube-control-relation-changed, no change" => {
-                let ok = r.tool_calls <= 12 && r.mutating == 0;
                 format!(
                     "≤12 calls, 0 mutating: {}",
-                    if ok { "met" } else { "NOT met" }
+                    met(r.tool_calls <= 12 && r.mutating == 0)
                 )
             }
             _ => "-".into(),
         };
-        out.push_str(&format!(
-            "| {} | {} | {:.2} ms | {:.1} MiB | {} | {} | {budget} |\n",
-            r.hook,
-            ms(r.wall),
-            r.cpu_us as f64 / 1000.0,
-            r.rss_kib as f64 / 1024.0,
-            r.tool_calls,
-            r.mutating
-        ));
+        out.push_str(&format!("{} {budget} |\n", cells(&r)));
     }
     let (ours, tar) = cni_ratio(arch);
     let ratio = ours.as_secs_f64() / tar.as_secs_f64();
@@ -313,39 +324,32 @@ fn main() {
         "\n## CNI extraction ({arch}, Debian's containernetworking-plugins, 16 plugins)\n\n| charm (tar + flate2 on zlib-rs, in-process) | `tar -xzf` | ratio | budget ≤ 0.8 |\n|---|---|---|---|\n| {} | {} | {ratio:.2} | {} |\n",
         ms(ours),
         ms(tar),
-        if ratio <= 0.8 { "met" } else { "NOT met" }
+        met(ratio <= 0.8)
     ));
     out.push_str("\n## Sizes\n\n| file | bytes | budget |\n|---|---|---|\n");
-    for a in ["amd64", "s390x", "arm64", "ppc64el"] {
-        if let Ok(meta) = std::fs::metadata(binary(a)) {
-            let ok = meta.len() <= 4 << 20;
+    let mut sizes: Vec<(String, PathBuf, u64)> = ["amd64", "s390x", "arm64", "ppc64el"]
+        .iter()
+        .map(|a| (format!("bin/kubernetes-worker-{a}"), binary(a), 4 << 20))
+        .collect();
+    sizes.push((
+        "kubernetes-worker.charm".into(),
+        repo().join("build/kubernetes-worker.charm"),
+        12 << 20,
+    ));
+    for (name, path, budget) in sizes {
+        if let Ok(meta) = std::fs::metadata(&path) {
             out.push_str(&format!(
-                "| bin/kubernetes-worker-{a} | {} | ≤ 4 MiB: {} |\n",
+                "| {name} | {} | ≤ {} MiB: {} |\n",
                 meta.len(),
-                if ok { "met" } else { "NOT met" }
+                budget >> 20,
+                met(meta.len() <= budget)
             ));
         }
     }
-    if let Ok(meta) = std::fs::metadata(repo().join("build/kubernetes-worker.charm")) {
-        let ok = meta.len() <= 12 << 20;
-        out.push_str(&format!(
-            "| kubernetes-worker.charm | {} | ≤ 12 MiB: {} |\n",
-            meta.len(),
-            if ok { "met" } else { "NOT met" }
-        ));
-    }
     if binary("s390x").exists() && Path::new("/proc/sys/fs/binfmt_misc/qemu-s390x").exists() {
-        out.push_str("\n## Hooks on s390x under qemu-user (emulation: no budget)\n\n| hook | wall | binary CPU | max RSS | hook-tool calls | mutating |\n|---|---|---|---|---|---|\n");
+        out.push_str("\n## Hooks on s390x under qemu-user (emulation: no budget)\n\n| hook | wall | binary CPU | peak RSS | hook-tool calls | mutating |\n|---|---|---|---|---|---|\n");
         for r in hook_rows("s390x", 5) {
-            out.push_str(&format!(
-                "| {} | {} | {:.2} ms | {:.1} MiB | {} | {} |\n",
-                r.hook,
-                ms(r.wall),
-                r.cpu_us as f64 / 1000.0,
-                r.rss_kib as f64 / 1024.0,
-                r.tool_calls,
-                r.mutating
-            ));
+            out.push_str(&format!("{}\n", cells(&r)));
         }
     }
     print!("{out}");
