@@ -16,8 +16,8 @@
 # Everything it creates is listed in <work>/created for teardown.sh.
 set -eu
 work=$1 name=$2
-cache=build/lxd-cache
-mkdir -p "$work/pool" "$work/sim"
+cache=$(pwd)/build/lxd-cache
+mkdir -p "$work/pool" "$work/sim" "$cache"
 created="$work/created"
 : > "$created"
 
