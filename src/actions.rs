@@ -16,7 +16,15 @@ struct PauseParams {
     delete_local_data: bool,
     #[serde(default)]
     force: bool,
+    #[serde(default = "default_timeout")]
+    timeout: u64,
 }
+
+fn default_timeout() -> u64 {
+    60
+}
+
+const POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn api_or_fail(tools: &HookTools, node: &Node, recorded: &Recorded) -> Result<Option<Api>, Error> {
     match node.api(recorded) {
@@ -89,12 +97,28 @@ pub fn pause(tools: &HookTools, node: &Node, recorded: &Recorded) -> Result<(), 
         }
         evicted.push(name(pod));
     }
-    log::info!(
-        "paused node {}: cordoned, {} pods evicted",
-        node.name,
-        evicted.len()
-    );
-    let results = BTreeMap::from([
+    // Eviction only asks; as `kubectl drain` does, wait for the pods to go.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(params.timeout);
+    let remaining = loop {
+        let left: Vec<String> = match api.pods_on(&node.name) {
+            Ok(pods) => pods
+                .iter()
+                .map(name)
+                .filter(|n| evicted.contains(n))
+                .collect(),
+            Err(e) => {
+                return fail(format!(
+                    "node cordoned, pods evicted; cannot check they terminated: {e}"
+                ))
+            }
+        };
+        let now = std::time::Instant::now();
+        if left.is_empty() || now >= deadline {
+            break left;
+        }
+        std::thread::sleep(POLL.min(deadline - now));
+    };
+    let mut results = BTreeMap::from([
         ("cordoned".to_string(), "true".to_string()),
         (
             "evicted".to_string(),
@@ -105,6 +129,22 @@ pub fn pause(tools: &HookTools, node: &Node, recorded: &Recorded) -> Result<(), 
             },
         ),
     ]);
+    if !remaining.is_empty() {
+        results.insert("terminating".to_string(), remaining.join(","));
+        tools
+            .action_set(&results)
+            .doing("reporting the action's results")?;
+        return fail(format!(
+            "node cordoned and drained, but these pods had not terminated after {} s: {}",
+            params.timeout,
+            remaining.join(", ")
+        ));
+    }
+    log::info!(
+        "paused node {}: cordoned, {} pods evicted",
+        node.name,
+        evicted.len()
+    );
     tools
         .action_set(&results)
         .doing("reporting the action's results")

@@ -527,7 +527,10 @@ fn actions_get_their_parameters_and_report_results() {
     let (run, action) = p.sim.action("pause", serde_json::json!({"force": true}));
     run.assert_ok();
     let params = std::fs::read_to_string(p.sim.charm_dir().join("params")).unwrap();
-    assert_eq!(params, "{\"delete-local-data\":false,\"force\":true}\n");
+    assert_eq!(
+        params,
+        "{\"delete-local-data\":false,\"force\":true,\"timeout\":60}\n"
+    );
     assert_eq!(action.status, "completed");
     assert_eq!(action.results["outcome"], "cordoned");
     assert_eq!(action.results["node"]["name"], "w0");

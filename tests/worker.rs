@@ -587,6 +587,31 @@ fn pause_drains_the_node_and_resume_uncordons_it() {
 }
 
 #[test]
+fn pause_waits_for_evicted_pods_and_fails_when_they_linger() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Current);
+    c.api.add_pod(pod(
+        "slow",
+        &c.node,
+        Some("ReplicaSet"),
+        json!({"terminationGracePeriodSeconds": 86400}),
+    ));
+    let started = std::time::Instant::now();
+    let (run, action) = sim.action("pause", json!({"timeout": 1}));
+    run.assert_ok();
+    assert_eq!(action.status, "failed");
+    assert!(
+        action
+            .message
+            .contains("had not terminated after 1 s: default/slow"),
+        "{}",
+        action.message
+    );
+    assert_eq!(action.results["terminating"], "default/slow");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(sim.unit().error, None);
+}
+
+#[test]
 fn stop_removes_the_node_and_stops_both_daemons() {
     let (sim, _s, c, _rels) = cluster::running(Master::Current);
     sim.hook("stop").assert_ok();

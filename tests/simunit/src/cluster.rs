@@ -252,13 +252,21 @@ fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Valu
             (200, json!({"kind": "PodList", "items": items}))
         }
         ("POST", ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => {
-            let before = s.pods.len();
-            s.pods
-                .retain(|p| !(p["metadata"]["namespace"] == *ns && p["metadata"]["name"] == *name));
-            if s.pods.len() < before {
-                (201, json!({"kind": "Status", "status": "Success"}))
-            } else {
-                not_found
+            let target =
+                |p: &Value| p["metadata"]["namespace"] == *ns && p["metadata"]["name"] == *name;
+            match s.pods.iter().position(target) {
+                // A pod with a long grace period: evicted, still terminating.
+                Some(i)
+                    if s.pods[i]["spec"]["terminationGracePeriodSeconds"].as_u64() > Some(3600) =>
+                {
+                    s.pods[i]["metadata"]["deletionTimestamp"] = json!("2026-11-28T00:00:00Z");
+                    (201, json!({"kind": "Status", "status": "Success"}))
+                }
+                Some(i) => {
+                    s.pods.remove(i);
+                    (201, json!({"kind": "Status", "status": "Success"}))
+                }
+                None => not_found,
             }
         }
         _ => not_found,
