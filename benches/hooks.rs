@@ -48,15 +48,6 @@ fn binary(arch: &str) -> PathBuf {
         .join("release/kubernetes-worker")
 }
 
-fn machine(arch: &str) -> &'static str {
-    match arch {
-        "amd64" => "x86_64",
-        "s390x" => "s390x",
-        "arm64" => "aarch64",
-        _ => "ppc64le",
-    }
-}
-
 /// A unit of the shipped binary for `arch`, with its resources attached.
 fn provisioned(arch: &str, scratch: &Path) -> Sim {
     let sim = Sim::new(
@@ -67,7 +58,8 @@ fn provisioned(arch: &str, scratch: &Path) -> Sim {
         SimOptions {
             arch: arch.to_string(),
             root_var: Some("KUBERNETES_WORKER_ROOT".into()),
-            machine: (arch != juju_sim::host_arch()).then(|| machine(arch).to_string()),
+            machine: (arch != juju_sim::host_arch())
+                .then(|| juju_sim::kernel_machine(arch).to_string()),
             ..SimOptions::default()
         },
     );

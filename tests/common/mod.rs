@@ -33,17 +33,6 @@ fn binary() -> PathBuf {
     }
 }
 
-/// `uname -m` on a machine of a Debian architecture.
-pub fn kernel_machine(arch: &str) -> &'static str {
-    match arch {
-        "amd64" => "x86_64",
-        "s390x" => "s390x",
-        "arm64" => "aarch64",
-        "ppc64el" => "ppc64le",
-        other => panic!("no kernel name for {other}"),
-    }
-}
-
 /// The charm from this source tree, with the binary under test at
 /// `bin/kubernetes-worker-<arch>`.
 pub fn charm() -> CharmSource {
@@ -61,7 +50,8 @@ pub fn unit() -> Sim {
         SimOptions {
             arch: arch().to_string(),
             root_var: Some(ROOT_VAR.into()),
-            machine: (arch() != juju_sim::host_arch()).then(|| kernel_machine(arch()).to_string()),
+            machine: (arch() != juju_sim::host_arch())
+                .then(|| juju_sim::kernel_machine(arch()).to_string()),
             ..SimOptions::default()
         },
     )

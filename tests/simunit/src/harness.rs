@@ -86,6 +86,17 @@ pub fn host_arch() -> &'static str {
     }
 }
 
+/// `uname -m` on a machine of a Debian architecture.
+pub fn kernel_machine(arch: &str) -> &'static str {
+    match arch {
+        "amd64" => "x86_64",
+        "s390x" => "s390x",
+        "arm64" => "aarch64",
+        "ppc64el" => "ppc64le",
+        other => panic!("no kernel name for {other}"),
+    }
+}
+
 /// What a hook run did.
 #[derive(Debug, Clone)]
 pub struct HookRun {
