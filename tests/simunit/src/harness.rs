@@ -661,7 +661,25 @@ impl Sim {
                         c
                     }
                 };
-                let output = command.stdin(Stdio::null()).output();
+                // Files that tests write (scripts, copies) can be briefly
+                // held open for writing by a child another test thread
+                // forked; exec then fails with "Text file busy" before the
+                // hook starts, so running it again is safe.
+                let mut output = command.stdin(Stdio::null()).output();
+                for _ in 0..20 {
+                    let busy = match &output {
+                        Ok(out) => {
+                            out.status.code() == Some(126)
+                                && String::from_utf8_lossy(&out.stderr).contains("Text file busy")
+                        }
+                        Err(e) => e.raw_os_error() == Some(26),
+                    };
+                    if !busy {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    output = command.stdin(Stdio::null()).output();
+                }
                 match output {
                     Ok(out) => (
                         out.status.code().unwrap_or(-1),
