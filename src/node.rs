@@ -368,22 +368,21 @@ impl Node<'_> {
         let mut inactive = Vec::new();
         for (snap_name, (config, reads)) in DAEMONS.iter().zip(configs) {
             let record = recorded.daemons.entry(snap_name.to_string()).or_default();
-            let mut pairs: Vec<(String, String)> = config
+            let mut changes: Vec<(String, Option<String>)> = config
                 .snap_keys
                 .iter()
                 .filter(|(k, v)| record.keys.get(*k) != Some(*v))
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
                 .collect();
-            // `key!` unsets a key in the same call.
-            pairs.extend(
+            changes.extend(
                 record
                     .keys
                     .keys()
                     .filter(|k| !config.snap_keys.contains_key(*k))
-                    .map(|k| (format!("{k}!"), String::new())),
+                    .map(|k| (k.clone(), None)),
             );
-            if !pairs.is_empty() {
-                SnapCli.set_raw(snap_name, &pairs)?;
+            if !changes.is_empty() {
+                SnapCli.set(snap_name, &changes)?;
                 record.keys = config.snap_keys.clone();
             }
             let fingerprint =

@@ -24,10 +24,6 @@ impl Systemctl {
         exec::run("systemctl", &["start", unit], None).map(drop)
     }
 
-    pub fn stop(&self, unit: &str) -> Result<(), ExecError> {
-        exec::run("systemctl", &["stop", unit], None).map(drop)
-    }
-
     pub fn disable_now(&self, unit: &str) -> Result<(), ExecError> {
         exec::run("systemctl", &["disable", "--now", unit], None).map(drop)
     }

@@ -218,37 +218,19 @@ impl SnapCli {
         self.snap(&args)
     }
 
-    /// `snap set <name> key=value ...` in one call.
-    pub fn set(&self, name: &str, pairs: &[(String, String)]) -> Result<(), SnapError> {
-        let pairs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut args = vec!["set", name];
-        args.extend(pairs.iter().map(String::as_str));
-        self.snap(&args).map(drop)
-    }
-
-    /// `snap set <name> ...` with pairs as given: `("key", "value")` sets,
-    /// `("key!", "")` unsets, all in one call.
-    pub fn set_raw(&self, name: &str, pairs: &[(String, String)]) -> Result<(), SnapError> {
-        let args: Vec<String> = pairs
+    /// `snap set <name> ...` in one call: `Some(value)` sets a key,
+    /// `None` unsets it (`key!`).
+    pub fn set(&self, name: &str, changes: &[(String, Option<String>)]) -> Result<(), SnapError> {
+        let args: Vec<String> = changes
             .iter()
-            .map(|(k, v)| {
-                if k.ends_with('!') {
-                    k.clone()
-                } else {
-                    format!("{k}={v}")
-                }
+            .map(|(k, v)| match v {
+                Some(v) => format!("{k}={v}"),
+                None => format!("{k}!"),
             })
             .collect();
         let mut all = vec!["set", name];
         all.extend(args.iter().map(String::as_str));
         self.snap(&all).map(drop)
-    }
-
-    /// `snap unset <name> key ...`.
-    pub fn unset(&self, name: &str, keys: &[String]) -> Result<(), SnapError> {
-        let mut args = vec!["unset", name];
-        args.extend(keys.iter().map(String::as_str));
-        self.snap(&args).map(drop)
     }
 }
 

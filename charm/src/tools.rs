@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use thiserror::Error;
 
 use crate::context::RelationId;
@@ -66,14 +65,6 @@ impl LogLevel {
     }
 }
 
-/// What `status-get` reports; the status may be one a charm cannot set
-/// (`unknown`, `error`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ReportedStatus {
-    pub status: String,
-    pub message: String,
-}
-
 /// The hook tools, looked up on `PATH` (the agent puts its tools dir first).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HookTools;
@@ -129,10 +120,6 @@ impl HookTools {
         Ok(())
     }
 
-    pub fn status_get(&self) -> Result<ReportedStatus, ToolError> {
-        self.call_json("status-get", &["--format=json", "--include-data"])
-    }
-
     pub fn juju_log(&self, level: LogLevel, message: &str) -> Result<(), ToolError> {
         self.call("juju-log", &["--log-level", level.as_str(), "--", message])?;
         Ok(())
@@ -152,10 +139,6 @@ impl HookTools {
     pub fn close_port(&self, port: &str) -> Result<(), ToolError> {
         self.call("close-port", &[port])?;
         Ok(())
-    }
-
-    pub fn opened_ports(&self) -> Result<Vec<String>, ToolError> {
-        self.call_json("opened-ports", &["--format=json"])
     }
 
     pub fn relation_ids(&self, endpoint: &str) -> Result<Vec<RelationId>, ToolError> {
@@ -187,16 +170,6 @@ impl HookTools {
         Ok(bag.unwrap_or_default())
     }
 
-    /// An application's databag.
-    pub fn relation_get_app(&self, rel: &RelationId, app: &str) -> Result<Databag, ToolError> {
-        let rid = rel.to_string();
-        let bag: Option<Databag> = self.call_json(
-            "relation-get",
-            &["--format=json", "--app", "-r", &rid, "-", app],
-        )?;
-        Ok(bag.unwrap_or_default())
-    }
-
     /// Sets keys in this unit's databag; an empty value deletes the key. The
     /// data goes on stdin as YAML, so values of any content are passed
     /// whole and never appear in a process listing.
@@ -209,17 +182,6 @@ impl HookTools {
     /// `private-address` or `public-address`.
     pub fn unit_get(&self, key: &str) -> Result<String, ToolError> {
         self.call_json("unit-get", &["--format=json", key])
-    }
-
-    pub fn network_get_ingress_address(&self, binding: &str) -> Result<String, ToolError> {
-        self.call_json(
-            "network-get",
-            &["--format=json", binding, "--ingress-address"],
-        )
-    }
-
-    pub fn is_leader(&self) -> Result<bool, ToolError> {
-        self.call_json("is-leader", &["--format=json"])
     }
 
     /// The action's parameters, defaults filled in.
@@ -240,18 +202,5 @@ impl HookTools {
     pub fn action_fail(&self, message: &str) -> Result<(), ToolError> {
         self.call("action-fail", &["--", message])?;
         Ok(())
-    }
-
-    /// A value of the unit's server-side state, if set (`state-get` prints
-    /// an empty string for a key that is not).
-    pub fn state_get(&self, key: &str) -> Result<Option<String>, ToolError> {
-        let value: Option<String> = self.call_json("state-get", &["--format=json", "--", key])?;
-        Ok(value.filter(|v| !v.is_empty()))
-    }
-
-    /// Sets server-side state keys; an empty value deletes the key.
-    pub fn state_set(&self, data: &BTreeMap<String, String>) -> Result<(), ToolError> {
-        let input = Self::yaml_stdin("state-set", data)?;
-        self.call_with_stdin("state-set", &["--file", "-"], &input)
     }
 }
