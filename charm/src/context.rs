@@ -91,6 +91,8 @@ pub enum HookKind {
     UpdateStatus,
     LeaderElected,
     LeaderSettingsChanged,
+    /// A secret this unit reads has a new revision (`JUJU_SECRET_ID`).
+    SecretChanged,
     Relation {
         endpoint: String,
         event: RelationEvent,
@@ -113,6 +115,7 @@ impl HookKind {
             "update-status" => return HookKind::UpdateStatus,
             "leader-elected" => return HookKind::LeaderElected,
             "leader-settings-changed" => return HookKind::LeaderSettingsChanged,
+            "secret-changed" => return HookKind::SecretChanged,
             _ => {}
         }
         for (event, suffix) in RelationEvent::ALL {
@@ -171,6 +174,7 @@ fn hook_name(kind: &HookKind) -> String {
         HookKind::UpdateStatus => "update-status".into(),
         HookKind::LeaderElected => "leader-elected".into(),
         HookKind::LeaderSettingsChanged => "leader-settings-changed".into(),
+        HookKind::SecretChanged => "secret-changed".into(),
         HookKind::Relation { endpoint, event } => {
             format!("{endpoint}-relation-{}", event.as_str())
         }
@@ -200,6 +204,10 @@ pub struct HookContext {
     pub juju_version: String,
     pub relation: Option<RelationContext>,
     pub action_uuid: Option<String>,
+    /// `JUJU_SECRET_ID` in the secret hooks.
+    pub secret_id: Option<String>,
+    /// `JUJU_AVAILABILITY_ZONE`, when the cloud has zones.
+    pub availability_zone: Option<String>,
 }
 
 impl HookContext {
@@ -258,6 +266,8 @@ impl HookContext {
             juju_version: nonempty("JUJU_VERSION").unwrap_or_default(),
             relation,
             action_uuid: nonempty("JUJU_ACTION_UUID"),
+            secret_id: nonempty("JUJU_SECRET_ID"),
+            availability_zone: nonempty("JUJU_AVAILABILITY_ZONE"),
         })
     }
 
@@ -384,6 +394,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ctx.relation.unwrap().remote_unit, None);
+    }
+
+    #[test]
+    fn secret_hooks_carry_the_secret_id() {
+        let ctx = HookContext::from_lookup(
+            env(&[
+                ("JUJU_DISPATCH_PATH", "hooks/secret-changed"),
+                ("JUJU_UNIT_NAME", "kubernetes-worker/0"),
+                ("JUJU_CHARM_DIR", "/charm"),
+                ("JUJU_SECRET_ID", "secret:cu1u0g7mp25c77c7p8tg"),
+                ("JUJU_SECRET_LABEL", ""),
+                ("JUJU_AVAILABILITY_ZONE", ""),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(ctx.event, Event::Hook(HookKind::SecretChanged));
+        assert_eq!(
+            ctx.secret_id.as_deref(),
+            Some("secret:cu1u0g7mp25c77c7p8tg")
+        );
+        assert_eq!(ctx.availability_zone, None);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - [`exec`]: running other programs with captured output;
 //! - [`snap`], [`service`]: snaps (the CLI, and the metadata snapd lays
 //!   out) and systemd services;
+//! - [`sysctl`]: kernel tunables;
 //! - [`files`]: atomic, mode-correct file writes that skip unchanged content;
 //! - [`state`]: what the charm recorded in earlier hooks;
 //! - [`logging`]: a `log` backend that reaches both the operator
@@ -32,6 +33,7 @@ pub mod service;
 pub mod snap;
 pub mod state;
 pub mod status;
+pub mod sysctl;
 pub mod tools;
 
 pub use context::{Event, HookContext, HookKind, RelationEvent, RelationId};

@@ -218,6 +218,19 @@ impl SnapCli {
         self.snap(&args)
     }
 
+    /// `snap refresh --hold <names>`: no automatic refresh of these snaps,
+    /// so that only the charm changes their revision. `Ok(false)` when
+    /// snapd is too old to hold (before 2.58 it has no `--hold`).
+    pub fn hold(&self, names: &[&str]) -> Result<bool, SnapError> {
+        let mut args = vec!["refresh", "--hold"];
+        args.extend(names);
+        match self.snap(&args) {
+            Ok(_) => Ok(true),
+            Err(SnapError::Exec(e)) if e.stderr().contains("unknown flag") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `snap set <name> ...` in one call: `Some(value)` sets a key,
     /// `None` unsets it (`key!`).
     pub fn set(&self, name: &str, changes: &[(String, Option<String>)]) -> Result<(), SnapError> {

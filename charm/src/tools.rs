@@ -24,6 +24,13 @@ pub enum ToolError {
         output: String,
         source: serde_json::Error,
     },
+    /// Output that must not be quoted (it holds a secret's content).
+    #[error("{tool} {}: output is not what the tool prints: {why}", args.join(" "))]
+    SecretOutput {
+        tool: String,
+        args: Vec<String>,
+        why: String,
+    },
     #[error("{tool}: cannot encode the input: {source}")]
     Input {
         tool: String,
@@ -182,6 +189,44 @@ impl HookTools {
     /// `private-address` or `public-address`.
     pub fn unit_get(&self, key: &str) -> Result<String, ToolError> {
         self.call_json("unit-get", &["--format=json", key])
+    }
+
+    /// The addresses other units reach this one at through `binding` (an
+    /// endpoint name): `ingress-addresses` of `network-get`, IPv4 and IPv6
+    /// alike, in Juju's order.
+    pub fn network_get_ingress(&self, binding: &str) -> Result<Vec<String>, ToolError> {
+        #[derive(serde::Deserialize)]
+        struct Network {
+            #[serde(rename = "ingress-addresses", default)]
+            ingress_addresses: Vec<String>,
+        }
+        let network: Network = self.call_json("network-get", &["--format=json", "--", binding])?;
+        Ok(network.ingress_addresses)
+    }
+
+    /// A secret's content (Juju >= 3.1). `refresh` moves this unit to the
+    /// latest revision (and so stops `secret-changed` for it); otherwise
+    /// the revision the unit tracks. The content is never put in an error.
+    pub fn secret_get(&self, id: &str, refresh: bool) -> Result<Databag, ToolError> {
+        let mut args = vec!["--format=json"];
+        if refresh {
+            args.push("--refresh");
+        }
+        args.extend(["--", id]);
+        let out = self.call("secret-get", &args)?;
+        serde_json::from_slice::<Option<Databag>>(&out)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| ToolError::SecretOutput {
+                tool: "secret-get".into(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+                // serde_json's own message may quote a value: only say where.
+                why: format!(
+                    "not a JSON object of strings ({:?} error at line {} column {})",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
+            })
     }
 
     /// The action's parameters, defaults filled in.
