@@ -356,3 +356,92 @@ fn systemctl_knows_only_the_services_that_exist() {
     let mutating = calls.iter().filter(|c| c.is_mutating()).count();
     assert_eq!(mutating, 5, "{calls:?}");
 }
+
+#[test]
+fn refresh_hold_needs_snapd_2_58_and_survives_refreshes() {
+    let p = Probe::new();
+    with_store(&p);
+    let r = p.calls(
+        "install",
+        &[
+            (
+                "install",
+                "run snap install kubelet --channel=1.31/stable --classic",
+            ),
+            ("hold", "run snap refresh --hold kubelet"),
+            ("nothing", "run snap refresh --hold not-installed"),
+            (
+                "refresh",
+                "run snap refresh kubelet --channel=1.32/stable --classic",
+            ),
+        ],
+        false,
+    );
+    assert_eq!(r["hold"].code, 0, "{:?}", r["hold"]);
+    assert_eq!(
+        r["hold"].stdout,
+        "General refreshes of \"kubelet\" held indefinitely\n"
+    );
+    assert_eq!(r["nothing"].code, 1);
+    assert_eq!(
+        r["refresh"].code, 0,
+        "a held snap still refreshes when asked"
+    );
+    let machine = p.sim.machine();
+    assert!(machine.snaps["kubelet"].held);
+    assert_eq!(machine.snaps["kubelet"].version, "1.32.0");
+    // An older snapd does not know the flag.
+    p.sim.edit_machine(|m| m.snapd_version = "2.57.6".into());
+    let r = p.calls(
+        "install",
+        &[
+            ("hold", "run snap refresh --hold kubelet"),
+            ("version", "run snap version"),
+        ],
+        false,
+    );
+    assert_eq!(r["hold"].code, 1);
+    assert_eq!(r["hold"].stderr, "error: unknown flag `hold'\n");
+    assert!(r["version"].stdout.contains("snapd   2.57.6"));
+}
+
+#[test]
+fn sysctl_loads_a_file_and_reports_the_keys_it_cannot_set() {
+    let p = Probe::new();
+    let file = p.sim.dir().join("50-test.conf");
+    std::fs::write(
+        &file,
+        "# comment\n; also\nnet.ipv4.conf.all.forwarding = 1\nkernel/panic=10\n\nvm.overcommit_memory = 1\n",
+    )
+    .unwrap();
+    p.sim.edit_machine(|m| {
+        m.sysctl_refused.insert("vm.overcommit_memory".into());
+    });
+    let r = p.calls(
+        "install",
+        &[
+            ("load", &format!("run sysctl -p {}", file.display())),
+            ("missing", "run sysctl -p /no/such/file"),
+        ],
+        false,
+    );
+    assert_eq!(r["load"].code, 255);
+    assert_eq!(
+        r["load"].stdout,
+        "net.ipv4.conf.all.forwarding = 1\nkernel.panic = 10\n"
+    );
+    assert_eq!(
+        r["load"].stderr,
+        "sysctl: permission denied on key \"vm.overcommit_memory\"\n"
+    );
+    assert_eq!(r["missing"].code, 255);
+    let machine = p.sim.machine();
+    assert_eq!(machine.sysctl["kernel.panic"], "10");
+    assert!(!machine.sysctl.contains_key("vm.overcommit_memory"));
+    let call = machine
+        .calls
+        .iter()
+        .find(|c| c.program == "sysctl")
+        .unwrap();
+    assert!(call.is_mutating());
+}

@@ -627,3 +627,148 @@ fn a_tool_called_outside_a_hook_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("ERROR bad request"));
 }
+
+#[test]
+fn network_get_lists_every_ingress_address() {
+    let p = Probe::new();
+    p.sim.edit_unit(|u| u.ipv6_address = Some("fd00::a".into()));
+    let r = p.calls(
+        "install",
+        &[
+            ("full", "run network-get --format=json kube-control"),
+            ("unknown", "run network-get --format=json nope"),
+        ],
+        false,
+    );
+    let full: serde_json::Value = serde_json::from_str(&r["full"].stdout).unwrap();
+    assert_eq!(
+        full["ingress-addresses"],
+        serde_json::json!(["10.1.0.10", "fd00::a"])
+    );
+    assert_eq!(full["egress-subnets"][1], "fd00::a/128");
+    assert_eq!(
+        full["bind-addresses"][0]["addresses"][1]["value"],
+        "fd00::a"
+    );
+    assert_eq!(r["unknown"].code, 1);
+    assert_eq!(
+        r["unknown"].stderr,
+        "ERROR no network config found for binding \"nope\"\n"
+    );
+}
+
+#[test]
+fn secret_get_reads_tracks_and_refuses_as_juju_does() {
+    let p = Probe::new();
+    let id = p
+        .sim
+        .add_secret("kubernetes-control-plane", "creds", &[("t", "one")], true);
+    let hidden = p.sim.add_secret("other", "", &[("t", "x")], false);
+    let uuid = p.sim.unit().model_uuid;
+    let xid = id.trim_start_matches("secret:");
+    let r = p.calls(
+        "install",
+        &[
+            ("first", &format!("run secret-get {id} --format=json")),
+            ("key", &format!("run secret-get {id} t")),
+            (
+                "long",
+                &format!("run secret-get secret://{uuid}/{xid} --format=json"),
+            ),
+            ("denied", &format!("run secret-get {hidden}")),
+            ("missing", "run secret-get secret:d0000000000000000999"),
+            ("both", &format!("run secret-get {id} --peek --refresh")),
+            ("label", "run secret-get --label creds --format=json"),
+        ],
+        false,
+    );
+    assert_eq!(r["first"].stdout, "{\"t\":\"one\"}\n");
+    assert_eq!(r["key"].stdout, "one\n");
+    assert_eq!(r["long"].stdout, "{\"t\":\"one\"}\n");
+    assert_eq!(r["denied"].code, 1);
+    assert_eq!(r["denied"].stderr, "ERROR permission denied\n");
+    assert_eq!(r["missing"].code, 1);
+    assert_eq!(
+        r["missing"].stderr,
+        "ERROR secret \"secret:d0000000000000000999\" not found\n"
+    );
+    usage_error(
+        &r["both"],
+        "specify one of --peek or --refresh but not both",
+    );
+    assert_eq!(r["label"].stdout, "{\"t\":\"one\"}\n");
+    assert_eq!(
+        p.sim.unit().secrets[&id].tracked,
+        Some(1),
+        "first read tracks"
+    );
+
+    // A new revision: plain reads keep the tracked one, --peek sees the
+    // new one, --refresh moves to it; the unit got secret-changed.
+    p.script("exit 0\n");
+    let changed = p
+        .sim
+        .set_secret_content(&id, &[("t", "two")])
+        .expect("secret-changed for a unit that tracks the secret");
+    changed.assert_ok();
+    let hook = p.sim.unit().hooks.last().unwrap().name.clone();
+    assert_eq!(hook, "secret-changed");
+    let r = p.calls(
+        "secret-changed",
+        &[
+            ("env", "run sh -c 'echo $JUJU_SECRET_ID $JUJU_SECRET_LABEL'"),
+            ("plain", &format!("run secret-get {id}")),
+            ("peek", &format!("run secret-get {id} --peek")),
+            ("refresh", &format!("run secret-get {id} --refresh")),
+            ("after", &format!("run secret-get {id}")),
+        ],
+        false,
+    );
+    assert_eq!(r["env"].stdout, format!("{id} creds\n"));
+    assert_eq!(r["plain"].stdout, "t: one\n");
+    assert_eq!(r["peek"].stdout, "t: two\n");
+    assert_eq!(r["refresh"].stdout, "t: two\n");
+    assert_eq!(r["after"].stdout, "t: two\n");
+    assert_eq!(p.sim.unit().secrets[&id].tracked, Some(2));
+    // A refresh in a failed hook is not kept.
+    p.sim.set_secret_content(&id, &[("t", "three")]).unwrap();
+    p.calls(
+        "update-status",
+        &[("r", &format!("run secret-get {id} --refresh"))],
+        true,
+    );
+    assert_eq!(p.sim.unit().secrets[&id].tracked, Some(2));
+}
+
+#[test]
+fn secret_changed_gets_the_secret_variables() {
+    let p = Probe::new();
+    let id = p.sim.add_secret("owner", "my-label", &[("k", "v")], true);
+    p.sim
+        .edit_unit(|u| u.secrets.get_mut(&id).unwrap().tracked = Some(1));
+    let out = p.sim.dir().join("secret-env");
+    p.script(&format!(
+        "echo \"$JUJU_HOOK_NAME $JUJU_SECRET_ID $JUJU_SECRET_LABEL\" > {}\n",
+        out.display()
+    ));
+    p.sim
+        .set_secret_content(&id, &[("k", "w")])
+        .unwrap()
+        .assert_ok();
+    assert_eq!(
+        std::fs::read_to_string(out).unwrap(),
+        format!("secret-changed {id} my-label\n")
+    );
+    // A unit that never read a secret is not told of its changes.
+    let unread = p.sim.add_secret("owner", "", &[("k", "v")], true);
+    assert!(p.sim.set_secret_content(&unread, &[("k", "w")]).is_none());
+}
+
+#[test]
+#[should_panic(expected = "a container-scoped relation has one remote unit")]
+fn a_container_scoped_relation_has_one_remote_unit() {
+    let p = Probe::new();
+    let id = p.sim.relate("container-runtime", "containerd");
+    p.sim.join(id, "containerd/0", &[]);
+    p.sim.join(id, "containerd/1", &[]);
+}

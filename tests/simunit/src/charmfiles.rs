@@ -34,6 +34,8 @@ pub struct CharmFiles {
 pub struct Endpoint {
     pub role: &'static str,
     pub interface: String,
+    /// `global`, or `container` for a subordinate on the same machine.
+    pub scope: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -54,6 +56,8 @@ struct Metadata {
 #[derive(Deserialize)]
 struct RelationMeta {
     interface: String,
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +112,7 @@ impl CharmFiles {
                     Endpoint {
                         role,
                         interface: rel.interface.clone(),
+                        scope: rel.scope.clone().unwrap_or_else(|| "global".into()),
                     },
                 );
             }
@@ -154,6 +159,7 @@ impl CharmFiles {
             "upgrade-charm",
             "stop",
             "remove",
+            "secret-changed",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -197,7 +197,7 @@ impl Sim {
         for tool in TOOLS {
             std::fs::hard_link(&sim_bin, layout.tools_dir().join(tool)).expect("link tool");
         }
-        for program in ["snap", "systemctl"] {
+        for program in crate::machine::PROGRAMS {
             std::fs::hard_link(&sim_bin, layout.sbin_dir().join(program)).expect("link program");
         }
         if let Some(machine) = &options.machine {
@@ -238,6 +238,7 @@ impl Sim {
         let machine = Machine {
             arch: options.arch.clone(),
             root: layout.root_dir(),
+            snapd_version: "2.63".into(),
             ..Machine::default()
         };
         write_json(&layout.machine_file(), &machine);
@@ -376,6 +377,7 @@ impl Sim {
             "the charm has no endpoint {endpoint}"
         );
         let mut id = 0;
+        let scope = self.charm.relations[endpoint].scope.clone();
         self.edit_unit(|s| {
             id = s.next_relation_id;
             s.next_relation_id += 1;
@@ -387,6 +389,7 @@ impl Sim {
             s.relations.push(Relation {
                 id,
                 endpoint: endpoint.to_string(),
+                scope,
                 remote_app: remote_app.to_string(),
                 members: Default::default(),
                 remote_units: Default::default(),
@@ -404,6 +407,13 @@ impl Sim {
     pub fn join(&self, id: u32, unit: &str, data: &[(&str, &str)]) -> Vec<HookRun> {
         self.edit_unit(|s| {
             let rel = s.relation_mut(id).expect("relation");
+            // A container-scoped relation joins the one unit of the other
+            // application on this machine.
+            assert!(
+                rel.scope != "container" || rel.members.iter().all(|m| m == unit),
+                "{}: a container-scoped relation has one remote unit, the one on this machine",
+                rel.rid()
+            );
             rel.members.insert(unit.to_string());
             rel.remote_units.insert(
                 unit.to_string(),
@@ -492,7 +502,72 @@ impl Sim {
             departing: departing.map(str::to_string),
             action: None,
             legacy: false,
+            secret: None,
         })
+    }
+
+    // ----- secrets ----------------------------------------------------------
+
+    /// Another application (`owner`) creates a secret with `content` and
+    /// labels it; `granted`: this unit may read it. Returns its id.
+    pub fn add_secret(
+        &self,
+        owner: &str,
+        label: &str,
+        content: &[(&str, &str)],
+        granted: bool,
+    ) -> String {
+        let mut id = String::new();
+        self.edit_unit(|s| {
+            // Juju's ids are 20-character xids.
+            id = format!("secret:d{:019}", s.secrets.len() + 1);
+            s.secrets.insert(
+                id.clone(),
+                crate::model::Secret {
+                    owner: owner.to_string(),
+                    label: label.to_string(),
+                    revisions: vec![bag(content)],
+                    granted,
+                    tracked: None,
+                    removed: false,
+                },
+            );
+        });
+        id
+    }
+
+    /// The owner sets new content: a new revision. A unit tracking an
+    /// older revision gets `secret-changed` (returned); one that never read
+    /// the secret gets nothing.
+    pub fn set_secret_content(&self, id: &str, content: &[(&str, &str)]) -> Option<HookRun> {
+        let mut notify = None;
+        self.edit_unit(|s| {
+            let secret = s.secrets.get_mut(id).expect("secret");
+            secret.revisions.push(bag(content));
+            if secret.granted && secret.tracked.is_some() {
+                notify = Some(secret.label.clone());
+            }
+        });
+        let label = notify?;
+        Some(self.run(Event {
+            secret: Some((id.to_string(), label)),
+            ..Event::plain("secret-changed")
+        }))
+    }
+
+    /// The owner revokes this unit's access (`secret-revoke`).
+    pub fn revoke_secret(&self, id: &str) {
+        self.edit_unit(|s| s.secrets.get_mut(id).expect("secret").granted = false);
+    }
+
+    /// The owner grants this unit access (`secret-grant`).
+    pub fn grant_secret(&self, id: &str) {
+        self.edit_unit(|s| s.secrets.get_mut(id).expect("secret").granted = true);
+    }
+
+    /// The owner removes the secret (`secret-remove`, every revision).
+    pub fn remove_secret(&self, id: &str) {
+        self.edit_unit(|s| s.secrets.get_mut(id).expect("secret").removed = true);
     }
 
     /// Runs an action with `params` (defaults from actions.yaml filled in).
@@ -524,6 +599,7 @@ impl Sim {
                 ..ActionRecord::default()
             }),
             legacy: false,
+            secret: None,
         });
         let record = self.unit().actions.last().cloned().expect("action record");
         (run, record)
@@ -553,6 +629,7 @@ impl Sim {
                 remote_unit: event.remote_unit.clone(),
                 remote_app: relation.as_ref().map(|r| r.remote_app.clone()),
                 action: event.action.clone(),
+                secret_id: event.secret.as_ref().map(|(id, _)| id.clone()),
             });
         });
         let state = self.unit();
@@ -580,7 +657,10 @@ impl Sim {
             ("JUJU_AGENT_SOCKET_NETWORK".into(), "unix".into()),
             ("JUJU_MACHINE_ID".into(), state.machine_id.clone()),
             ("JUJU_PRINCIPAL_UNIT".into(), String::new()),
-            ("JUJU_AVAILABILITY_ZONE".into(), String::new()),
+            (
+                "JUJU_AVAILABILITY_ZONE".into(),
+                state.availability_zone.clone(),
+            ),
             ("JUJU_API_ADDRESSES".into(), "10.0.0.2:17070".into()),
             ("JUJU_CHARM_HTTP_PROXY".into(), String::new()),
             ("JUJU_CHARM_HTTPS_PROXY".into(), String::new()),
@@ -620,6 +700,10 @@ impl Sim {
             if let Some(departing) = &event.departing {
                 env.push(("JUJU_DEPARTING_UNIT".into(), departing.clone()));
             }
+        }
+        if let Some((id, label)) = &event.secret {
+            env.push(("JUJU_SECRET_ID".into(), id.clone()));
+            env.push(("JUJU_SECRET_LABEL".into(), label.clone()));
         }
         if let Some(action) = &event.action {
             env.push(("JUJU_ACTION_NAME".into(), action.name.clone()));
@@ -810,6 +894,8 @@ struct Event {
     action: Option<ActionRecord>,
     /// Run `hooks/<name>` without JUJU_DISPATCH_PATH, as pre-2.8 agents.
     legacy: bool,
+    /// The secret's id and label, for secret hooks.
+    secret: Option<(String, String)>,
 }
 
 impl Event {
@@ -822,8 +908,16 @@ impl Event {
             departing: None,
             action: None,
             legacy: false,
+            secret: None,
         }
     }
+}
+
+fn bag(pairs: &[(&str, &str)]) -> Databag {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// The agent's own status, set just before (install, stop) or just after

@@ -15,6 +15,9 @@ use serde_json::{Map, Value};
 use crate::flags::{self, boolean, value};
 use crate::store::Layout;
 
+/// The machine's programs this simulation serves.
+pub const PROGRAMS: [&str; 3] = ["snap", "systemctl", "sysctl"];
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Machine {
     /// Debian/Juju name of the machine's architecture (amd64, s390x, ...).
@@ -31,7 +34,20 @@ pub struct Machine {
     /// flag): starting them "succeeds", but they are not active after.
     #[serde(default)]
     pub crashing: std::collections::BTreeSet<String>,
+    /// Kernel tunables as set by sysctl.
+    #[serde(default)]
+    pub sysctl: BTreeMap<String, String>,
+    /// Tunables the kernel refuses to set (inside a container, many).
+    #[serde(default)]
+    pub sysctl_refused: std::collections::BTreeSet<String>,
+    /// snapd's version: `refresh --hold` needs 2.58 or later.
+    #[serde(default = "snapd_version")]
+    pub snapd_version: String,
     pub calls: Vec<MachineCall>,
+}
+
+fn snapd_version() -> String {
+    "2.63".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -53,6 +69,9 @@ pub struct InstalledSnap {
     /// App name -> daemon type, if it is a daemon.
     pub apps: BTreeMap<String, Option<String>>,
     pub configure_hook: bool,
+    /// Held from automatic refreshes (`snap refresh --hold`).
+    #[serde(default)]
+    pub held: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,6 +132,10 @@ impl MachineCall {
                 verb,
                 Some("install" | "refresh" | "remove" | "set" | "unset")
             ),
+            "sysctl" => self
+                .args
+                .iter()
+                .any(|a| a == "-p" || a == "-w" || a.starts_with("--load") || a.contains('=')),
             "systemctl" => matches!(
                 verb,
                 Some(
@@ -165,6 +188,7 @@ pub fn main(program: &str, args: Vec<String>) -> i32 {
         let out = match program {
             "snap" => snap(m, &args),
             "systemctl" => systemctl(m, &args),
+            "sysctl" => sysctl(m, &args),
             other => fail(1, format!("{other}: not simulated\n")),
         };
         m.calls.push(MachineCall {
@@ -209,7 +233,10 @@ fn snap(m: &mut Machine, args: &[String]) -> Out {
         "set" => snap_set(m, rest, false),
         "unset" => snap_set(m, rest, true),
         "get" => snap_get(m, rest),
-        "version" => ok("snap    2.63\nsnapd   2.63\nseries  16\n"),
+        "version" => ok(format!(
+            "snap    {v}\nsnapd   {v}\nseries  16\n",
+            v = m.snapd_version
+        )),
         other => fail(
             1,
             format!("error: unknown command \"{other}\", see 'snap help'.\n"),
@@ -219,7 +246,11 @@ fn snap(m: &mut Machine, args: &[String]) -> Out {
 
 fn parse_flags(rest: &[String], spec: &[flags::Flag]) -> Result<flags::Parsed, Out> {
     flags::parse(rest, spec).map_err(|e| {
-        let e = e.replace("option provided but not defined", "unknown flag");
+        // snap's flag parser (go-flags) words it so.
+        let e = match e.strip_prefix("option provided but not defined: ") {
+            Some(flag) => format!("unknown flag `{}'", flag.trim_start_matches('-')),
+            None => e,
+        };
         fail(1, format!("error: {e}\n"))
     })
 }
@@ -401,6 +432,7 @@ fn install_local(m: &mut Machine, file: &Path, dangerous: bool, classic: bool) -
         classic: is_classic,
         apps: yaml.apps.into_iter().map(|(k, a)| (k, a.daemon)).collect(),
         configure_hook: dest.join("meta/hooks/configure").exists(),
+        held: m.snaps.get(&yaml.name).is_some_and(|s| s.held),
     };
     let name = yaml.name;
     let line = format!("{name} {} installed\n", snap.version);
@@ -476,6 +508,7 @@ fn install_from_store(
             format!("error: (simulation) cannot lay out /snap/{name}: {e}\n"),
         );
     }
+    let held = m.snaps.get(name).is_some_and(|s| s.held);
     let snap = InstalledSnap {
         version: rev.version.clone(),
         revision,
@@ -484,6 +517,7 @@ fn install_from_store(
         classic: rev.classic,
         apps: rev.apps.clone(),
         configure_hook: true,
+        held,
     };
     let line = format!(
         "{name} ({channel}) {} from Canonical\u{2713} {verb}\n",
@@ -524,17 +558,37 @@ fn activate(m: &mut Machine, name: &str, snap: InstalledSnap) {
 }
 
 fn snap_refresh(m: &mut Machine, rest: &[String]) -> Out {
-    let p = match parse_flags(
-        rest,
-        &[
-            value(&["channel"]),
-            boolean(&["classic"]),
-            boolean(&["amend"]),
-        ],
-    ) {
+    let older = version_tuple(&m.snapd_version) < (2, 58);
+    let mut spec = vec![
+        value(&["channel"]),
+        boolean(&["classic"]),
+        boolean(&["amend"]),
+    ];
+    if !older {
+        spec.push(boolean(&["hold"]));
+    }
+    let p = match parse_flags(rest, &spec) {
         Ok(p) => p,
         Err(out) => return out,
     };
+    if p.is_set("hold") {
+        let names: Vec<&String> = p.positional.iter().collect();
+        for name in &names {
+            if !m.snaps.contains_key(*name) {
+                return fail(1, format!("error: snap \"{name}\" is not installed\n"));
+            }
+        }
+        for name in &names {
+            if let Some(s) = m.snaps.get_mut(*name) {
+                s.held = true;
+            }
+        }
+        let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+        return ok(format!(
+            "General refreshes of {} held indefinitely\n",
+            quoted.join(", ")
+        ));
+    }
     let [name] = p.positional.as_slice() else {
         return fail(
             1,
@@ -574,6 +628,11 @@ fn snap_refresh(m: &mut Machine, rest: &[String]) -> Out {
         p.is_set("classic") || installed.classic && p.get("channel").is_none(),
         "refreshed",
     )
+}
+
+fn version_tuple(v: &str) -> (u32, u32) {
+    let mut parts = v.split('.').map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
 fn snap_remove(m: &mut Machine, rest: &[String]) -> Out {
@@ -722,6 +781,51 @@ fn snap_get(m: &mut Machine, rest: &[String]) -> Out {
             "{}\n",
             serde_json::to_string_pretty(&config).unwrap_or_default()
         )),
+    }
+}
+
+/// procps' `sysctl`: `-p <file>` loads `key = value` lines (`#` and `;`
+/// start comments), printing each it sets; a key the kernel refuses or
+/// does not have is reported on stderr and the rest still set, and the
+/// exit status is then 255.
+fn sysctl(m: &mut Machine, args: &[String]) -> Out {
+    let file = match args {
+        [flag, file] if flag == "-p" || flag == "--load" => file.clone(),
+        [flag] if flag == "-p" => "/etc/sysctl.conf".to_string(),
+        _ => {
+            return fail(
+                255,
+                format!("sysctl: (simulation) unsupported arguments {args:?}\n"),
+            )
+        }
+    };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => return fail(255, format!("sysctl: cannot open \"{file}\": {e}\n")),
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            stderr.push_str(&format!("sysctl: {file}: no '=' in \"{line}\"\n"));
+            continue;
+        };
+        let key = key.trim().replace('/', ".");
+        let value = value.trim();
+        if m.sysctl_refused.contains(&key) {
+            stderr.push_str(&format!("sysctl: permission denied on key \"{key}\"\n"));
+            continue;
+        }
+        m.sysctl.insert(key.clone(), value.to_string());
+        stdout.push_str(&format!("{key} = {value}\n"));
+    }
+    Out {
+        exit: if stderr.is_empty() { 0 } else { 255 },
+        stdout,
+        stderr,
     }
 }
 

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let code = if juju_sim::tools::TOOLS.contains(&name.as_str()) {
         juju_sim::tools::main(&name, rest)
-    } else if name == "snap" || name == "systemctl" {
+    } else if juju_sim::machine::PROGRAMS.contains(&name.as_str()) {
         juju_sim::machine::main(&name, rest)
     } else {
         eprintln!("juju-sim: run me as a hook tool, snap or systemctl (via the links a Sim makes)");

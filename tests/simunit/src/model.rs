@@ -53,6 +53,30 @@ pub struct UnitState {
     /// agent cannot serve them.
     #[serde(default)]
     pub tool_faults: BTreeMap<String, String>,
+    /// Secrets in the model this unit may know of, by id (`secret:<xid>`).
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Secret>,
+    /// The unit's IPv6 address on its bindings, if the network has one.
+    #[serde(default)]
+    pub ipv6_address: Option<String>,
+    /// `JUJU_AVAILABILITY_ZONE`.
+    #[serde(default)]
+    pub availability_zone: String,
+}
+
+/// A Juju secret owned by another application.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Secret {
+    pub owner: String,
+    pub label: String,
+    /// Content per revision; revision n is `revisions[n - 1]`.
+    pub revisions: Vec<Databag>,
+    /// Whether this unit is granted read access.
+    pub granted: bool,
+    /// The revision this unit tracks (set by its first read).
+    pub tracked: Option<usize>,
+    /// The owner removed it.
+    pub removed: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +98,10 @@ pub struct StatusEntry {
 pub struct Relation {
     pub id: u32,
     pub endpoint: String,
+    /// `global`, or `container`: the remote side is one subordinate unit
+    /// on this machine (or the principal, for a subordinate).
+    #[serde(default)]
+    pub scope: String,
     pub remote_app: String,
     /// Remote units currently in the relation.
     pub members: BTreeSet<String>,
@@ -136,6 +164,9 @@ pub struct RunningHook {
     pub remote_unit: Option<String>,
     pub remote_app: Option<String>,
     pub action: Option<ActionRecord>,
+    /// The secret of a secret hook.
+    #[serde(default)]
+    pub secret_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +181,12 @@ pub enum PendingOp {
     ClosePort(String),
     /// Keys with an empty value are deleted.
     StateSet(Databag),
+    /// `secret-get --refresh` (or a first read) moves the unit's tracked
+    /// revision when the hook commits.
+    SecretTrack {
+        id: String,
+        revision: usize,
+    },
 }
 
 impl UnitState {
@@ -209,6 +246,18 @@ impl UnitState {
         ports
     }
 
+    /// The revision of secret `id` this unit tracks, pending reads included.
+    pub fn tracked_revision(&self, id: &str) -> Option<usize> {
+        self.pending
+            .iter()
+            .rev()
+            .find_map(|op| match op {
+                PendingOp::SecretTrack { id: i, revision } if i == id => Some(*revision),
+                _ => None,
+            })
+            .or_else(|| self.secrets.get(id).and_then(|s| s.tracked))
+    }
+
     pub fn effective_charm_state(&self) -> Databag {
         let mut state = self.charm_state.clone();
         for op in &self.pending {
@@ -246,6 +295,11 @@ impl UnitState {
                     self.ports.remove(&p);
                 }
                 PendingOp::StateSet(data) => apply_bag(&mut self.charm_state, &data),
+                PendingOp::SecretTrack { id, revision } => {
+                    if let Some(secret) = self.secrets.get_mut(&id) {
+                        secret.tracked = Some(revision);
+                    }
+                }
             }
         }
     }

@@ -33,6 +33,7 @@ pub const TOOLS: &[&str] = &[
     "relation-list",
     "relation-set",
     "resource-get",
+    "secret-get",
     "state-get",
     "state-set",
     "status-get",
@@ -153,6 +154,7 @@ fn dispatch(name: &str, call: &mut Call) -> ToolResult {
         "action-fail" => action_fail(call),
         "state-get" => state_get(call),
         "state-set" => state_set(call),
+        "secret-get" => secret_get(call),
         other => Err(failure(format!("unknown command {other:?}"))),
     }
 }
@@ -629,6 +631,16 @@ fn network_get(call: &mut Call) -> ToolResult {
     }
     let address = call.state.private_address.clone();
     let subnet = format!("{address}/32");
+    let mut addresses =
+        vec![json!({"hostname": "", "address": address, "cidr": subnet, "value": address})];
+    let mut ingress = vec![json!(address)];
+    let mut egress = vec![json!(subnet)];
+    if let Some(v6) = &call.state.ipv6_address {
+        let cidr = format!("{v6}/128");
+        addresses.push(json!({"hostname": "", "address": v6, "cidr": cidr, "value": v6}));
+        ingress.push(json!(v6));
+        egress.push(json!(cidr));
+    }
     let wanted: Vec<(&str, Value)> = [
         ("ingress-address", json!(address)),
         ("bind-address", json!(address)),
@@ -643,9 +655,9 @@ fn network_get(call: &mut Call) -> ToolResult {
             &p,
             json!({
                 "bind-addresses": [{"mac-address": "", "interface-name": "eth0",
-                    "addresses": [{"hostname": "", "address": address, "cidr": subnet, "value": address}]}],
-                "egress-subnets": [subnet],
-                "ingress-addresses": [address],
+                    "addresses": addresses}],
+                "egress-subnets": egress,
+                "ingress-addresses": ingress,
             }),
         ),
         [(_, v)] => output(&p, v.clone()),
@@ -764,6 +776,89 @@ fn state_set(call: &mut Call) -> ToolResult {
     Ok(String::new())
 }
 
+/// `secret:<xid>` for either form Juju accepts (`secret:<xid>`,
+/// `secret://<model-uuid>/<xid>`).
+pub fn secret_key(id: &str) -> Option<String> {
+    let xid = match id.strip_prefix("secret://") {
+        Some(rest) => rest.rsplit('/').next()?,
+        None => id.strip_prefix("secret:")?,
+    };
+    (!xid.is_empty() && xid.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then(|| format!("secret:{xid}"))
+}
+
+fn secret_get(call: &mut Call) -> ToolResult {
+    let p = parse(
+        call,
+        &[
+            FORMAT,
+            boolean(&["refresh"]),
+            boolean(&["peek"]),
+            value(&["label"]),
+        ],
+    )?;
+    if p.is_set("refresh") && p.is_set("peek") {
+        return Err(usage("specify one of --peek or --refresh but not both"));
+    }
+    let (id, key) = match p.positional.as_slice() {
+        [] if p.get("label").is_some() => (None, None),
+        [] => return Err(usage("missing secret URI")),
+        [id] => (Some(id.clone()), None),
+        [id, key] => (Some(id.clone()), Some(key.clone())),
+        [_, _, rest @ ..] => return Err(usage(format!("unrecognized args: {rest:?}"))),
+    };
+    let id = match (id, p.get("label")) {
+        (Some(id), _) => {
+            secret_key(&id).ok_or_else(|| usage(format!("secret URI {id:?} not valid")))?
+        }
+        (None, Some(label)) => call
+            .state
+            .secrets
+            .iter()
+            .find(|(_, s)| s.label == label && !s.removed)
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| failure(format!("secret with label {label:?} not found")))?,
+        (None, None) => return Err(usage("missing secret URI")),
+    };
+    let shown = p.positional.first().cloned().unwrap_or_else(|| id.clone());
+    let secret = match call.state.secrets.get(&id) {
+        Some(s) if !s.removed && !s.revisions.is_empty() => s.clone(),
+        _ => return Err(failure(format!("secret {shown:?} not found"))),
+    };
+    if !secret.granted {
+        return Err(failure("permission denied"));
+    }
+    let latest = secret.revisions.len();
+    let revision = if p.is_set("peek") {
+        latest
+    } else if p.is_set("refresh") {
+        call.state.pending.push(PendingOp::SecretTrack {
+            id: id.clone(),
+            revision: latest,
+        });
+        latest
+    } else {
+        match call.state.tracked_revision(&id) {
+            Some(tracked) => tracked,
+            None => {
+                call.state.pending.push(PendingOp::SecretTrack {
+                    id: id.clone(),
+                    revision: latest,
+                });
+                latest
+            }
+        }
+    };
+    let content = &secret.revisions[revision - 1];
+    match key {
+        None => output(&p, json!(content)),
+        Some(key) => match content.get(&key) {
+            Some(v) => output(&p, json!(v)),
+            None => Err(failure(format!("secret {shown:?} has no key {key:?}"))),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -775,6 +870,21 @@ mod tests {
         assert_eq!(parse_port("8000-8100/tcp").unwrap(), "8000-8100/tcp");
         assert_eq!(parse_port("0/tcp").unwrap_err().code, 2);
         assert_eq!(parse_port("80/sctp").unwrap_err().code, 2);
+    }
+
+    #[test]
+    fn secret_ids_in_both_forms() {
+        assert_eq!(
+            secret_key("secret:cu1u0g7mp25c77c7p8tg").unwrap(),
+            "secret:cu1u0g7mp25c77c7p8tg"
+        );
+        assert_eq!(
+            secret_key("secret://6f7c3a8e-5b0f-4a7e-9a52-000000000001/cu1u0g7mp25c77c7p8tg")
+                .unwrap(),
+            "secret:cu1u0g7mp25c77c7p8tg"
+        );
+        assert_eq!(secret_key("cu1u0g"), None);
+        assert_eq!(secret_key("secret:"), None);
     }
 
     #[test]
