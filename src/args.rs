@@ -5,14 +5,28 @@
 
 use std::collections::BTreeMap;
 
-/// Parses space-separated `key=value` or bare `flag` (meaning `true`).
+/// Parses space-separated `key=value` or bare `flag` (meaning `true`). A
+/// value that starts with `"` runs to the next unescaped `"` and may hold
+/// spaces (`node-labels="a=b c=d"`); inside it `\"` and `\\` stand for `"`
+/// and `\`. Any other value is taken as written, quotes and all.
 pub fn parse_extra_args(option: &str, text: &str) -> Result<BTreeMap<String, String>, String> {
     let mut args = BTreeMap::new();
-    for token in text.split_whitespace() {
-        let (key, value) = match token.split_once('=') {
-            Some((k, v)) => (k, v),
-            None => (token, "true"),
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (key, value, token) = match rest[..end].split_once('=') {
+            Some((k, v)) if v.starts_with('"') => {
+                let start = k.len() + 2;
+                let (value, len) = quoted(&rest[start..]).ok_or_else(|| {
+                    format!("{option} has an unterminated quote in {:?}", &rest[..end])
+                })?;
+                let token = &rest[..start + len];
+                (k, value, token)
+            }
+            Some((k, v)) => (k, v.to_string(), &rest[..end]),
+            None => (&rest[..end], "true".to_string(), &rest[..end]),
         };
+        rest = rest[token.len()..].trim_start();
         let valid = key
             .chars()
             .next()
@@ -28,37 +42,82 @@ pub fn parse_extra_args(option: &str, text: &str) -> Result<BTreeMap<String, Str
             };
             return Err(format!("{option} has a bad token {token:?}{hint}"));
         }
-        args.insert(key.to_string(), value.to_string());
+        args.insert(key.to_string(), value);
     }
     Ok(args)
 }
 
-/// Parses `labels`: space-separated `key=value`, each valid for Kubernetes.
-pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
-    let mut labels = BTreeMap::new();
+/// The text up to the closing `"` (unescaped) and how many bytes it took,
+/// the closing quote included.
+fn quoted(text: &str) -> Option<(String, usize)> {
+    let mut value = String::new();
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((value, i + 1)),
+            '\\' => match chars.next() {
+                Some((_, next @ ('"' | '\\'))) => value.push(next),
+                Some((_, next)) => {
+                    value.push('\\');
+                    value.push(next);
+                }
+                None => return None,
+            },
+            other => value.push(other),
+        }
+    }
+    None
+}
+
+/// The labels an operator asks for: to set, and to remove (`key-`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels {
+    pub set: BTreeMap<String, String>,
+    pub remove: std::collections::BTreeSet<String>,
+}
+
+/// Parses `labels`: space-separated `key=value`, each valid for Kubernetes,
+/// or `key-` to remove that label from the node (as `kubectl label` does).
+pub fn parse_labels(text: &str) -> Result<Labels, String> {
+    let mut labels = Labels::default();
     for token in text.split_whitespace() {
         let bad = |why: &str| format!("labels has a bad label {token:?}: {why}");
-        let (key, value) = token
-            .split_once('=')
-            .ok_or_else(|| bad("expected key=value"))?;
-        let name = match key.split_once('/') {
-            Some((prefix, name)) => {
-                if !is_dns_subdomain(prefix) {
-                    return Err(bad("the prefix must be a DNS subdomain"));
+        let (key, value) = match token.split_once('=') {
+            Some(kv) => kv,
+            None => match token.strip_suffix('-') {
+                Some(key) => {
+                    check_label_key(key).map_err(bad)?;
+                    labels.set.remove(key);
+                    labels.remove.insert(key.to_string());
+                    continue;
                 }
-                name
-            }
-            None => key,
+                None => return Err(bad("expected key=value, or key- to remove a label")),
+            },
         };
-        if !is_label_word(name) || name.is_empty() {
-            return Err(bad("the name must be 1-63 letters, digits, '-', '_' or '.', starting and ending alphanumeric"));
-        }
+        check_label_key(key).map_err(bad)?;
         if !value.is_empty() && !is_label_word(value) {
             return Err(bad("the value must be at most 63 letters, digits, '-', '_' or '.', starting and ending alphanumeric"));
         }
-        labels.insert(key.to_string(), value.to_string());
+        labels.remove.remove(key);
+        labels.set.insert(key.to_string(), value.to_string());
     }
     Ok(labels)
+}
+
+fn check_label_key(key: &str) -> Result<(), &'static str> {
+    let name = match key.split_once('/') {
+        Some((prefix, name)) => {
+            if !is_dns_subdomain(prefix) {
+                return Err("the prefix must be a DNS subdomain");
+            }
+            name
+        }
+        None => key,
+    };
+    if !is_label_word(name) {
+        return Err("the name must be 1-63 letters, digits, '-', '_' or '.', starting and ending alphanumeric");
+    }
+    Ok(())
 }
 
 fn is_label_word(s: &str) -> bool {
@@ -111,12 +170,39 @@ mod tests {
     }
 
     #[test]
+    fn extra_args_with_quoted_values() {
+        let args = parse_extra_args(
+            "kubelet-extra-args",
+            r#"node-labels="a=b c=d" eviction-hard=memory.available<650Mi dollar=$HOME quote=it's"q" esc="say \"hi\" \\ \n" v=2"#,
+        )
+        .unwrap();
+        assert_eq!(args["node-labels"], "a=b c=d");
+        assert_eq!(args["eviction-hard"], "memory.available<650Mi");
+        assert_eq!(args["dollar"], "$HOME");
+        assert_eq!(args["quote"], r#"it's"q""#);
+        assert_eq!(args["esc"], r#"say "hi" \ \n"#);
+        assert_eq!(args["v"], "2");
+        assert_eq!(
+            parse_extra_args("kubelet-extra-args", r#"a="open ended"#).unwrap_err(),
+            r#"kubelet-extra-args has an unterminated quote in "a=\"open""#
+        );
+        assert_eq!(parse_extra_args("x", r#"e="""#).unwrap()["e"], "");
+    }
+
+    #[test]
     fn labels() {
-        let l = parse_labels("disk=ssd topology.kubernetes.io/zone=z1 empty=").unwrap();
-        assert_eq!(l["topology.kubernetes.io/zone"], "z1");
-        assert_eq!(l["empty"], "");
+        let l = parse_labels("disk=ssd topology.kubernetes.io/zone=z1 empty= gone-").unwrap();
+        assert_eq!(l.set["topology.kubernetes.io/zone"], "z1");
+        assert_eq!(l.set["empty"], "");
+        assert_eq!(l.remove.iter().collect::<Vec<_>>(), vec!["gone"]);
+        // The last word on a key wins.
+        let l = parse_labels("a=1 a- b- b=2").unwrap();
+        assert!(!l.set.contains_key("a") && l.remove.contains("a"));
+        assert_eq!(l.set["b"], "2");
+        assert!(!l.remove.contains("b"));
         for bad in [
             "noequals",
+            "Bad/x-",
             "Bad/x=1",
             "x=-leading",
             "=v",

@@ -1,6 +1,8 @@
 //! The charm's options, typed, with the defaults config.yaml declares for
 //! values the agent did not send.
 
+use std::collections::BTreeMap;
+
 use charm::HookTools;
 use serde_json::{Map, Value};
 
@@ -45,28 +47,42 @@ impl Config {
                 false
             }
         };
-        let mut parsed = |result: Result<_, String>| {
+        fn parsed<T: Default>(problems: &mut Vec<Problem>, result: Result<T, String>) -> T {
             result.unwrap_or_else(|message| {
                 problems.push(Problem::blocked(message));
-                Default::default()
+                T::default()
             })
-        };
-        let kubelet_extra_args = parsed(args::parse_extra_args(
-            "kubelet-extra-args",
-            &text("kubelet-extra-args", ""),
-        ));
-        let proxy_extra_args = parsed(args::parse_extra_args(
-            "proxy-extra-args",
-            &text("proxy-extra-args", ""),
-        ));
-        let labels = parsed(args::parse_labels(&text("labels", "")));
+        }
+        let kubelet_extra_args = parsed(
+            &mut problems,
+            args::parse_extra_args("kubelet-extra-args", &text("kubelet-extra-args", "")),
+        );
+        let proxy_extra_args = parsed(
+            &mut problems,
+            args::parse_extra_args("proxy-extra-args", &text("proxy-extra-args", "")),
+        );
+        let labels = parsed(&mut problems, args::parse_labels(&text("labels", "")));
+        let kubelet_extra_config = parsed(
+            &mut problems,
+            yaml_map("kubelet-extra-config", &text("kubelet-extra-config", "{}")),
+        );
+        let proxy_extra_config = parsed(
+            &mut problems,
+            yaml_map("proxy-extra-config", &text("proxy-extra-config", "{}")),
+        );
+        let sysctl = parsed(&mut problems, parse_sysctl(&text("sysctl", DEFAULT_SYSCTL)));
         let node = if problems.is_empty() {
             Ok(NodeOptions {
                 allow_privileged,
                 kubelet_extra_args,
                 proxy_extra_args,
-                labels,
+                labels: labels.set,
+                remove_labels: labels.remove,
                 ingress: flag("ingress", true),
+                ignore_missing_cni: flag("ignore-missing-cni", false),
+                kubelet_extra_config,
+                proxy_extra_config,
+                sysctl,
             })
         } else {
             Err(problems)
@@ -77,6 +93,74 @@ impl Config {
             node,
         }
     }
+}
+
+/// The Python charm's default for `sysctl` (config.yaml declares the same).
+pub const DEFAULT_SYSCTL: &str = "{ net.ipv4.conf.all.forwarding: 1, net.ipv4.conf.all.rp_filter: 1, net.ipv4.neigh.default.gc_thresh1: 128, net.ipv4.neigh.default.gc_thresh2: 28672, net.ipv4.neigh.default.gc_thresh3: 32768, net.ipv6.conf.all.forwarding: 1, net.ipv6.neigh.default.gc_thresh1: 128, net.ipv6.neigh.default.gc_thresh2: 28672, net.ipv6.neigh.default.gc_thresh3: 32768, fs.inotify.max_user_instances: 8192, fs.inotify.max_user_watches: 1048576, kernel.panic: 10, kernel.panic_on_oops: 1, vm.overcommit_memory: 1 }";
+
+/// A YAML map option (`kubelet-extra-config`), as normalised YAML text;
+/// empty text is the empty map.
+fn yaml_map(option: &str, text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Ok("{}\n".into());
+    }
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| format!("{option} is not valid YAML: {e}"))?;
+    match value {
+        serde_yaml::Value::Null => Ok("{}\n".into()),
+        serde_yaml::Value::Mapping(map) => {
+            serde_yaml::to_string(&map).map_err(|e| format!("{option}: {e}"))
+        }
+        other => Err(format!(
+            "{option} must be a YAML map, not {}",
+            match other {
+                serde_yaml::Value::Sequence(_) => "a list",
+                serde_yaml::Value::String(_) => "a string",
+                serde_yaml::Value::Number(_) => "a number",
+                serde_yaml::Value::Bool(_) => "a boolean",
+                _ => "that",
+            }
+        )),
+    }
+}
+
+/// `sysctl`: a YAML map of kernel tunable -> value.
+pub fn parse_sysctl(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let map: BTreeMap<String, serde_yaml::Value> = if text.is_empty() {
+        BTreeMap::new()
+    } else {
+        serde_yaml::from_str::<Option<BTreeMap<String, serde_yaml::Value>>>(text)
+            .map_err(|e| format!("sysctl must be a YAML map of tunable: value ({e})"))?
+            .unwrap_or_default()
+    };
+    let mut out = BTreeMap::new();
+    for (key, value) in map {
+        let key_ok = !key.is_empty()
+            && key.len() <= 256
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | '*'));
+        if !key_ok {
+            return Err(format!("sysctl has a bad tunable name {key:?}"));
+        }
+        let value = match value {
+            serde_yaml::Value::String(s) => s,
+            serde_yaml::Value::Number(n) => n.to_string(),
+            serde_yaml::Value::Bool(b) => if b { "1" } else { "0" }.to_string(),
+            _ => {
+                return Err(format!(
+                    "sysctl: the value of {key} must be a number or a string"
+                ))
+            }
+        };
+        if value.is_empty() || value.len() > 4096 || value.chars().any(|c| c.is_control()) {
+            return Err(format!(
+                "sysctl: the value of {key} is empty or holds a control character"
+            ));
+        }
+        out.insert(key, value);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -101,6 +185,56 @@ mod tests {
         assert!(node.allow_privileged);
         assert!(!node.ingress);
         assert_eq!(node.labels["a"], "b");
+        assert_eq!(node.sysctl["net.ipv4.conf.all.forwarding"], "1");
+        assert_eq!(node.sysctl["fs.inotify.max_user_watches"], "1048576");
+        assert_eq!(node.sysctl.len(), 14);
+        assert_eq!(node.kubelet_extra_config, "{}\n");
+        assert!(!node.ignore_missing_cni);
+    }
+
+    #[test]
+    fn config_yaml_declares_the_defaults_the_code_assumes() {
+        #[derive(serde::Deserialize)]
+        struct Options {
+            options: BTreeMap<String, serde_yaml::Value>,
+        }
+        let declared: Options = serde_yaml::from_str(include_str!("../config.yaml")).unwrap();
+        let default = |key: &str| declared.options[key]["default"].clone();
+        assert_eq!(default("sysctl"), serde_yaml::Value::from(DEFAULT_SYSCTL));
+        assert_eq!(default("channel"), serde_yaml::Value::from("1.31/stable"));
+        assert_eq!(
+            default("ignore-missing-cni"),
+            serde_yaml::Value::from(false)
+        );
+        assert_eq!(
+            default("kubelet-extra-config"),
+            serde_yaml::Value::from("{}")
+        );
+    }
+
+    #[test]
+    fn yaml_options_must_be_maps() {
+        let c = config(json!({"kubelet-extra-config": "evictionHard: {memory.available: 650Mi}"}));
+        let node = c.node.unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&node.kubelet_extra_config).unwrap();
+        assert_eq!(v["evictionHard"]["memory.available"], "650Mi");
+        let c = config(json!({"proxy-extra-config": "[1, 2]", "kubelet-extra-config": "a: [b"}));
+        let problems: Vec<String> = c.node.unwrap_err().into_iter().map(|p| p.message).collect();
+        assert!(
+            problems[0].starts_with("kubelet-extra-config is not valid YAML: "),
+            "{problems:?}"
+        );
+        assert_eq!(
+            problems[1],
+            "proxy-extra-config must be a YAML map, not a list"
+        );
+        let c = config(json!({"sysctl": "{kernel.panic: 10, 'bad key': 1}"}));
+        assert_eq!(
+            c.node.unwrap_err()[0].message,
+            "sysctl has a bad tunable name \"bad key\""
+        );
+        assert!(parse_sysctl("").unwrap().is_empty());
+        assert!(parse_sysctl("[1]").is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use charm::root::MachineRoot;
+use charm::snap::SnapCli;
 use charm::HookTools;
 
 use crate::arch::Arch;
@@ -107,6 +108,19 @@ pub fn converge(
         if let Some(problem) = problem.filter(|p| !problems.contains(p)) {
             problems.push(problem);
         }
+    }
+    // Only the charm changes these snaps' revisions (on the channel, or by
+    // the upgrade action): snapd's own refreshes would restart the daemons
+    // behind the manual-upgrade gate.
+    if recorded.snaps_held.is_none() && snaps::SNAPS.iter().all(|n| recorded.snaps.contains_key(*n))
+    {
+        let held = SnapCli.hold(&snaps::SNAPS)?;
+        if held {
+            log::info!("kubectl, kubelet and kube-proxy held from automatic refreshes");
+        } else {
+            log::warn!("snapd is older than 2.58 and cannot hold snaps: it may refresh kubectl, kubelet and kube-proxy within their channel on its own schedule");
+        }
+        recorded.snaps_held = Some(held);
     }
     if problems != recorded.problems {
         for p in &problems {

@@ -176,6 +176,13 @@ impl Api {
         .map(drop)
     }
 
+    /// The node's `Ready` condition: `None` when it is True, else what the
+    /// condition says (its message, or its reason and status).
+    pub fn node_not_ready(&self, node: &str) -> Result<Option<String>, ApiError> {
+        let value = self.call(Method::GET, &format!("/api/v1/nodes/{node}"), None)?;
+        Ok(not_ready(&value))
+    }
+
     pub fn delete_node(&self, node: &str) -> Result<(), ApiError> {
         self.call(Method::DELETE, &format!("/api/v1/nodes/{node}"), None)
             .map(drop)
@@ -208,6 +215,22 @@ impl Api {
         )
         .map(drop)
     }
+}
+
+fn not_ready(node: &Value) -> Option<String> {
+    let conditions = node["status"]["conditions"].as_array();
+    let Some(ready) = conditions.and_then(|c| c.iter().find(|c| c["type"] == "Ready")) else {
+        return Some("the node reports no Ready condition yet".into());
+    };
+    if ready["status"] == "True" {
+        return None;
+    }
+    let text = |key: &str| ready[key].as_str().filter(|s| !s.is_empty());
+    Some(match (text("message"), text("reason")) {
+        (Some(message), _) => message.to_string(),
+        (None, Some(reason)) => format!("{reason} (Ready is {})", ready["status"]),
+        (None, None) => format!("Ready is {}", ready["status"]),
+    })
 }
 
 fn pod(item: &Value) -> Pod {
@@ -266,6 +289,30 @@ mod tests {
             &json!({"metadata": {"name": "m", "annotations": {"kubernetes.io/config.mirror": "x"}}}),
         );
         assert!(mirror.mirror);
+    }
+
+    #[test]
+    fn the_ready_condition_is_read() {
+        let node = |c: Value| json!({"status": {"conditions": c}});
+        assert_eq!(
+            not_ready(&node(json!([{"type": "Ready", "status": "True"}]))),
+            None
+        );
+        assert_eq!(
+            not_ready(&node(json!([{"type": "MemoryPressure", "status": "False"},
+                {"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+                 "message": "container runtime network not ready"}]))),
+            Some("container runtime network not ready".into())
+        );
+        assert_eq!(
+            not_ready(&node(
+                json!([{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}])
+            )),
+            Some("NodeStatusUnknown (Ready is \"Unknown\")".into())
+        );
+        assert!(not_ready(&json!({}))
+            .unwrap()
+            .contains("no Ready condition"));
     }
 
     #[test]

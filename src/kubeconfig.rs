@@ -97,6 +97,17 @@ pub fn render(server: &str, ca_pem: &str, user: &str, token: &str) -> String {
     serde_yaml::to_string(&config).unwrap_or_default()
 }
 
+/// The token of the user in a kubeconfig this charm wrote.
+pub fn token(text: &str) -> Option<String> {
+    let v: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    v.get("users")?
+        .get(0)?
+        .get("user")?
+        .get("token")?
+        .as_str()
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +137,8 @@ mod tests {
         assert_eq!(v["contexts"][0]["context"]["user"], "kubelet");
         assert_eq!(v["users"][0]["name"], "kubelet");
         assert_eq!(v["users"][0]["user"]["token"], "tok:en");
+        assert_eq!(token(&text).as_deref(), Some("tok:en"));
+        assert_eq!(token("users: []"), None);
+        assert_eq!(token(": not yaml"), None);
     }
 }

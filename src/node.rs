@@ -2,6 +2,8 @@
 //! daemon configuration, services and labels that make it a Kubernetes
 //! worker, converged from the recorded relation data and options.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use charm::files::{self, Change, Owner};
 use charm::resources::Fingerprint;
 use charm::root::MachineRoot;
@@ -15,12 +17,20 @@ use crate::error::{Error, ToolContext};
 use crate::kubeapi::{Api, ApiError};
 use crate::kubeconfig;
 use crate::relations::{
-    self, Certificates, Credentials, Dns, CERTIFICATES, CNI, KUBE_API_ENDPOINT, KUBE_CONTROL,
+    self, Certificates, Cni, Credentials, CredentialsRef, Dns, EndpointData, KubeControl, Runtime,
+    CERTIFICATES, CNI, CONTAINER_RUNTIME, KUBE_API_ENDPOINT, KUBE_CONTROL,
 };
 use crate::unit_state::{NodeOptions, Problem, Recorded};
 
 const DAEMONS: [&str; 2] = ["kubelet", "kube-proxy"];
 const ROOT_KUBECONFIG: &str = "/root/.kube/config";
+const SYSCTL_FILE: &str = "/etc/sysctl.d/50-kubernetes-charm.conf";
+/// The first release without a built-in container runtime.
+const RUNTIME_REQUIRED_SINCE: Version = Version(1, 24);
+/// The credential schemas this charm reads: tokens in `creds` (0) and
+/// tokens in a Juju secret (1); written as the Python charm writes it.
+const SCHEMA_VERSIONS: &str = "[0, 1]";
+const PAUSE_IMAGE: &str = "pause:3.9";
 
 pub struct Node<'a> {
     pub tools: &'a HookTools,
@@ -29,15 +39,33 @@ pub struct Node<'a> {
     pub unit: &'a str,
     /// The node's name: the hostname, lowercased.
     pub name: String,
+    /// `JUJU_AVAILABILITY_ZONE`, for the zone label.
+    pub zone: Option<String>,
 }
 
-/// Everything the daemons need, once all relations have delivered it.
+/// What this hook learnt beyond the charm's cache.
+#[derive(Default)]
+pub struct Fresh {
+    /// kube-control as read in this hook, tokens and all (the cache holds
+    /// only their fingerprints).
+    pub kube_control: Option<EndpointData>,
+    /// A secret-changed hook: the secret's new revision is to be read.
+    pub secret_changed: bool,
+    /// Re-read this unit's addresses (they can have changed).
+    pub addresses: bool,
+    /// Look at the node's Ready condition (update-status).
+    pub check_ready: bool,
+}
+
+/// Everything the daemons need from the relations, once delivered.
 struct Ready {
     api_url: String,
     certs: Certificates,
-    creds: Credentials,
+    creds: CredentialsRef,
     dns: Dns,
-    cidr: String,
+    control: KubeControl,
+    cni: Option<Cni>,
+    runtime: Option<Runtime>,
 }
 
 impl Node<'_> {
@@ -49,7 +77,20 @@ impl Node<'_> {
         self.unit.replace('/', "_")
     }
 
-    /// Re-reads `endpoints` and publishes this unit's side of them.
+    fn app(&self) -> &str {
+        self.unit.split('/').next().unwrap_or(self.unit)
+    }
+
+    fn unit_number(&self) -> usize {
+        self.unit
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Re-reads `endpoints` into the cache (kube-control with its tokens
+    /// replaced by fingerprints; the tokens themselves go to `fresh`).
     /// `broken`: the relation whose relation-broken hook is running; Juju
     /// still lists it, but it is gone.
     pub fn refresh(
@@ -57,6 +98,7 @@ impl Node<'_> {
         recorded: &mut Recorded,
         endpoints: &[&str],
         broken: Option<&str>,
+        fresh: &mut Fresh,
     ) -> Result<(), Error> {
         for endpoint in endpoints {
             let mut data = relations::read(self.tools, endpoint)?;
@@ -66,12 +108,42 @@ impl Node<'_> {
             recorded.published.retain(|rid, _| {
                 !rid.starts_with(&format!("{endpoint}:")) || data.relations.contains_key(rid)
             });
-            for rid in data.relations.keys() {
-                self.publish(recorded, endpoint, rid)?;
+            if *endpoint == KUBE_CONTROL {
+                recorded
+                    .relations
+                    .insert(endpoint.to_string(), relations::redact_tokens(&data));
+                fresh.kube_control = Some(data);
+            } else {
+                recorded.relations.insert(endpoint.to_string(), data);
             }
-            recorded.relations.insert(endpoint.to_string(), data);
         }
         Ok(())
+    }
+
+    /// Publishes this unit's side of every relation it is in, where it
+    /// differs from what was published.
+    pub fn publish_all(&self, recorded: &mut Recorded) -> Result<(), Error> {
+        let rids: Vec<(String, String)> = recorded
+            .relations
+            .iter()
+            .flat_map(|(ep, data)| data.relations.keys().map(|rid| (ep.clone(), rid.clone())))
+            .collect();
+        for (endpoint, rid) in rids {
+            self.publish(recorded, &endpoint, &rid)?;
+        }
+        Ok(())
+    }
+
+    /// The kube-control answer in the cache, if it parses.
+    fn control(&self, recorded: &Recorded) -> Option<KubeControl> {
+        let data = recorded.relations.get(KUBE_CONTROL)?;
+        relations::kube_control(data, &self.user()).ok().flatten()
+    }
+
+    fn registry(&self, recorded: &Recorded) -> String {
+        self.control(recorded)
+            .map(|c| c.registry)
+            .unwrap_or_else(|| relations::DEFAULT_REGISTRY.to_string())
     }
 
     fn publish(&self, recorded: &mut Recorded, endpoint: &str, rid: &str) -> Result<(), Error> {
@@ -80,11 +152,28 @@ impl Node<'_> {
                 ("kubelet_user", self.user()),
                 ("auth_group", "system:nodes".into()),
                 ("gpu", "False".into()),
+                ("schema_vers", SCHEMA_VERSIONS.into()),
             ],
-            CNI => vec![
-                ("is_master", "False".into()),
-                ("kubeconfig_path", daemons::KUBELET_KUBECONFIG.into()),
-            ],
+            CNI => {
+                // calico and cilium wait for this before configuring.
+                let hash = files::read_optional(&self.root.path(ROOT_KUBECONFIG))?
+                    .map(|bytes| {
+                        let mut h = Fingerprint::default();
+                        h.update(bytes);
+                        h.hex()
+                    })
+                    .unwrap_or_default();
+                vec![
+                    ("is_master", "False".into()),
+                    ("kubeconfig_path", daemons::KUBELET_KUBECONFIG.into()),
+                    ("kubeconfig-hash", hash),
+                    ("image-registry", self.registry(recorded)),
+                ]
+            }
+            CONTAINER_RUNTIME => vec![(
+                "sandbox_image",
+                format!("{}/{PAUSE_IMAGE}", self.registry(recorded)),
+            )],
             CERTIFICATES => {
                 let (public, private) = match &recorded.addresses {
                     Some(addresses) => addresses.clone(),
@@ -127,15 +216,41 @@ impl Node<'_> {
         Ok(())
     }
 
-    /// What the relations provide, or what is missing or wrong.
-    fn ready(&self, recorded: &Recorded) -> Result<Ready, Vec<Problem>> {
+    /// The API server's URL and the cluster CA: all an API call needs
+    /// besides the client token.
+    fn api_target(&self, recorded: &Recorded) -> Option<(String, String)> {
         let data = |ep: &str| recorded.relations.get(ep).cloned().unwrap_or_default();
-        let (control, api, certs, cni) = (
+        let control = relations::kube_control(&data(KUBE_CONTROL), &self.user())
+            .ok()
+            .flatten();
+        let http = relations::api_urls_from_http(&data(KUBE_API_ENDPOINT)).ok()?;
+        let certs = relations::certificates(&data(CERTIFICATES), &self.cert_name())
+            .ok()
+            .flatten()?;
+        let url = control
+            .as_ref()
+            .and_then(|c| pick(&c.api_urls, self.unit_number()))
+            .or_else(|| http.first().cloned())?;
+        Some((url, certs.ca))
+    }
+
+    /// What the relations provide, or what is missing or wrong.
+    /// `kubelet`: the installed kubelet's version, if known.
+    fn ready(
+        &self,
+        recorded: &Recorded,
+        options: &NodeOptions,
+        kubelet: Option<Version>,
+    ) -> Result<Ready, Vec<Problem>> {
+        let data = |ep: &str| recorded.relations.get(ep).cloned().unwrap_or_default();
+        let (control, api, certs, cni, runtime) = (
             data(KUBE_CONTROL),
             data(KUBE_API_ENDPOINT),
             data(CERTIFICATES),
             data(CNI),
+            data(CONTAINER_RUNTIME),
         );
+        let needs_runtime = kubelet.is_none_or(|v| v >= RUNTIME_REQUIRED_SINCE);
         let mut blocked = Vec::new();
         if !control.is_related() {
             blocked.push(Problem::blocked(
@@ -147,21 +262,27 @@ impl Node<'_> {
                 "Relate kubernetes-worker:certificates to a certificate authority",
             ));
         }
-        if !cni.is_related() {
+        if !cni.is_related() && !options.ignore_missing_cni {
             blocked.push(Problem::blocked(
                 "Relate kubernetes-worker:cni to a CNI subordinate (flannel, calico)",
+            ));
+        }
+        if needs_runtime && !runtime.is_related() {
+            blocked.push(Problem::blocked(
+                "Relate kubernetes-worker:container-runtime to a container runtime (containerd)",
             ));
         }
         let parsed = (
             relations::kube_control(&control, &self.user()),
             relations::api_urls_from_http(&api),
             relations::certificates(&certs, &self.cert_name()),
-            relations::cluster_cidr(&cni),
+            relations::cni(&cni),
+            relations::container_runtime(&runtime),
         );
-        let (control, http_urls, certs, cidr) = match parsed {
-            (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
-            (a, b, c, d) => {
-                let malformed = [a.err(), b.err(), c.err(), d.err()];
+        let (control, http_urls, certs, cni_data, runtime_data) = match parsed {
+            (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e)) => (a, b, c, d, e),
+            (a, b, c, d, e) => {
+                let malformed = [a.err(), b.err(), c.err(), d.err(), e.err()];
                 blocked.extend(malformed.into_iter().flatten().map(Problem::blocked));
                 return Err(blocked);
             }
@@ -177,71 +298,214 @@ impl Node<'_> {
         if certs.is_none() {
             waiting.push(Problem::waiting("Waiting for certificates"));
         }
-        // Current masters send the URLs on kube-control; older ones on http.
+        // Current control planes send the URLs on kube-control, and each
+        // worker takes its own (unit number modulo their count); older
+        // masters sent them on http.
         let api_url = control
             .as_ref()
-            .and_then(|c| c.api_urls.first().cloned())
+            .and_then(|c| pick(&c.api_urls, self.unit_number()))
             .or_else(|| http_urls.first().cloned());
         if api_url.is_none() {
             waiting.push(Problem::waiting(
                 "Waiting for the API server address (kube-api-endpoint or kube-control)",
             ));
         }
-        let dns = control.map(|c| c.dns).unwrap_or(Dns::Pending);
+        let dns = control
+            .as_ref()
+            .map(|c| c.dns.clone())
+            .unwrap_or(Dns::Pending);
         if dns == Dns::Pending && creds.is_some() {
             waiting.push(Problem::waiting("Waiting for cluster DNS."));
         }
-        if cidr.is_none() {
+        if cni.is_related() && cni_data.is_none() {
             waiting.push(Problem::waiting(
                 "Waiting for the cluster CIDR from the cni relation",
             ));
         }
-        match (api_url, certs, creds, cidr) {
-            (Some(api_url), Some(certs), Some(creds), Some(cidr)) if waiting.is_empty() => {
+        if runtime.is_related() && runtime_data.is_none() {
+            waiting.push(Problem::waiting("Waiting for the container runtime"));
+        }
+        match (api_url, certs, creds, control) {
+            (Some(api_url), Some(certs), Some(creds), Some(control)) if waiting.is_empty() => {
                 Ok(Ready {
                     api_url,
                     certs,
                     creds,
                     dns,
-                    cidr,
+                    control,
+                    cni: cni_data,
+                    runtime: runtime_data,
                 })
             }
             _ => Err(waiting),
         }
     }
 
-    /// The API client, if the relations have provided what it needs.
+    /// The API client, if the relations have named the API server and the
+    /// CA, and the client token is in place.
     pub fn api(&self, recorded: &Recorded) -> Option<Result<Api, ApiError>> {
-        let ready = self.ready(recorded).ok()?;
-        Some(Api::new(
-            &ready.api_url,
-            &ready.certs.ca,
-            &ready.creds.client_token,
-        ))
+        let (url, ca) = self.api_target(recorded)?;
+        let token = self.disk_tokens()?.client_token;
+        Some(Api::new(&url, &ca, &token))
+    }
+
+    /// The tokens in the kubeconfigs this charm wrote: the one place they
+    /// are kept between hooks.
+    fn disk_tokens(&self) -> Option<Credentials> {
+        let token = |path: &str| -> Option<String> {
+            let bytes = files::read_optional(&self.root.path(path)).ok()??;
+            kubeconfig::token(&String::from_utf8_lossy(&bytes)).filter(|t| !t.is_empty())
+        };
+        Some(Credentials {
+            kubelet_token: token(daemons::KUBELET_KUBECONFIG)?,
+            proxy_token: token(daemons::PROXY_KUBECONFIG)?,
+            client_token: token(ROOT_KUBECONFIG)?,
+        })
+    }
+
+    /// The node's tokens: from the kubeconfigs while they are the ones
+    /// kube-control names, else from the relation or the secret.
+    fn credentials(
+        &self,
+        recorded: &mut Recorded,
+        wanted: &CredentialsRef,
+        fresh: &Fresh,
+    ) -> Result<Result<Credentials, Problem>, Error> {
+        let disk = self.disk_tokens();
+        let result = match wanted {
+            CredentialsRef::Tokens(refs) => {
+                let matches = |c: &Credentials| {
+                    relations::token_matches(&refs.kubelet_token, &c.kubelet_token)
+                        && relations::token_matches(&refs.proxy_token, &c.proxy_token)
+                        && relations::token_matches(&refs.client_token, &c.client_token)
+                };
+                match disk.filter(|d| matches(d) && !recorded.credentials_stale) {
+                    Some(disk) => Ok(disk),
+                    None => {
+                        let data = match &fresh.kube_control {
+                            Some(data) => data.clone(),
+                            None => relations::read(self.tools, KUBE_CONTROL)?,
+                        };
+                        match relations::kube_control(&data, &self.user()) {
+                            Ok(Some(KubeControl {
+                                credentials: Some(CredentialsRef::Tokens(c)),
+                                ..
+                            })) if matches(&c) => Ok(c),
+                            _ => Err(Problem::waiting("Waiting for kube-control relation data")),
+                        }
+                    }
+                }
+            }
+            CredentialsRef::Secret(id) => {
+                let current = disk.filter(|_| {
+                    fresh.kube_control.is_none()
+                        && !fresh.secret_changed
+                        && !recorded.credentials_stale
+                        && recorded.credentials_secret.as_ref() == Some(id)
+                });
+                match current {
+                    Some(disk) => Ok(disk),
+                    None => self.read_secret(id)?,
+                }
+            }
+        };
+        recorded.credentials_stale = result.is_err();
+        if result.is_ok() {
+            recorded.credentials_secret = match wanted {
+                CredentialsRef::Secret(id) => Some(id.clone()),
+                CredentialsRef::Tokens(_) => None,
+            };
+        }
+        Ok(result)
+    }
+
+    /// The tokens in secret `id`, at its latest revision. A secret this
+    /// unit may not read, or that is gone, is something to wait for: the
+    /// control plane grants and replaces them.
+    fn read_secret(&self, id: &str) -> Result<Result<Credentials, Problem>, Error> {
+        let waiting = |why: String| {
+            Ok(Err(Problem::waiting(format!(
+                "Waiting for credentials: {why}"
+            ))))
+        };
+        let content = match self.tools.secret_get(id, true) {
+            Ok(content) => content,
+            Err(e) if e.code() == Some(1) => {
+                let stderr = match &e {
+                    charm::tools::ToolError::Exec(x) => x.stderr().trim().to_string(),
+                    other => other.to_string(),
+                };
+                let why = stderr.strip_prefix("ERROR ").unwrap_or(&stderr).to_string();
+                return waiting(format!("cannot read secret {id}: {why}"));
+            }
+            Err(e) => {
+                return Err(Error::Tool {
+                    doing: "reading the credentials secret",
+                    source: e,
+                })
+            }
+        };
+        let get = |key: &str| content.get(key).filter(|v| !v.is_empty()).cloned();
+        match (
+            get("kubelet-token"),
+            get("proxy-token"),
+            get("client-token"),
+        ) {
+            (Some(kubelet_token), Some(proxy_token), Some(client_token)) => Ok(Ok(Credentials {
+                kubelet_token,
+                proxy_token,
+                client_token,
+            })),
+            _ => waiting(format!(
+                "secret {id} lacks kubelet-token, proxy-token or client-token"
+            )),
+        }
     }
 
     /// Configures and runs the node if everything it needs is there;
     /// records what stands in the way otherwise.
-    pub fn converge(&self, recorded: &mut Recorded, options: &NodeOptions) -> Result<(), Error> {
+    pub fn converge(
+        &self,
+        recorded: &mut Recorded,
+        options: &NodeOptions,
+        fresh: &Fresh,
+    ) -> Result<(), Error> {
         let mut problems = Vec::new();
-        match self.ready(recorded) {
-            Err(missing) => problems = missing,
-            Ok(ready) => {
-                let versions = self.daemon_versions()?;
-                if let Some(versions) = versions {
-                    let configs = self.write_files(&ready, options, versions)?;
-                    let inactive = self.run_daemons(recorded, &configs)?;
-                    if !inactive.is_empty() {
-                        problems.push(Problem::waiting(format!(
-                            "Waiting for {} to start.",
-                            inactive.join(",")
-                        )));
-                    }
-                    if let Some(problem) = self.label(recorded, &ready, options) {
-                        problems.push(problem);
+        self.apply_sysctl(recorded, options)?;
+        if let Some(refused) = &recorded.sysctl_refused {
+            problems.push(Problem::blocked(format!(
+                "sysctl: the kernel refused {refused}"
+            )));
+        }
+        let versions = self.daemon_versions()?;
+        match self.ready(recorded, options, versions.map(|v| v[0])) {
+            Err(missing) => problems.extend(missing),
+            Ok(ready) => match self.credentials(recorded, &ready.creds, fresh)? {
+                Err(problem) => problems.push(problem),
+                Ok(creds) => {
+                    if let Some(versions) = versions {
+                        let node_ips = self.node_ips(recorded, fresh.addresses)?;
+                        let configs =
+                            self.write_files(&ready, &creds, options, versions, &node_ips)?;
+                        let inactive = self.run_daemons(recorded, &configs)?;
+                        if !inactive.is_empty() {
+                            problems.push(Problem::waiting(format!(
+                                "Waiting for {} to start.",
+                                inactive.join(",")
+                            )));
+                        }
+                        let api = Api::new(&ready.api_url, &ready.certs.ca, &creds.client_token);
+                        if let Some(problem) = self.label(recorded, &api, options) {
+                            problems.push(problem);
+                        } else if fresh.check_ready && inactive.is_empty() {
+                            self.check_ready(recorded, &api);
+                        }
+                        if let Some(why) = &recorded.node_not_ready {
+                            problems.push(Problem::waiting(format!("Node not Ready: {why}")));
+                        }
                     }
                 }
-            }
+            },
         }
         if problems != recorded.node_problems {
             for p in &problems {
@@ -249,6 +513,83 @@ impl Node<'_> {
             }
         }
         recorded.node_problems = problems;
+        Ok(())
+    }
+
+    /// One look at the node's Ready condition. An unreachable API server
+    /// leaves the last answer standing.
+    fn check_ready(&self, recorded: &mut Recorded, api: &Result<Api, ApiError>) {
+        let answer = match api {
+            Ok(api) => api.node_not_ready(&self.name),
+            Err(e) => {
+                log::debug!("cannot look at node {}: {e}", self.name);
+                return;
+            }
+        };
+        match answer {
+            Ok(state) => recorded.node_not_ready = state,
+            Err(e) if e.is_not_found() => {
+                recorded.node_not_ready = Some(format!(
+                    "node {} has not registered with the API server yet",
+                    self.name
+                ))
+            }
+            Err(e) => log::debug!("cannot look at node {}: {e}", self.name),
+        }
+    }
+
+    /// kubelet's node IPs: the kube-control binding's ingress addresses,
+    /// read again where they can have changed.
+    fn node_ips(&self, recorded: &mut Recorded, refresh: bool) -> Result<Vec<String>, Error> {
+        if let (Some(ips), false) = (&recorded.node_ips, refresh) {
+            return Ok(ips.clone());
+        }
+        let ips = match self.tools.network_get_ingress(KUBE_CONTROL) {
+            Ok(ips) => ips,
+            Err(e) => {
+                log::warn!("no node IP for kubelet: {e}");
+                Vec::new()
+            }
+        };
+        recorded.node_ips = Some(ips.clone());
+        Ok(ips)
+    }
+
+    /// Writes the `sysctl` option to its file and loads it when its content
+    /// is not the one last loaded. Inside a container the kernel refuses
+    /// some keys by design: logged, not a problem.
+    fn apply_sysctl(&self, recorded: &mut Recorded, options: &NodeOptions) -> Result<(), Error> {
+        let mut text =
+            String::from("# Written by the kubernetes-worker charm from its sysctl option.\n");
+        for (key, value) in &options.sysctl {
+            text.push_str(&format!("{key} = {value}\n"));
+        }
+        let mut hash = Fingerprint::default();
+        hash.update(text.as_bytes());
+        let fingerprint = hash.hex();
+        let path = self.root.path(SYSCTL_FILE);
+        if let Some(dir) = path.parent() {
+            files::ensure_dir(dir, 0o755)?;
+        }
+        files::write_atomic(&path, text.as_bytes(), 0o644, None)?;
+        if recorded.sysctl_applied.as_ref() == Some(&fingerprint) {
+            return Ok(());
+        }
+        let loaded = charm::sysctl::load(&path).map_err(|source| Error::Exec {
+            doing: "loading the kernel tunables",
+            source,
+        })?;
+        recorded.sysctl_refused = None;
+        if !loaded.refused.is_empty() {
+            let refused = loaded.refused.join("; ");
+            if self.in_container() {
+                log::info!("inside a container the kernel keeps some tunables: {refused}");
+            } else {
+                log::warn!("sysctl: {refused}");
+                recorded.sysctl_refused = Some(refused);
+            }
+        }
+        recorded.sysctl_applied = Some(fingerprint);
         Ok(())
     }
 
@@ -266,13 +607,25 @@ impl Node<'_> {
         Ok(Some(versions))
     }
 
+    /// Whether /etc/resolv.conf points at systemd-resolved's stub.
+    fn resolv_conf(&self) -> Result<Option<&'static str>, Error> {
+        let text = files::read_optional(&self.root.path("/etc/resolv.conf"))?.unwrap_or_default();
+        let stub = String::from_utf8_lossy(&text).lines().any(|line| {
+            let mut words = line.split_whitespace();
+            words.next() == Some("nameserver") && words.next() == Some("127.0.0.53")
+        });
+        Ok(stub.then_some(daemons::RESOLVED_CONF))
+    }
+
     /// Writes certificates, kubeconfigs and the daemons' config files;
     /// returns each daemon's configuration and the machine paths it reads.
     fn write_files(
         &self,
         ready: &Ready,
+        creds: &Credentials,
         options: &NodeOptions,
         versions: [Version; 2],
+        node_ips: &[String],
     ) -> Result<Vec<(DaemonConfig, Vec<&'static str>)>, Error> {
         for dir in ["/root/cdk", "/root/cdk/kubelet", "/root/cdk/kubeproxy"] {
             files::ensure_dir(&self.root.path(dir), 0o755)?;
@@ -290,28 +643,43 @@ impl Node<'_> {
             |user: &str, token: &str| kubeconfig::render(&ready.api_url, &certs.ca, user, token);
         written.push((
             daemons::KUBELET_KUBECONFIG,
-            kubeconfig("kubelet", &ready.creds.kubelet_token),
+            kubeconfig("kubelet", &creds.kubelet_token),
             0o600,
         ));
         written.push((
             daemons::PROXY_KUBECONFIG,
-            kubeconfig("kube-proxy", &ready.creds.proxy_token),
+            kubeconfig("kube-proxy", &creds.proxy_token),
             0o600,
         ));
         written.push((
             ROOT_KUBECONFIG,
-            kubeconfig("root", &ready.creds.client_token),
+            kubeconfig("root", &creds.client_token),
             0o600,
         ));
 
+        let extra_config = |text: &str| -> serde_yaml::Mapping {
+            // Checked when the option was read.
+            serde_yaml::from_str(text).unwrap_or_default()
+        };
+        let (kubelet_extra_config, proxy_extra_config) = (
+            extra_config(&options.kubelet_extra_config),
+            extra_config(&options.proxy_extra_config),
+        );
         let inputs = Inputs {
             api_url: &ready.api_url,
             dns: &ready.dns,
-            cluster_cidr: &ready.cidr,
+            cluster_cidr: ready.cni.as_ref().map(|c| c.cidr.as_str()),
             allow_privileged: options.allow_privileged,
             in_container: self.in_container(),
             kubelet_extra: &options.kubelet_extra_args,
             proxy_extra: &options.proxy_extra_args,
+            node_name: &self.name,
+            node_ips,
+            runtime_socket: ready.runtime.as_ref().map(|r| r.socket.as_str()),
+            external_cloud: ready.control.has_xcp,
+            resolv_conf: self.resolv_conf()?,
+            kubelet_extra_config: &kubelet_extra_config,
+            proxy_extra_config: &proxy_extra_config,
         };
         let kubelet = daemons::kubelet(versions[0], &inputs);
         let proxy = daemons::kube_proxy(versions[1], &inputs);
@@ -341,7 +709,7 @@ impl Node<'_> {
             }
             files::write_atomic(
                 &dir.join("config"),
-                kubeconfig("ubuntu", &ready.creds.client_token).as_bytes(),
+                kubeconfig("ubuntu", &creds.client_token).as_bytes(),
                 0o600,
                 Some(ubuntu.owner),
             )?;
@@ -433,33 +801,59 @@ impl Node<'_> {
         Ok(hash.hex())
     }
 
-    /// Applies the configured labels when they changed or a try failed.
+    /// The labels this node should carry: the charm's own, then the
+    /// operator's; and those the operator asked to remove.
+    fn wanted_labels(&self, options: &NodeOptions) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([
+            ("juju-application".to_string(), self.app().to_string()),
+            ("juju-charm".to_string(), "kubernetes-worker".to_string()),
+        ]);
+        if let Some(zone) = &self.zone {
+            labels.insert("topology.kubernetes.io/zone".into(), zone.clone());
+        }
+        labels.extend(options.labels.clone());
+        for key in &options.remove_labels {
+            labels.remove(key);
+        }
+        labels
+    }
+
+    /// Applies the labels when they changed or a try failed.
     fn label(
         &self,
         recorded: &mut Recorded,
-        ready: &Ready,
+        api: &Result<Api, ApiError>,
         options: &NodeOptions,
     ) -> Option<Problem> {
-        if recorded.labels == options.labels && !recorded.labels_pending {
+        let wanted = self.wanted_labels(options);
+        if recorded.labels == wanted
+            && recorded.labels_removed == options.remove_labels
+            && !recorded.labels_pending
+        {
             return None;
         }
-        let remove: Vec<String> = recorded
+        let remove: BTreeSet<String> = recorded
             .labels
             .keys()
-            .filter(|k| !options.labels.contains_key(*k))
+            .filter(|k| !wanted.contains_key(*k))
+            .chain(&options.remove_labels)
             .cloned()
             .collect();
-        let result = Api::new(&ready.api_url, &ready.certs.ca, &ready.creds.client_token)
-            .and_then(|api| api.patch_labels(&self.name, &options.labels, &remove));
+        let remove: Vec<String> = remove.into_iter().collect();
+        let result = match api {
+            Ok(api) => api.patch_labels(&self.name, &wanted, &remove),
+            Err(e) => Err(ApiError::Setup(e.to_string())),
+        };
         match result {
             Ok(()) => {
                 log::info!(
                     "node {} labelled: {} set, {} removed",
                     self.name,
-                    options.labels.len(),
+                    wanted.len(),
                     remove.len()
                 );
-                recorded.labels = options.labels.clone();
+                recorded.labels = wanted;
+                recorded.labels_removed = options.remove_labels.clone();
                 recorded.labels_pending = false;
                 None
             }
@@ -539,6 +933,12 @@ impl Node<'_> {
 struct Account {
     owner: Owner,
     home: String,
+}
+
+/// `endpoints[unit_number % len]`: the control plane's endpoints spread
+/// over the workers.
+fn pick(endpoints: &[String], unit_number: usize) -> Option<String> {
+    (!endpoints.is_empty()).then(|| endpoints[unit_number % endpoints.len()].clone())
 }
 
 /// The machine's host name, lowercased: the name kubelet registers the

@@ -17,7 +17,31 @@ pub const KUBE_API_ENDPOINT: &str = "kube-api-endpoint";
 pub const KUBE_CONTROL: &str = "kube-control";
 pub const CERTIFICATES: &str = "certificates";
 pub const CNI: &str = "cni";
-pub const ENDPOINTS: [&str; 4] = [KUBE_API_ENDPOINT, KUBE_CONTROL, CERTIFICATES, CNI];
+pub const CONTAINER_RUNTIME: &str = "container-runtime";
+/// The endpoints whose data the worker reads. `tokens`, `cos-agent` and
+/// `ingress-proxy` are declared for today's bundles but not read yet.
+pub const ENDPOINTS: [&str; 5] = [
+    KUBE_API_ENDPOINT,
+    KUBE_CONTROL,
+    CERTIFICATES,
+    CNI,
+    CONTAINER_RUNTIME,
+];
+
+/// The image registry when the control plane names none.
+pub const DEFAULT_REGISTRY: &str = "rocks.canonical.com:443/cdk";
+
+/// A relation value as sent: charms still on charms.reactive JSON-encode
+/// every value (`"unix:///..."` with its quotes), ops charms send plain
+/// strings. A JSON string is decoded, other JSON scalars are taken as
+/// their text, and anything else as it is.
+pub fn decoded(raw: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(v @ (serde_json::Value::Bool(_) | serde_json::Value::Number(_))) => v.to_string(),
+        _ => raw.to_string(),
+    }
+}
 
 /// What the remote units of one endpoint have published.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +59,19 @@ impl EndpointData {
     pub fn bags(&self) -> impl Iterator<Item = (&String, &Databag)> {
         self.relations.values().flat_map(|units| units.iter())
     }
+
+    /// The units of the relation whose remote application sorts first by
+    /// name (with several CNI subordinates, the one the Python charm used).
+    pub fn first_by_app(&self) -> Option<&BTreeMap<String, Databag>> {
+        self.relations
+            .values()
+            .filter(|units| !units.is_empty())
+            .min_by_key(|units| units.keys().next().map(|u| app_of(u).to_string()))
+    }
+}
+
+fn app_of(unit: &str) -> &str {
+    unit.split('/').next().unwrap_or(unit)
 }
 
 /// Reads what the remote units of `endpoint` publish now.
@@ -110,11 +147,89 @@ fn check_url(url: &str) -> Result<(), String> {
 }
 
 /// The tokens this node uses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub kubelet_token: String,
     pub proxy_token: String,
     pub client_token: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never in a log line, whatever prints it.
+        f.write_str("Credentials { .. }")
+    }
+}
+
+/// Where this node's tokens are, as kube-control says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialsRef {
+    /// In the relation data (schema 0, and the 2017 flat keys). Read from
+    /// the cache, each token is its fingerprint (see [`redact_tokens`]).
+    Tokens(Credentials),
+    /// In a Juju secret (schema 1).
+    Secret(String),
+}
+
+const TOKEN_KEYS: [&str; 3] = ["kubelet_token", "proxy_token", "client_token"];
+const REDACTED: &str = "sha256:";
+
+/// What stands for a token in the charm's cache: its fingerprint, so the
+/// cache knows which token should be in force without holding it.
+pub fn token_fingerprint(token: &str) -> String {
+    let mut hash = charm::resources::Fingerprint::default();
+    hash.update(token.as_bytes());
+    format!("{REDACTED}{}", hash.hex())
+}
+
+/// Whether `token` is the one `reference` names: the token itself, or its
+/// fingerprint when `reference` came from the cache.
+pub fn token_matches(reference: &str, token: &str) -> bool {
+    if reference.starts_with(REDACTED) {
+        token_fingerprint(token) == reference
+    } else {
+        reference == token
+    }
+}
+
+/// The kube-control data as the charm may keep it: every token (flat keys
+/// and each `creds` entry, this node's and others') replaced by its
+/// fingerprint. Tokens live only in the 0600 kubeconfigs.
+pub fn redact_tokens(data: &EndpointData) -> EndpointData {
+    let mut data = data.clone();
+    for units in data.relations.values_mut() {
+        for bag in units.values_mut() {
+            for key in TOKEN_KEYS {
+                if let Some(v) = bag.get_mut(key) {
+                    if !v.starts_with(REDACTED) {
+                        *v = token_fingerprint(v);
+                    }
+                }
+            }
+            let Some(creds) = bag.get_mut("creds") else {
+                continue;
+            };
+            let Ok(mut all) =
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(creds)
+            else {
+                // Malformed: kept whole to be reported, but its text may
+                // hold tokens, so only a fingerprint is kept.
+                *creds = token_fingerprint(creds);
+                continue;
+            };
+            for entry in all.values_mut().filter_map(|e| e.as_object_mut()) {
+                for key in TOKEN_KEYS {
+                    if let Some(serde_json::Value::String(v)) = entry.get_mut(key) {
+                        if !v.is_empty() && !v.starts_with(REDACTED) {
+                            *v = token_fingerprint(v);
+                        }
+                    }
+                }
+            }
+            *creds = serde_json::Value::Object(all).to_string();
+        }
+    }
+    data
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,16 +247,26 @@ pub enum Dns {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubeControl {
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<CredentialsRef>,
     pub dns: Dns,
     pub api_urls: Vec<String>,
+    pub cluster_tag: Option<String>,
+    /// `registry-location`, or [`DEFAULT_REGISTRY`].
+    pub registry: String,
+    /// An external cloud provider runs the cloud integration.
+    pub has_xcp: bool,
 }
 
 #[derive(Deserialize)]
 struct CredsEntry {
+    #[serde(default)]
     kubelet_token: String,
+    #[serde(default)]
     proxy_token: String,
+    #[serde(default)]
     client_token: String,
+    #[serde(rename = "secret-id", default)]
+    secret_id: Option<String>,
 }
 
 /// Reads kube-control in every form masters have sent: flat tokens
@@ -156,28 +281,51 @@ pub fn kube_control(
         let bad = |key: &str, why: String| malformed(KUBE_CONTROL, unit, key, why);
         let credentials = match bag.get("creds") {
             Some(json) => {
-                let all: BTreeMap<String, CredsEntry> = serde_json::from_str(json)
-                    .map_err(|e| bad("creds", format!("is not valid JSON: {e}")))?;
-                all.get(node_user).map(|c| Credentials {
-                    kubelet_token: c.kubelet_token.clone(),
-                    proxy_token: c.proxy_token.clone(),
-                    client_token: c.client_token.clone(),
-                })
+                let all: BTreeMap<String, CredsEntry> =
+                    serde_json::from_str(json).map_err(|e| {
+                        // serde's text may quote the value, which holds tokens.
+                        bad(
+                            "creds",
+                            format!(
+                                "is not valid JSON ({:?} error at line {} column {})",
+                                e.classify(),
+                                e.line(),
+                                e.column()
+                            ),
+                        )
+                    })?;
+                match all.get(node_user) {
+                    None => None,
+                    Some(c) => match c.secret_id.as_deref().filter(|id| !id.is_empty()) {
+                        Some(id) => Some(CredentialsRef::Secret(id.to_string())),
+                        None if [&c.kubelet_token, &c.proxy_token, &c.client_token]
+                            .iter()
+                            .all(|t| !t.is_empty()) =>
+                        {
+                            Some(CredentialsRef::Tokens(Credentials {
+                                kubelet_token: c.kubelet_token.clone(),
+                                proxy_token: c.proxy_token.clone(),
+                                client_token: c.client_token.clone(),
+                            }))
+                        }
+                        None => None,
+                    },
+                }
             }
             None => match (
                 bag.get("kubelet_token"),
                 bag.get("proxy_token"),
                 bag.get("client_token"),
             ) {
-                (Some(k), Some(p), Some(c)) => Some(Credentials {
+                (Some(k), Some(p), Some(c)) => Some(CredentialsRef::Tokens(Credentials {
                     kubelet_token: k.clone(),
                     proxy_token: p.clone(),
                     client_token: c.clone(),
-                }),
+                })),
                 _ => None,
             },
         };
-        let enabled = match bag.get("enable-kube-dns").map(String::as_str) {
+        let enabled = match bag.get("enable-kube-dns").map(|v| decoded(v)).as_deref() {
             None | Some("True") | Some("true") => true,
             Some("False") | Some("false") => false,
             Some(other) => {
@@ -190,12 +338,16 @@ pub fn kube_control(
         let dns = if !enabled {
             Dns::Disabled
         } else {
-            match bag.get("sdn-ip").filter(|ip| !ip.is_empty()) {
+            match bag
+                .get("sdn-ip")
+                .map(|v| decoded(v))
+                .filter(|ip| !ip.is_empty())
+            {
                 None => Dns::Pending,
                 Some(ip) => {
                     ip.parse::<std::net::IpAddr>()
                         .map_err(|_| bad("sdn-ip", format!("is not an IP address: {ip:?}")))?;
-                    let port = match bag.get("port") {
+                    let port = match bag.get("port").map(|v| decoded(v)) {
                         None => 53,
                         Some(p) => p
                             .parse()
@@ -203,13 +355,9 @@ pub fn kube_control(
                     };
                     let domain = bag
                         .get("domain")
-                        .cloned()
+                        .map(|v| decoded(v))
                         .unwrap_or_else(|| "cluster.local".into());
-                    Dns::Ready {
-                        ip: ip.clone(),
-                        domain,
-                        port,
-                    }
+                    Dns::Ready { ip, domain, port }
                 }
             }
         };
@@ -225,10 +373,25 @@ pub fn kube_control(
                 urls
             }
         };
+        let has_xcp = match bag.get("has-xcp").map(|v| decoded(v)).as_deref() {
+            None | Some("") | Some("false") | Some("False") => false,
+            Some("true") | Some("True") => true,
+            Some(other) => return Err(bad("has-xcp", format!("is not true or false: {other:?}"))),
+        };
         let candidate = KubeControl {
             credentials,
             dns,
             api_urls,
+            cluster_tag: bag
+                .get("cluster-tag")
+                .map(|v| decoded(v))
+                .filter(|t| !t.is_empty()),
+            registry: bag
+                .get("registry-location")
+                .map(|v| decoded(v))
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| DEFAULT_REGISTRY.to_string()),
+            has_xcp,
         };
         // With several masters, the most complete answer counts.
         let score = |k: &KubeControl| {
@@ -290,10 +453,40 @@ pub fn certificates(
     Ok(None)
 }
 
+/// What the CNI subordinate announces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cni {
+    pub cidr: String,
+    /// `10-flannel.conflist`, when the CNI names its config file.
+    pub conf_file: Option<String>,
+}
+
+/// The cluster CIDR and config file from the CNI relation whose
+/// application sorts first by name.
+pub fn cni(data: &EndpointData) -> Result<Option<Cni>, Malformed> {
+    let Some(units) = data.first_by_app() else {
+        return Ok(None);
+    };
+    let mut first = EndpointData::default();
+    first.relations.insert(String::new(), units.clone());
+    let Some(cidr) = cluster_cidr(&first)? else {
+        return Ok(None);
+    };
+    let conf_file = units
+        .values()
+        .find_map(|bag| bag.get("cni-conf-file").map(|v| decoded(v)))
+        .filter(|f| !f.is_empty());
+    Ok(Some(Cni { cidr, conf_file }))
+}
+
 /// The cluster CIDR the CNI subordinate announces.
 pub fn cluster_cidr(data: &EndpointData) -> Result<Option<String>, Malformed> {
     for (unit, bag) in data.bags() {
-        if let Some(cidr) = bag.get("cidr").filter(|c| !c.is_empty()) {
+        if let Some(cidr) = bag
+            .get("cidr")
+            .map(|v| decoded(v))
+            .filter(|c| !c.is_empty())
+        {
             let valid = cidr.split_once('/').is_some_and(|(ip, bits)| {
                 let max = if ip.contains(':') { 128 } else { 32 };
                 ip.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= max)
@@ -306,8 +499,60 @@ pub fn cluster_cidr(data: &EndpointData) -> Result<Option<String>, Malformed> {
                     format!("is not a CIDR: {cidr:?}"),
                 ));
             }
-            return Ok(Some(cidr.clone()));
+            return Ok(Some(cidr));
         }
+    }
+    Ok(None)
+}
+
+/// What the container runtime subordinate publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runtime {
+    /// `unix:///var/run/containerd/containerd.sock`.
+    pub socket: String,
+    pub runtime: Option<String>,
+    pub nvidia: bool,
+}
+
+/// The runtime's socket; `None` until published. A socket that is not a
+/// `unix://` or `npipe://` URL is malformed.
+pub fn container_runtime(data: &EndpointData) -> Result<Option<Runtime>, Malformed> {
+    for (unit, bag) in data.bags() {
+        let Some(socket) = bag
+            .get("socket")
+            .map(|v| decoded(v))
+            .filter(|s| !s.is_empty())
+        else {
+            continue;
+        };
+        let path = socket
+            .strip_prefix("unix://")
+            .or_else(|| socket.strip_prefix("npipe://"));
+        let valid = path.is_some_and(|p| {
+            !p.is_empty()
+                && !p
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '"')
+        });
+        if !valid {
+            return Err(malformed(
+                CONTAINER_RUNTIME,
+                unit,
+                "socket",
+                format!("is not a unix:// or npipe:// URL: {socket:?}"),
+            ));
+        }
+        return Ok(Some(Runtime {
+            socket,
+            runtime: bag
+                .get("runtime")
+                .map(|v| decoded(v))
+                .filter(|r| !r.is_empty()),
+            nvidia: bag
+                .get("nvidia_enabled")
+                .map(|v| decoded(v))
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        }));
     }
     Ok(None)
 }
@@ -374,7 +619,12 @@ mod tests {
             ],
         )]);
         let k = kube_control(&flat, "system:node:w0").unwrap().unwrap();
-        assert_eq!(k.credentials.unwrap().proxy_token, "p");
+        let Some(CredentialsRef::Tokens(c)) = k.credentials else {
+            panic!("flat tokens")
+        };
+        assert_eq!(c.proxy_token, "p");
+        assert_eq!(k.registry, DEFAULT_REGISTRY);
+        assert!(!k.has_xcp);
         assert_eq!(
             k.dns,
             Dns::Ready {
@@ -394,7 +644,10 @@ mod tests {
             ],
         )]);
         let k = kube_control(&json, "system:node:w1").unwrap().unwrap();
-        assert_eq!(k.credentials.unwrap().kubelet_token, "k1");
+        let Some(CredentialsRef::Tokens(c)) = k.credentials else {
+            panic!("creds tokens")
+        };
+        assert_eq!(c.kubelet_token, "k1");
         assert_eq!(k.dns, Dns::Disabled);
         assert_eq!(k.api_urls, vec!["https://10.0.0.5:6443"]);
         assert!(kube_control(&json, "system:node:other")
@@ -407,6 +660,149 @@ mod tests {
             kube_control(&pending, "x").unwrap().unwrap().dns,
             Dns::Pending
         );
+    }
+
+    #[test]
+    fn today_kube_control() {
+        let creds = r#"{"system:node:w0": {"scope": "kubernetes-worker/0", "kubelet_token": "", "proxy_token": "", "client_token": "", "secret-id": "secret:cu1u0g7mp25c77c7p8tg"}}"#;
+        let d = data(&[(
+            "kcp/0",
+            &[
+                ("creds", creds),
+                (
+                    "api-endpoints",
+                    r#"["https://10.0.0.5:6443", "https://10.0.0.6:6443"]"#,
+                ),
+                ("cluster-tag", "kubernetes-abc"),
+                ("registry-location", "registry.example:5000/cdk"),
+                ("has-xcp", "true"),
+                ("default-cni", "\"\""),
+                ("labels", "[]"),
+                ("taints", "[]"),
+                ("sdn-ip", "10.152.183.10"),
+            ],
+        )]);
+        let k = kube_control(&d, "system:node:w0").unwrap().unwrap();
+        assert_eq!(
+            k.credentials,
+            Some(CredentialsRef::Secret("secret:cu1u0g7mp25c77c7p8tg".into()))
+        );
+        assert_eq!(k.cluster_tag.as_deref(), Some("kubernetes-abc"));
+        assert_eq!(k.registry, "registry.example:5000/cdk");
+        assert!(k.has_xcp);
+        assert_eq!(k.api_urls.len(), 2);
+        let d = data(&[("kcp/0", &[("has-xcp", "maybe")])]);
+        assert!(kube_control(&d, "u")
+            .unwrap_err()
+            .contains("has-xcp from kcp/0"));
+    }
+
+    #[test]
+    fn cached_kube_control_holds_only_fingerprints() {
+        let creds = r#"{"system:node:w0": {"kubelet_token": "k0", "proxy_token": "p0", "client_token": "c0"}, "system:node:w1": {"kubelet_token": "k1", "proxy_token": "p1", "client_token": "c1"}}"#;
+        let d = data(&[(
+            "m/0",
+            &[
+                ("creds", creds),
+                ("kubelet_token", "flat-k"),
+                ("domain", "cluster.local"),
+            ],
+        )]);
+        let cached = redact_tokens(&d);
+        let text = serde_json::to_string(&cached).unwrap();
+        for token in ["k0", "p0", "c0", "k1", "p1", "c1", "flat-k"] {
+            assert!(
+                !text.contains(&format!("\\\"{token}\\\"")),
+                "{token} in {text}"
+            );
+            assert!(!text.contains(&format!("\"{token}\"")), "{token} in {text}");
+        }
+        assert_eq!(
+            redact_tokens(&cached),
+            cached,
+            "redacting twice changes nothing"
+        );
+        let Some(CredentialsRef::Tokens(refs)) = kube_control(&cached, "system:node:w0")
+            .unwrap()
+            .unwrap()
+            .credentials
+        else {
+            panic!("tokens")
+        };
+        assert!(token_matches(&refs.kubelet_token, "k0"));
+        assert!(!token_matches(&refs.kubelet_token, "k1"));
+        assert!(token_matches("plain", "plain"));
+        // A malformed creds value (which may hold tokens) is kept only as
+        // a fingerprint, and still reported as malformed.
+        let bad = redact_tokens(&data(&[("m/0", &[("creds", "{\"k0")])]));
+        assert!(!serde_json::to_string(&bad).unwrap().contains("k0"));
+        assert!(kube_control(&bad, "u").is_err());
+    }
+
+    #[test]
+    fn json_encoded_values_are_decoded() {
+        assert_eq!(decoded("\"unix:///run/x.sock\""), "unix:///run/x.sock");
+        assert_eq!(decoded("unix:///run/x.sock"), "unix:///run/x.sock");
+        assert_eq!(decoded("true"), "true");
+        assert_eq!(decoded("[1]"), "[1]");
+        assert_eq!(decoded("\"unterminated"), "\"unterminated");
+    }
+
+    #[test]
+    fn container_runtime_socket() {
+        let r = container_runtime(&data(&[(
+            "containerd/0",
+            &[
+                ("socket", "\"unix:///var/run/containerd/containerd.sock\""),
+                ("runtime", "\"remote\""),
+                ("nvidia_enabled", "false"),
+            ],
+        )]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.socket, "unix:///var/run/containerd/containerd.sock");
+        assert_eq!(r.runtime.as_deref(), Some("remote"));
+        assert!(!r.nvidia);
+        assert_eq!(
+            container_runtime(&data(&[("containerd/0", &[])])).unwrap(),
+            None
+        );
+        for bad in [
+            "/var/run/containerd.sock",
+            "tcp://1.2.3.4:5",
+            "unix://",
+            "\"unix://a b\"",
+        ] {
+            let err =
+                container_runtime(&data(&[("containerd/0", &[("socket", bad)])])).unwrap_err();
+            assert!(
+                err.starts_with("container-runtime relation: socket from containerd/0 is not a unix:// or npipe:// URL"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_cni_by_application_name_counts() {
+        let mut d = EndpointData::default();
+        for (rid, unit, cidr) in [
+            ("cni:4", "flannel/0", "10.1.0.0/16"),
+            ("cni:2", "calico/0", "192.168.0.0/16"),
+        ] {
+            let bag: Databag = [
+                ("cidr".to_string(), format!("\"{cidr}\"")),
+                (
+                    "cni-conf-file".to_string(),
+                    format!("\"10-{}.conflist\"", app_of(unit)),
+                ),
+            ]
+            .into();
+            d.relations
+                .insert(rid.into(), [(unit.to_string(), bag)].into());
+        }
+        let cni = cni(&d).unwrap().unwrap();
+        assert_eq!(cni.cidr, "192.168.0.0/16");
+        assert_eq!(cni.conf_file.as_deref(), Some("10-calico.conflist"));
     }
 
     #[test]

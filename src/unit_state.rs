@@ -79,6 +79,33 @@ pub struct Recorded {
     /// The unit is stopping: nothing restarts the daemons any more.
     #[serde(default)]
     pub stopped: bool,
+    /// The kube-control binding's ingress addresses (kubelet's node IPs).
+    #[serde(default)]
+    pub node_ips: Option<Vec<String>>,
+    /// Reading the credentials failed: the next hook reads them again
+    /// rather than trusting the kubeconfigs on disk.
+    #[serde(default)]
+    pub credentials_stale: bool,
+    /// The secret the tokens in the kubeconfigs came from, if any.
+    #[serde(default)]
+    pub credentials_secret: Option<String>,
+    /// Fingerprint of the sysctl file last loaded, and what the kernel
+    /// refused of it (outside a container, a problem until it changes).
+    #[serde(default)]
+    pub sysctl_applied: Option<String>,
+    #[serde(default)]
+    pub sysctl_refused: Option<String>,
+    /// Whether `snap refresh --hold` was done (`Some(false)`: snapd too
+    /// old to hold).
+    #[serde(default)]
+    pub snaps_held: Option<bool>,
+    /// Labels removed from the node at the operator's request (`key-`).
+    #[serde(default)]
+    pub labels_removed: std::collections::BTreeSet<String>,
+    /// The node's Ready condition as update-status last saw it: `None`
+    /// when Ready (or not looked at yet), else the condition's message.
+    #[serde(default)]
+    pub node_not_ready: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,7 +114,20 @@ pub struct NodeOptions {
     pub kubelet_extra_args: BTreeMap<String, String>,
     pub proxy_extra_args: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
+    /// Labels the operator asked to remove (`key-`).
+    #[serde(default)]
+    pub remove_labels: std::collections::BTreeSet<String>,
     pub ingress: bool,
+    #[serde(default)]
+    pub ignore_missing_cni: bool,
+    /// `kubelet-extra-config` / `proxy-extra-config`: a YAML map, as text.
+    #[serde(default)]
+    pub kubelet_extra_config: String,
+    #[serde(default)]
+    pub proxy_extra_config: String,
+    /// `sysctl`: tunable -> value.
+    #[serde(default)]
+    pub sysctl: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

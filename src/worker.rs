@@ -14,8 +14,8 @@ use charm::{HookContext, HookTools, Status};
 use crate::arch::{self, Arch};
 use crate::config::Config;
 use crate::error::{Error, ToolContext};
-use crate::node::{self, Node};
-use crate::relations::ENDPOINTS;
+use crate::node::{self, Fresh, Node};
+use crate::relations::{ENDPOINTS, KUBE_CONTROL};
 use crate::unit_state::{self, ProblemKind, Recorded};
 use crate::{actions, install};
 
@@ -47,6 +47,7 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         root: &root,
         unit: &ctx.unit,
         name: node::node_name(),
+        zone: ctx.availability_zone.clone(),
     };
 
     let mut announced: Option<Status> = None;
@@ -178,7 +179,21 @@ fn run(
                 } => ctx.relation.as_ref().map(|r| r.id.to_string()),
                 _ => None,
             };
-            node.refresh(recorded, &endpoints, broken.as_deref())?;
+            let mut fresh = Fresh {
+                secret_changed: *kind == HookKind::SecretChanged,
+                addresses: reads_config
+                    || matches!(kind, HookKind::Relation { endpoint, .. } if endpoint == KUBE_CONTROL),
+                check_ready: *kind == HookKind::UpdateStatus,
+                ..Fresh::default()
+            };
+            node.refresh(recorded, &endpoints, broken.as_deref(), &mut fresh)?;
+            if !recorded.stopped && recorded.config_problems.is_empty() {
+                if let Some(options) = recorded.options.clone() {
+                    node.converge(recorded, &options, &fresh)?;
+                }
+            }
+            // After converging: the cni relation carries the kubeconfig's hash.
+            node.publish_all(recorded)?;
             if reads_config {
                 if let Some(options) = &recorded.options {
                     set_ingress(tools, recorded.ingress_open, options.ingress)?;
@@ -186,13 +201,7 @@ fn run(
                 }
             }
         }
-        Event::Unknown(_) => return Ok(()),
-    }
-    if recorded.stopped || !recorded.config_problems.is_empty() {
-        return Ok(());
-    }
-    if let Some(options) = recorded.options.clone() {
-        node.converge(recorded, &options)?;
+        Event::Unknown(_) => {}
     }
     Ok(())
 }

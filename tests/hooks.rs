@@ -28,7 +28,7 @@ fn every_hook_in_metadata_runs_with_exit_0_in_a_fresh_unit() {
             endpoints.push(name.clone());
         }
     }
-    assert_eq!(endpoints.len(), 5);
+    assert_eq!(endpoints.len(), 9);
     for endpoint in &endpoints {
         let id = sim.relate(endpoint, "remote-app");
         for run in sim.join(id, "remote-app/0", &[("key", "value")]) {
@@ -40,6 +40,12 @@ fn every_hook_in_metadata_runs_with_exit_0_in_a_fresh_unit() {
             run.assert_ok();
         }
     }
+    // A secret the unit reads, rotated by its owner.
+    let id = sim.add_secret("other-app", "", &[("key", "one")], true);
+    sim.edit_unit(|u| u.secrets.get_mut(&id).unwrap().tracked = Some(1));
+    sim.set_secret_content(&id, &[("key", "two")])
+        .expect("secret-changed")
+        .assert_ok();
     for hook in ["stop", "remove"] {
         sim.hook(hook).assert_ok();
     }

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use juju_sim::cluster::{Cluster, Master};
-use juju_sim::fixtures::{TestSnap, RECORDING_DAEMON, SLOW_CONFIGURE};
+use std::collections::BTreeMap;
+
+use juju_sim::fixtures::{TestSnap, CDK_CONFIGURE, CDK_DAEMON};
 use juju_sim::{CharmSource, Sim, SimOptions};
 
 struct Container(String);
@@ -36,6 +38,24 @@ impl Container {
         log.lines()
             .filter(|l| l.starts_with("start "))
             .map(str::to_string)
+            .collect()
+    }
+
+    /// The argv the daemon last started with, as `--key=value` pairs.
+    fn argv(&self, snap: &str) -> BTreeMap<String, String> {
+        let out = Command::new("lxc")
+            .args(["exec", &self.0, "--", "cat"])
+            .arg(format!("/var/snap/{snap}/common/argv"))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_terminator('\0')
+            .map(|arg| {
+                let flag = arg.strip_prefix("--").unwrap_or(arg);
+                let (k, v) = flag.split_once('=').unwrap_or((flag, "true"));
+                (k.to_string(), v.to_string())
+            })
             .collect()
     }
 
@@ -80,14 +100,30 @@ fn a_node_on_real_snapd_and_systemd() {
         if name == "kubectl" {
             snap.apps.retain(|(_, daemon)| daemon.is_none());
         }
-        snap.daemon_script = Some(RECORDING_DAEMON.into());
-        snap.configure_script = Some(SLOW_CONFIGURE.into());
+        snap.daemon_script = Some(CDK_DAEMON.into());
+        snap.configure_script = Some(CDK_CONFIGURE.into());
         sim.attach_file(name, &snap.build(&scratch));
     }
 
+    // Only tunables of the container's own network namespace: a privileged
+    // container must not change the host kernel's.
+    sim.set_config(
+        "sysctl",
+        "{net.ipv4.conf.all.forwarding: 1, net.ipv4.neigh.default.gc_thresh3: 32768}",
+    );
     for run in sim.deploy() {
         run.assert_ok();
     }
+    assert_eq!(
+        c.ok(&["cat", "/proc/sys/net/ipv4/conf/all/forwarding"])
+            .trim(),
+        "1"
+    );
+    assert_eq!(
+        c.ok(&["cat", "/proc/sys/net/ipv4/neigh/default/gc_thresh3"])
+            .trim(),
+        "32768"
+    );
     let list = c.ok(&["snap", "list"]);
     for name in ["kubelet", "kube-proxy", "kubectl"] {
         let row = list
@@ -120,27 +156,52 @@ fn a_node_on_real_snapd_and_systemd() {
         "active\nactive\n"
     );
     // Started once by snapd at install and once by the charm once configured,
-    // reading what the charm set.
-    let starts = c.wait_for_starts("kubelet", 2);
-    let last = starts.last().unwrap();
-    assert!(
-        last.contains("\"config\":\"/root/cdk/kubelet/config.yaml\""),
-        "{last}"
-    );
-    assert!(
-        last.contains("\"kubeconfig\":\"/root/cdk/kubeconfig\""),
-        "{last}"
-    );
+    // with every flag from `args` as the CDK snaps' wrapper reads it.
+    c.wait_for_starts("kubelet", 2);
+    let argv = c.argv("kubelet");
+    let node = c.ok(&["hostname"]).trim().to_lowercase();
+    for (key, value) in [
+        ("config", "/root/cdk/kubelet/config.yaml"),
+        ("kubeconfig", "/root/cdk/kubeconfig"),
+        ("v", "0"),
+        (
+            "container-runtime-endpoint",
+            juju_sim::cluster::CONTAINERD_SOCKET,
+        ),
+        ("hostname-override", node.as_str()),
+    ] {
+        assert_eq!(argv.get(key).map(String::as_str), Some(value), "{argv:?}");
+    }
+    assert!(argv.contains_key("node-ip"), "{argv:?}");
     let config = c.ok(&["cat", "/root/cdk/kubelet/config.yaml"]);
     assert!(config.contains("KubeletConfiguration"), "{config}");
+    assert!(
+        config.contains("protectKernelDefaults: false"),
+        "in a container: {config}"
+    );
 
-    // A flag change: kubelet restarts once and reads the new value.
+    // A flag change: kubelet restarts once and its flags arrive verbatim,
+    // spaces, `<`, `$` and quotes included.
     let before = c.daemon_starts("kubelet").len();
     let proxy_before = c.daemon_starts("kube-proxy").len();
-    sim.configure("kubelet-extra-args", "v=2").assert_ok();
+    sim.configure(
+        "kubelet-extra-args",
+        r#"v=2 node-labels="a=b c=d" eviction-hard=memory.available<650Mi dollar=$HOME quote=it's"q" esc="say "hi" \ `x`""#,
+    )
+    .assert_ok();
     let starts = c.wait_for_starts("kubelet", before + 1);
     assert_eq!(starts.len(), before + 1, "{starts:?}");
-    assert!(starts.last().unwrap().contains("\"v\":2"), "{starts:?}");
+    let argv = c.argv("kubelet");
+    for (key, value) in [
+        ("v", "2"),
+        ("node-labels", "a=b c=d"),
+        ("eviction-hard", "memory.available<650Mi"),
+        ("dollar", "$HOME"),
+        ("quote", r#"it's"q""#),
+        ("esc", r#"say "hi" \ `x`"#),
+    ] {
+        assert_eq!(argv.get(key).map(String::as_str), Some(value), "{argv:?}");
+    }
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         c.daemon_starts("kubelet").len(),
@@ -169,8 +230,8 @@ fn a_node_on_real_snapd_and_systemd() {
         "the busy path was not taken:\n{}",
         run.stdout
     );
-    let starts = c.wait_for_starts("kubelet", before + 2);
-    assert!(starts.last().unwrap().contains("\"v\":3"), "{starts:?}");
+    c.wait_for_starts("kubelet", before + 2);
+    assert_eq!(c.argv("kubelet")["v"], "3");
     c.ok(&["snap", "set", "kubelet", "slow-configure=false"]);
 
     sim.hook("stop").assert_ok();

@@ -45,11 +45,13 @@ fn a_deploy_with_zero_byte_snaps_installs_from_the_store_on_the_channel() {
             "install kubectl --channel=1.31/stable --classic",
             "install kubelet --channel=1.31/stable --classic",
             "install kube-proxy --channel=1.31/stable --classic",
+            "refresh --hold kubectl kubelet kube-proxy",
         ]
     );
     let machine = sim.machine();
     for snap in ["kubectl", "kubelet", "kube-proxy"] {
         assert_eq!(machine.snaps[snap].channel.as_deref(), Some("1.31/stable"));
+        assert!(machine.snaps[snap].held, "only the charm refreshes {snap}");
     }
     let plugins = std::fs::read_dir(cni_bin(&sim)).unwrap().count();
     assert_eq!(plugins, 16, "Debian's 16 plugins installed");

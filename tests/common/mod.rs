@@ -231,3 +231,30 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out
 }
 pub mod cluster;
+
+/// The flags a CDK snap's wrapper passes its daemon for an `args` string:
+/// bash itself runs `declare -a ARGS="($(cat <file>))"` on it.
+pub fn bash_args(args: &str) -> std::collections::BTreeMap<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("args");
+    std::fs::write(&file, args).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"declare -a ARGS="($(cat "$1"))"; printf '%s\0' "${ARGS[@]}""#)
+        .arg("bash")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_terminator('\0')
+        .map(|arg| {
+            let flag = arg
+                .strip_prefix("--")
+                .unwrap_or_else(|| panic!("{arg:?} is not a flag"));
+            let (k, v) = flag.split_once('=').unwrap_or((flag, "true"));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}

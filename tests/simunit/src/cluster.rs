@@ -101,8 +101,27 @@ impl ApiServer {
     pub fn add_node(&self, name: &str) {
         self.state.lock().unwrap().nodes.insert(
             name.to_string(),
-            json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}, "spec": {}}),
+            json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}, "spec": {},
+                   "status": {"conditions": [
+                       {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"},
+                       {"type": "Ready", "status": "True", "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status"}]}}),
         );
+    }
+
+    /// Sets the node's Ready condition as kubelet would report it.
+    pub fn set_ready(&self, name: &str, ready: bool, reason: &str, message: &str) {
+        let mut s = self.state.lock().unwrap();
+        let Some(node) = s.nodes.get_mut(name) else {
+            return;
+        };
+        if let Some(conditions) = node["status"]["conditions"].as_array_mut() {
+            for c in conditions.iter_mut().filter(|c| c["type"] == "Ready") {
+                c["status"] = json!(if ready { "True" } else { "False" });
+                c["reason"] = json!(reason);
+                c["message"] = json!(message);
+            }
+        }
     }
 
     pub fn node(&self, name: &str) -> Option<Value> {
@@ -283,6 +302,9 @@ pub enum Master {
     /// A current control plane: `creds` and `api-endpoints` on kube-control,
     /// no kube-api-endpoint relation.
     Current,
+    /// Today's charms (1.29 - 1.32): the tokens in a Juju secret named by
+    /// `creds` (schema 1), containerd and flannel JSON-encoding their values.
+    Today,
 }
 
 pub const DNS_IP: &str = "10.152.183.10";
@@ -304,7 +326,14 @@ pub struct Relations {
     pub api: Option<u32>,
     pub certs: u32,
     pub cni: u32,
+    /// containerd, for kubelets that need a runtime (1.24 and later).
+    pub runtime: Option<u32>,
+    /// The secret holding the tokens ([`Master::Today`]).
+    pub secret: Option<String>,
 }
+
+pub const CONTAINERD_SOCKET: &str = "unix:///var/run/containerd/containerd.sock";
+pub const REGISTRY: &str = "rocks.canonical.com:443/cdk";
 
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -337,7 +366,53 @@ impl Cluster {
     }
 
     pub fn kube_control_data(&self, form: Master) -> Vec<(String, String)> {
+        self.kube_control_data_with(form, None)
+    }
+
+    /// The secret's content as today's control plane writes it.
+    pub fn secret_content(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("kubelet-token", self.kubelet_token.as_str()),
+            ("proxy-token", self.proxy_token.as_str()),
+            ("client-token", self.client_token.as_str()),
+            ("endpoint", "kube-control"),
+        ]
+    }
+
+    /// kube-control as a control plane of `form` sends it; `secret_id`
+    /// names the secret with this node's tokens ([`Master::Today`]).
+    pub fn kube_control_data_with(
+        &self,
+        form: Master,
+        secret_id: Option<&str>,
+    ) -> Vec<(String, String)> {
         let user = format!("system:node:{}", self.node);
+        if form == Master::Today {
+            let creds = json!({
+                user: {"scope": "kubernetes-worker/0", "kubelet_token": "", "proxy_token": "",
+                       "client_token": "", "secret-id": secret_id.unwrap_or_default()},
+                "system:node:another-node": {"scope": "kubernetes-worker/1", "kubelet_token": "",
+                       "proxy_token": "", "client_token": "", "secret-id": "secret:d0000000000000000099"},
+            })
+            .to_string();
+            return vec![
+                ("api-endpoints".into(), json!([self.api.url]).to_string()),
+                (
+                    "cluster-tag".into(),
+                    "kubernetes-4c7bx1p2ut6bbmwbyhd2yuucf9rwwnnq".into(),
+                ),
+                ("creds".into(), creds),
+                ("default-cni".into(), "\"\"".into()),
+                ("domain".into(), "cluster.local".into()),
+                ("enable-kube-dns".into(), "True".into()),
+                ("has-xcp".into(), "false".into()),
+                ("labels".into(), "[]".into()),
+                ("port".into(), "53".into()),
+                ("registry-location".into(), REGISTRY.into()),
+                ("sdn-ip".into(), DNS_IP.into()),
+                ("taints".into(), "[]".into()),
+            ];
+        }
         let creds = json!({
             user: {"scope": "kubernetes-worker/0", "kubelet_token": self.kubelet_token,
                    "proxy_token": self.proxy_token, "client_token": self.client_token},
@@ -360,7 +435,7 @@ impl Cluster {
                 data.push(("creds".into(), creds));
                 data.push(("enable-kube-dns".into(), "True".into()));
             }
-            Master::Current => {
+            Master::Current | Master::Today => {
                 data.push(("creds".into(), creds));
                 data.push(("enable-kube-dns".into(), "True".into()));
                 data.push(("api-endpoints".into(), json!([self.api.url]).to_string()));
@@ -385,7 +460,9 @@ impl Cluster {
         ]
     }
 
-    /// Relates `sim` to this cluster as masters of `form` did.
+    /// Relates `sim` to this cluster as masters of `form` did, with
+    /// flannel as the CNI and, for a kubelet that needs one (1.24 and
+    /// later, as installed), containerd as the runtime.
     pub fn relate(&self, sim: &Sim, form: Master) -> Relations {
         let pairs = |v: &[(String, String)]| -> Vec<(String, String)> { v.to_vec() };
         let join = |id: u32, unit: &str, data: Vec<(String, String)>| {
@@ -395,7 +472,7 @@ impl Cluster {
                 run.assert_ok();
             }
         };
-        let api = if form == Master::Current {
+        let api = if matches!(form, Master::Current | Master::Today) {
             None
         } else {
             let id = sim.relate("kube-api-endpoint", "kubernetes-master");
@@ -410,22 +487,65 @@ impl Cluster {
             );
             Some(id)
         };
-        let control = sim.relate("kube-control", "kubernetes-master");
+        let today = form == Master::Today;
+        // On a real machine (the LXD suite) the simulation does not know
+        // the kubelet: it is a current one there.
+        let runtime_needed = sim.machine().snaps.get("kubelet").is_none_or(|k| {
+            let mut v = k.version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+            (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (1, 24)
+        });
+        let runtime = runtime_needed.then(|| {
+            let id = sim.relate("container-runtime", "containerd");
+            // containerd (charms.reactive) JSON-encodes every value.
+            join(
+                id,
+                "containerd/0",
+                vec![
+                    ("socket".into(), json!(CONTAINERD_SOCKET).to_string()),
+                    ("runtime".into(), json!("remote").to_string()),
+                    ("nvidia_enabled".into(), "false".into()),
+                ],
+            );
+            id
+        });
+        let (app, unit) = if today {
+            ("kubernetes-control-plane", "kubernetes-control-plane/0")
+        } else {
+            ("kubernetes-master", "kubernetes-master/0")
+        };
+        let secret = today.then(|| {
+            let user = format!("system:node:{}", self.node);
+            sim.add_secret(app, &format!("{user}-creds"), &self.secret_content(), true)
+        });
+        let control = sim.relate("kube-control", app);
         join(
             control,
-            "kubernetes-master/0",
-            pairs(&self.kube_control_data(form)),
+            unit,
+            pairs(&self.kube_control_data_with(form, secret.as_deref())),
         );
         let certs = sim.relate("certificates", "easyrsa");
         let cert_name = sim.unit().unit.replace('/', "_");
         join(certs, "easyrsa/0", self.cert_data(&cert_name));
         let cni = sim.relate("cni", "flannel");
-        join(cni, "flannel/0", vec![("cidr".into(), CIDR.into())]);
+        let cni_data = if today {
+            vec![
+                ("cidr".into(), json!(CIDR).to_string()),
+                (
+                    "cni-conf-file".into(),
+                    json!("10-flannel.conflist").to_string(),
+                ),
+            ]
+        } else {
+            vec![("cidr".into(), CIDR.into())]
+        };
+        join(cni, "flannel/0", cni_data);
         Relations {
             control,
             api,
             certs,
             cni,
+            runtime,
+            secret,
         }
     }
 }

@@ -19,15 +19,15 @@ pub struct TestSnap {
     pub configure_script: Option<String>,
 }
 
-/// A daemon for real snapd and systemd: it logs each start with the snap
-/// config it reads through snapctl (the keys a kubelet and kube-proxy are
-/// given), then runs until stopped.
-pub const RECORDING_DAEMON: &str = "#!/bin/sh\nprintf 'start %s config=%s\\n' \"$(date +%s%N)\" \"$(snapctl get -d config kubeconfig master v 2>&1 | tr -d ' \\n')\" >> \"$SNAP_COMMON/daemon.log\"\nexec sleep infinity\n";
+/// The CDK snaps' configure hook (since 1.16): the `args` option goes to a
+/// file the daemon's wrapper reads. Told to (`slow-configure`), it takes
+/// its time, so that a test can hold a snapd change in progress.
+pub const CDK_CONFIGURE: &str = "#!/bin/sh\nif [ \"$(snapctl get slow-configure)\" = true ]; then sleep 8; fi\nsnapctl get args > \"$SNAP_DATA/args\" || :\nexit 0\n";
 
-/// A configure hook that takes its time when told to (`slow-configure`),
-/// so that a test can hold a snapd change in progress.
-pub const SLOW_CONFIGURE: &str =
-    "#!/bin/sh\nif [ \"$(snapctl get slow-configure)\" = true ]; then sleep 8; fi\nexit 0\n";
+/// The CDK snaps' daemon wrapper: the args file read as a bash array,
+/// then (where the CDK snap execs kubelet) the argv recorded, NUL-separated
+/// in `$SNAP_COMMON/argv`, and a `start` line logged per start.
+pub const CDK_DAEMON: &str = "#!/bin/bash\ndeclare -a ARGS=\"($(cat \"$SNAP_DATA/args\"))\"\nprintf '%s\\0' \"${ARGS[@]}\" > \"$SNAP_COMMON/argv.new\"\nmv \"$SNAP_COMMON/argv.new\" \"$SNAP_COMMON/argv\"\nprintf 'start %s\\n' \"$(date +%s%N)\" >> \"$SNAP_COMMON/daemon.log\"\nexec sleep infinity\n";
 
 impl TestSnap {
     /// A classic snap with a `daemon` app and a configure hook, like the
@@ -155,6 +155,7 @@ pub fn kubernetes_store() -> std::collections::BTreeMap<
             ("1.31/stable", "1.31.2"),
             ("1.32/stable", "1.32.0"),
             ("1.7/stable", "1.7.16"),
+            ("1.15/stable", "1.15.12"),
         ]
         .into_iter()
         .enumerate()

@@ -1,0 +1,697 @@
+//! Issue 10: joining today's Charmed Kubernetes (1.29 - 1.32): containerd
+//! on container-runtime, tokens in a Juju secret, the `args` snap option,
+//! node IPs, sysctl, held snaps, the charm's own labels and the node's
+//! Ready condition; through the real binary in the simulated unit.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+
+use common::cluster::{self, Cluster, Master, CIDR, CONTAINERD_SOCKET, DNS_IP, REGISTRY};
+use juju_sim::Sim;
+use serde_json::json;
+
+fn read(sim: &Sim, path: &str) -> String {
+    std::fs::read_to_string(sim.root().join(path.trim_start_matches('/'))).unwrap()
+}
+
+fn yaml(sim: &Sim, path: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(&read(sim, path)).unwrap()
+}
+
+fn args(sim: &Sim, snap: &str) -> BTreeMap<String, String> {
+    let config = sim.machine().snap_config[snap].clone();
+    assert_eq!(
+        config.keys().collect::<Vec<_>>(),
+        vec!["args"],
+        "{snap}: every flag in args"
+    );
+    common::bash_args(config["args"].as_str().unwrap())
+}
+
+fn starts(sim: &Sim, snap: &str) -> u32 {
+    sim.machine().services[&format!("snap.{snap}.daemon.service")].starts
+}
+
+fn status(sim: &Sim) -> (String, String) {
+    sim.status()
+}
+
+fn active(sim: &Sim) {
+    assert_eq!(
+        status(sim),
+        ("active".into(), "Kubernetes worker running.".into()),
+        "{}",
+        sim.timeline()
+    );
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(bytes)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+/// A unit deployed next to today's control plane, containerd, flannel and
+/// easyrsa, on a machine with an IPv6 address and in a zone.
+fn today() -> (Sim, tempfile::TempDir, Cluster, cluster::Relations) {
+    let (sim, scratch) = common::provisioned();
+    sim.edit_unit(|u| {
+        u.ipv6_address = Some("fd00::a".into());
+        u.availability_zone = "zone-a".into();
+    });
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let c = Cluster::new();
+    let rels = c.relate(&sim, Master::Today);
+    (sim, scratch, c, rels)
+}
+
+#[test]
+fn a_node_next_to_todays_control_plane_ends_active() {
+    let (sim, _s, c, rels) = today();
+    active(&sim);
+    let unit = sim.unit();
+
+    // kubelet and kube-proxy: every flag in `args`, as the daemons get it.
+    let kubelet = args(&sim, "kubelet");
+    let want: BTreeMap<String, String> = [
+        ("config", "/root/cdk/kubelet/config.yaml"),
+        ("container-runtime-endpoint", CONTAINERD_SOCKET),
+        ("hostname-override", c.node.as_str()),
+        ("kubeconfig", "/root/cdk/kubeconfig"),
+        ("node-ip", &format!("{},fd00::a", unit.private_address)),
+        ("v", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(kubelet, want);
+    let proxy = args(&sim, "kube-proxy");
+    assert_eq!(
+        proxy.into_iter().collect::<Vec<_>>(),
+        vec![
+            ("config".into(), "/root/cdk/kubeproxy/config.yaml".into()),
+            ("v".into(), "0".into())
+        ]
+    );
+
+    // The configuration files.
+    let config = yaml(&sim, "/root/cdk/kubelet/config.yaml");
+    assert_eq!(config["readOnlyPort"], 0);
+    assert_eq!(config["protectKernelDefaults"], true);
+    assert_eq!(config["clusterDNS"][0], DNS_IP);
+    assert_eq!(config["authorization"]["mode"], "Webhook");
+    assert!(config.get("resolvConf").is_none(), "no resolved stub here");
+    let proxy_config = yaml(&sim, "/root/cdk/kubeproxy/config.yaml");
+    assert_eq!(proxy_config["hostnameOverride"], c.node.as_str());
+    assert_eq!(proxy_config["clusterCIDR"], CIDR);
+
+    // The tokens came from the secret, and live only in the kubeconfigs.
+    for (path, token) in [
+        ("/root/cdk/kubeconfig", &c.kubelet_token),
+        ("/root/cdk/kubeproxyconfig", &c.proxy_token),
+        ("/root/.kube/config", &c.client_token),
+    ] {
+        assert_eq!(
+            yaml(&sim, path)["users"][0]["user"]["token"],
+            token.as_str()
+        );
+    }
+    let secret_reads: Vec<Vec<String>> = unit
+        .calls
+        .iter()
+        .filter(|t| t.tool == "secret-get")
+        .map(|t| t.args.clone())
+        .collect();
+    assert!(!secret_reads.is_empty());
+    assert!(
+        secret_reads
+            .iter()
+            .all(|a| a.contains(&"--refresh".to_string())
+                && a.contains(rels.secret.as_ref().unwrap()))
+    );
+    let state =
+        std::fs::read_to_string(sim.charm_dir().join(".kubernetes-worker-state.json")).unwrap();
+    let logged: String = unit
+        .hooks
+        .iter()
+        .map(|h| format!("{}{}", h.stdout, h.stderr))
+        .chain(unit.logs.iter().map(|l| l.message.clone()))
+        .collect();
+    for token in [&c.kubelet_token, &c.proxy_token, &c.client_token] {
+        assert!(!state.contains(token.as_str()), "a token in the state file");
+        assert!(!logged.contains(token.as_str()), "a token in the log");
+    }
+
+    // What this unit published on each relation.
+    let bag = |id: u32| unit.relation(id).unwrap().local_unit.clone();
+    let control = bag(rels.control);
+    assert_eq!(control["kubelet_user"], format!("system:node:{}", c.node));
+    assert_eq!(control["auth_group"], "system:nodes");
+    assert_eq!(control["schema_vers"], "[0, 1]");
+    let cni = bag(rels.cni);
+    assert_eq!(
+        cni["kubeconfig-hash"],
+        sha256_hex(read(&sim, "/root/.kube/config").as_bytes())
+    );
+    assert_eq!(cni["image-registry"], REGISTRY);
+    assert_eq!(cni["is_master"], "False");
+    assert_eq!(cni["kubeconfig_path"], "/root/cdk/kubeconfig");
+    let runtime = bag(rels.runtime.unwrap());
+    assert_eq!(runtime["sandbox_image"], format!("{REGISTRY}/pause:3.9"));
+
+    // The node's labels.
+    let labels = c.api.node(&c.node).unwrap()["metadata"]["labels"].clone();
+    assert_eq!(labels["juju-application"], "kubernetes-worker");
+    assert_eq!(labels["juju-charm"], "kubernetes-worker");
+    assert_eq!(labels["topology.kubernetes.io/zone"], "zone-a");
+
+    // The kernel tunables, and the snaps held from automatic refreshes.
+    let machine = sim.machine();
+    assert_eq!(machine.sysctl["net.ipv4.conf.all.forwarding"], "1");
+    assert_eq!(machine.sysctl["fs.inotify.max_user_watches"], "1048576");
+    assert_eq!(machine.sysctl.len(), 14);
+    let file = sim.root().join("etc/sysctl.d/50-kubernetes-charm.conf");
+    assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o644);
+    for snap in ["kubectl", "kubelet", "kube-proxy"] {
+        assert!(machine.snaps[snap].held, "{snap} held");
+    }
+}
+
+#[test]
+fn a_converged_node_next_to_todays_cluster_is_left_alone() {
+    let (sim, _s, c, rels) = today();
+    let data = c.kube_control_data_with(Master::Today, rels.secret.as_deref());
+    let refs: Vec<(&str, &str)> = data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for run in [
+        Box::new(|| sim.hook("update-status")) as Box<dyn Fn() -> juju_sim::HookRun>,
+        Box::new(|| sim.hook("config-changed")),
+        Box::new(|| sim.change(rels.control, "kubernetes-control-plane/0", &refs)),
+        Box::new(|| {
+            sim.change(
+                rels.runtime.unwrap(),
+                "containerd/0",
+                &[("runtime", "\"remote\"")],
+            )
+        }),
+    ] {
+        run().assert_ok();
+        let mark = sim.mark();
+        let api_before = c.api.requests().len();
+        run().assert_ok();
+        let mutating: Vec<_> = sim
+            .machine_calls_since(mark)
+            .into_iter()
+            .filter(|c| c.is_mutating())
+            .collect();
+        assert!(mutating.is_empty(), "{mutating:?}");
+        let writes: Vec<_> = sim
+            .tool_calls_since(mark)
+            .into_iter()
+            .filter(|t| ["relation-set", "status-set", "open-port"].contains(&t.tool.as_str()))
+            .collect();
+        assert!(writes.is_empty(), "{writes:?}");
+        assert!(c.api.requests()[api_before..]
+            .iter()
+            .all(|r| r.method == "GET"));
+        active(&sim);
+    }
+    // update-status: one look at the node, no hook tool.
+    let mark = sim.mark();
+    let before = c.api.requests().len();
+    sim.hook("update-status").assert_ok();
+    assert!(sim.tool_calls_since(mark).is_empty());
+    let gets: Vec<String> = c.api.requests()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(gets, vec![format!("GET /api/v1/nodes/{}", c.node)]);
+}
+
+#[test]
+fn rotated_tokens_restart_only_the_daemons_that_use_them() {
+    let (sim, _s, c, rels) = today();
+    let id = rels.secret.unwrap();
+    let (kubelet, proxy) = (starts(&sim, "kubelet"), starts(&sim, "kube-proxy"));
+    let run = sim
+        .set_secret_content(
+            &id,
+            &[
+                ("kubelet-token", "kubelet-token-rotated"),
+                ("proxy-token", &c.proxy_token),
+                ("client-token", "admin-token-0123"),
+            ],
+        )
+        .expect("the unit tracks the secret: it gets secret-changed");
+    run.assert_ok();
+    assert_eq!(
+        yaml(&sim, "/root/cdk/kubeconfig")["users"][0]["user"]["token"],
+        "kubelet-token-rotated"
+    );
+    assert_eq!(starts(&sim, "kubelet"), kubelet + 1);
+    assert_eq!(
+        starts(&sim, "kube-proxy"),
+        proxy,
+        "its token did not change"
+    );
+    let unit = sim.unit();
+    let last = unit
+        .calls
+        .iter()
+        .rev()
+        .find(|t| t.tool == "secret-get")
+        .unwrap();
+    assert!(last.args.contains(&"--refresh".to_string()));
+    assert_eq!(
+        unit.secrets[&id].tracked,
+        Some(2),
+        "moved to the new revision"
+    );
+    active(&sim);
+    // Rotated once more, client token only: nothing restarts.
+    sim.set_secret_content(
+        &id,
+        &[
+            ("kubelet-token", "kubelet-token-rotated"),
+            ("proxy-token", &c.proxy_token),
+            ("client-token", "admin-token-0123-b"),
+        ],
+    )
+    .unwrap()
+    .assert_ok();
+    assert_eq!(starts(&sim, "kubelet"), kubelet + 1);
+    assert_eq!(starts(&sim, "kube-proxy"), proxy);
+    assert_eq!(
+        yaml(&sim, "/root/.kube/config")["users"][0]["user"]["token"],
+        "admin-token-0123-b"
+    );
+}
+
+#[test]
+fn a_secret_this_unit_may_not_read_or_that_is_gone_is_waited_for() {
+    let (sim, _s, c, rels) = today();
+    let control_unit = "kubernetes-control-plane/0";
+    // The control plane issues a new secret but has not granted it yet.
+    let user = format!("system:node:{}", c.node);
+    let new = sim.add_secret(
+        "kubernetes-control-plane",
+        &format!("{user}-creds"),
+        &c.secret_content(),
+        false,
+    );
+    let creds = json!({user.clone(): {"kubelet_token": "", "proxy_token": "", "client_token": "",
+        "scope": "kubernetes-worker/0", "secret-id": new}})
+    .to_string();
+    let files_before = read(&sim, "/root/cdk/kubeconfig");
+    sim.change(rels.control, control_unit, &[("creds", &creds)])
+        .assert_ok();
+    assert_eq!(
+        status(&sim),
+        (
+            "waiting".into(),
+            format!("Waiting for credentials: cannot read secret {new}: permission denied")
+        )
+    );
+    assert_eq!(read(&sim, "/root/cdk/kubeconfig"), files_before);
+    // Granted: the next hook, whatever it is, reads it.
+    sim.grant_secret(&new);
+    sim.hook("update-status").assert_ok();
+    active(&sim);
+
+    // The secret is removed: waiting again, then a new one.
+    sim.remove_secret(&new);
+    sim.change(
+        rels.control,
+        control_unit,
+        &[("cluster-tag", "kubernetes-x")],
+    )
+    .assert_ok();
+    assert_eq!(
+        status(&sim),
+        (
+            "waiting".into(),
+            format!("Waiting for credentials: cannot read secret {new}: secret {new:?} not found")
+        )
+    );
+    let third = sim.add_secret("kubernetes-control-plane", "x", &c.secret_content(), true);
+    let creds = json!({user: {"kubelet_token": "", "proxy_token": "", "client_token": "",
+        "secret-id": third}})
+    .to_string();
+    sim.change(rels.control, control_unit, &[("creds", &creds)])
+        .assert_ok();
+    active(&sim);
+}
+
+#[test]
+fn a_unit_moved_from_a_1_15_track_to_1_31_gets_args() {
+    let (sim, _scratch) = common::provisioned();
+    sim.set_config("channel", "1.15/stable");
+    sim.set_config("require-manual-upgrade", false);
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let c = Cluster::new();
+    let rels = c.relate(&sim, Master::Current);
+    assert!(rels.runtime.is_none(), "1.15 has a built-in runtime");
+    active(&sim);
+    let per_flag = sim.machine().snap_config["kubelet"].clone();
+    assert!(!per_flag.contains_key("args"));
+    assert_eq!(per_flag["kubeconfig"], "/root/cdk/kubeconfig");
+    assert_eq!(per_flag["config"], "/root/cdk/kubelet/config.yaml");
+    // Today's runtime is related before the move.
+    let runtime = sim.relate("container-runtime", "containerd");
+    for run in sim.join(
+        runtime,
+        "containerd/0",
+        &[("socket", &json!(CONTAINERD_SOCKET).to_string())],
+    ) {
+        run.assert_ok();
+    }
+    active(&sim);
+
+    let mark = sim.mark();
+    sim.configure("channel", "1.31/stable").assert_ok();
+    active(&sim);
+    for snap in ["kubelet", "kube-proxy"] {
+        let flags = args(&sim, snap);
+        assert!(flags["config"].starts_with("/root/cdk/"), "{flags:?}");
+    }
+    assert_eq!(
+        args(&sim, "kubelet")["container-runtime-endpoint"],
+        CONTAINERD_SOCKET
+    );
+    let calls = sim.machine_calls_since(mark);
+    for snap in ["kubelet", "kube-proxy"] {
+        let sets: Vec<&Vec<String>> = calls
+            .iter()
+            .filter(|c| c.args.first().is_some_and(|a| a == "set") && c.args[1] == snap)
+            .map(|c| &c.args)
+            .collect();
+        assert_eq!(sets.len(), 1, "{snap}: one snap set: {sets:?}");
+        assert!(
+            sets[0].iter().any(|a| a == "config!") && sets[0].iter().any(|a| a == "v!"),
+            "{snap}: the per-flag options unset in the same call: {sets:?}"
+        );
+        let restarts = calls
+            .iter()
+            .filter(|c| {
+                c.program == "systemctl"
+                    && c.args[0] == "restart"
+                    && c.args[1] == format!("snap.{snap}.daemon")
+            })
+            .count();
+        assert_eq!(restarts, 1, "{snap} restarted once by the charm");
+    }
+}
+
+#[test]
+fn container_runtime_states() {
+    let (sim, _scratch) = common::provisioned();
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let c = Cluster::new();
+    let rels = c.relate(&sim, Master::Today);
+    let runtime = rels.runtime.unwrap();
+    for run in sim.unrelate(runtime) {
+        run.assert_ok();
+    }
+    assert_eq!(
+        status(&sim),
+        (
+            "blocked".into(),
+            "Relate kubernetes-worker:container-runtime to a container runtime (containerd)".into()
+        )
+    );
+    let runtime = sim.relate("container-runtime", "containerd");
+    for run in sim.join(runtime, "containerd/0", &[("runtime", "\"remote\"")]) {
+        run.assert_ok();
+    }
+    assert_eq!(
+        status(&sim),
+        ("waiting".into(), "Waiting for the container runtime".into())
+    );
+    sim.change(
+        runtime,
+        "containerd/0",
+        &[("socket", "\"/run/containerd.sock\"")],
+    )
+    .assert_ok();
+    assert_eq!(
+        status(&sim),
+        (
+            "blocked".into(),
+            "container-runtime relation: socket from containerd/0 is not a unix:// or npipe:// URL: \"/run/containerd.sock\"".into()
+        )
+    );
+    sim.change(
+        runtime,
+        "containerd/0",
+        &[("socket", "\"unix:///run/k3s/containerd.sock\"")],
+    )
+    .assert_ok();
+    active(&sim);
+    assert_eq!(
+        args(&sim, "kubelet")["container-runtime-endpoint"],
+        "unix:///run/k3s/containerd.sock"
+    );
+}
+
+#[test]
+fn without_a_cni_relation_when_told_to_ignore_it() {
+    let (sim, _scratch) = common::provisioned();
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let c = Cluster::new();
+    let rels = c.relate(&sim, Master::Today);
+    for run in sim.unrelate(rels.cni) {
+        run.assert_ok();
+    }
+    assert_eq!(
+        status(&sim),
+        (
+            "blocked".into(),
+            "Relate kubernetes-worker:cni to a CNI subordinate (flannel, calico)".into()
+        )
+    );
+    sim.configure("ignore-missing-cni", true).assert_ok();
+    active(&sim);
+    let proxy_config = yaml(&sim, "/root/cdk/kubeproxy/config.yaml");
+    assert!(proxy_config.get("clusterCIDR").is_none());
+}
+
+#[test]
+fn an_external_cloud_provider_and_extra_config() {
+    let (sim, _s, _c, rels) = today();
+    let (kubelet, proxy) = (starts(&sim, "kubelet"), starts(&sim, "kube-proxy"));
+    sim.change(
+        rels.control,
+        "kubernetes-control-plane/0",
+        &[("has-xcp", "true")],
+    )
+    .assert_ok();
+    assert_eq!(args(&sim, "kubelet")["cloud-provider"], "external");
+    assert_eq!(starts(&sim, "kubelet"), kubelet + 1);
+    sim.configure(
+        "kubelet-extra-config",
+        "{evictionHard: {memory.available: 650Mi}, readOnlyPort: 10255}",
+    )
+    .assert_ok();
+    let config = yaml(&sim, "/root/cdk/kubelet/config.yaml");
+    assert_eq!(config["evictionHard"]["memory.available"], "650Mi");
+    assert_eq!(config["readOnlyPort"], 10255);
+    assert_eq!(config["authentication"]["webhook"]["enabled"], true);
+    assert_eq!(starts(&sim, "kube-proxy"), proxy);
+    sim.configure("kubelet-extra-args", "eviction-hard=memory.available<650Mi")
+        .assert_ok();
+    assert_eq!(
+        args(&sim, "kubelet")["eviction-hard"],
+        "memory.available<650Mi",
+        "reaches the daemon unchanged"
+    );
+    sim.configure("proxy-extra-config", "[not, a, map]")
+        .assert_ok();
+    assert_eq!(
+        status(&sim),
+        (
+            "blocked".into(),
+            "proxy-extra-config must be a YAML map, not a list".into()
+        )
+    );
+    sim.configure("proxy-extra-config", "{mode: ipvs}")
+        .assert_ok();
+    active(&sim);
+    assert_eq!(
+        yaml(&sim, "/root/cdk/kubeproxy/config.yaml")["mode"],
+        "ipvs"
+    );
+    assert_eq!(starts(&sim, "kube-proxy"), proxy + 1);
+}
+
+#[test]
+fn resolv_conf_skips_the_resolved_stub() {
+    let (sim, _scratch) = common::provisioned();
+    std::fs::create_dir_all(sim.root().join("etc")).unwrap();
+    std::fs::write(
+        sim.root().join("etc/resolv.conf"),
+        "# systemd-resolved stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\n",
+    )
+    .unwrap();
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    Cluster::new().relate(&sim, Master::Today);
+    active(&sim);
+    assert_eq!(
+        yaml(&sim, "/root/cdk/kubelet/config.yaml")["resolvConf"],
+        "/run/systemd/resolve/resolv.conf"
+    );
+}
+
+#[test]
+fn sysctl_refusals_block_on_a_machine_and_are_logged_in_a_container() {
+    let (sim, _scratch) = common::provisioned();
+    sim.edit_machine(|m| {
+        m.sysctl_refused.insert("kernel.panic".into());
+    });
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    assert_eq!(
+        status(&sim),
+        (
+            "blocked".into(),
+            "sysctl: the kernel refused sysctl: permission denied on key \"kernel.panic\"".into()
+        )
+    );
+    assert_eq!(
+        sim.machine().sysctl["vm.overcommit_memory"],
+        "1",
+        "the rest is set"
+    );
+    // Loaded once per content: the next hook does not try again.
+    let mark = sim.mark();
+    sim.hook("update-status").assert_ok();
+    assert!(sim
+        .machine_calls_since(mark)
+        .iter()
+        .all(|c| c.program != "sysctl"));
+    sim.configure("sysctl", "{vm.overcommit_memory: 1}")
+        .assert_ok();
+    assert!(!status(&sim).1.starts_with("sysctl"), "{:?}", status(&sim));
+    assert_eq!(
+        read(&sim, "/etc/sysctl.d/50-kubernetes-charm.conf"),
+        "# Written by the kubernetes-worker charm from its sysctl option.\nvm.overcommit_memory = 1\n"
+    );
+
+    // Inside a container the same refusal is not a problem.
+    let (sim, _scratch) = common::provisioned();
+    std::fs::create_dir_all(sim.root().join("run/systemd")).unwrap();
+    std::fs::write(sim.root().join("run/systemd/container"), "lxc\n").unwrap();
+    sim.edit_machine(|m| {
+        m.sysctl_refused.insert("kernel.panic".into());
+    });
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    Cluster::new().relate(&sim, Master::Today);
+    active(&sim);
+    assert_eq!(
+        yaml(&sim, "/root/cdk/kubelet/config.yaml")["protectKernelDefaults"],
+        false
+    );
+}
+
+#[test]
+fn update_status_tells_a_node_that_is_not_ready() {
+    let (sim, _s, c, _rels) = today();
+    c.api.set_ready(
+        &c.node,
+        false,
+        "KubeletNotReady",
+        "container runtime network not ready: cni plugin not initialized",
+    );
+    sim.hook("update-status").assert_ok();
+    assert_eq!(
+        status(&sim),
+        (
+            "waiting".into(),
+            "Node not Ready: container runtime network not ready: cni plugin not initialized"
+                .into()
+        )
+    );
+    c.api.set_ready(
+        &c.node,
+        true,
+        "KubeletReady",
+        "kubelet is posting ready status",
+    );
+    let mark = sim.mark();
+    sim.hook("update-status").assert_ok();
+    active(&sim);
+    let tools: Vec<String> = sim
+        .tool_calls_since(mark)
+        .into_iter()
+        .map(|t| t.tool)
+        .collect();
+    assert!(tools.contains(&"status-set".to_string()));
+    assert!(
+        tools.iter().all(|t| t == "status-set" || t == "juju-log"),
+        "only the status changed, and is logged: {tools:?}"
+    );
+}
+
+#[test]
+fn snapd_too_old_to_hold_is_said_once() {
+    let (sim, _scratch) = common::provisioned();
+    sim.edit_machine(|m| m.snapd_version = "2.57.6".into());
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let holds = |sim: &Sim| {
+        sim.machine()
+            .calls
+            .iter()
+            .filter(|c| c.args.iter().any(|a| a == "--hold"))
+            .count()
+    };
+    assert_eq!(holds(&sim), 1);
+    assert!(sim.machine().snaps.values().all(|s| !s.held));
+    sim.hook("upgrade-charm").assert_ok();
+    assert_eq!(holds(&sim), 1, "not tried again");
+    assert!(sim
+        .unit()
+        .logs
+        .iter()
+        .any(|l| l.level == "WARNING" && l.message.contains("cannot hold snaps")));
+}
+
+#[test]
+fn the_2017_relations_still_bring_up_a_1_7_node() {
+    // Beside today's keys, a 2017 master still works (and a 1.7 kubelet
+    // has a built-in runtime).
+    let (sim, _scratch) = common::provisioned();
+    sim.set_config("channel", "1.7/stable");
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let c = Cluster::new();
+    let rels = c.relate(&sim, Master::Sep2017);
+    assert!(rels.runtime.is_none());
+    active(&sim);
+    let config = sim.machine().snap_config["kubelet"].clone();
+    assert!(!config.contains_key("args"));
+    assert_eq!(config["require-kubeconfig"], true);
+}
