@@ -501,21 +501,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("args");
-        std::fs::write(&file, render_args(&flags)).unwrap();
-        let out = std::process::Command::new("bash")
-            .arg("-c")
-            .arg(r#"declare -a ARGS="($(cat "$1"))"; printf '%s\0' "${ARGS[@]}""#)
-            .arg("bash")
-            .arg(&file)
-            .output()
-            .unwrap();
-        let argv: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .split_terminator('\0')
-            .map(str::to_string)
-            .collect();
+        let argv = juju_sim::fixtures::bash_argv(&render_args(&flags));
         let expected: Vec<String> = flags.iter().map(|(k, v)| format!("--{k}={v}")).collect();
         assert_eq!(argv, expected);
     }

@@ -302,6 +302,35 @@ fn rotated_tokens_restart_only_the_daemons_that_use_them() {
 fn a_secret_this_unit_may_not_read_or_that_is_gone_is_waited_for() {
     let (sim, _s, c, rels) = today();
     let control_unit = "kubernetes-control-plane/0";
+    // The grant is revoked: the next read says so, the node keeps running
+    // on the tokens it has.
+    let first = rels.secret.clone().unwrap();
+    sim.revoke_secret(&first);
+    sim.change(
+        rels.control,
+        control_unit,
+        &[("cluster-tag", "kubernetes-y")],
+    )
+    .assert_ok();
+    assert_eq!(
+        status(&sim),
+        (
+            "waiting".into(),
+            format!("Waiting for credentials: cannot read secret {first}: permission denied")
+        )
+    );
+    let still = sim.machine().services["snap.kubelet.daemon.service"].active;
+    assert!(still, "kubelet keeps running");
+    // Retried on the next hook, whatever it is.
+    let mark = sim.mark();
+    sim.hook("update-status").assert_ok();
+    assert!(sim
+        .tool_calls_since(mark)
+        .iter()
+        .any(|t| t.tool == "secret-get"));
+    sim.grant_secret(&first);
+    sim.hook("update-status").assert_ok();
+    active(&sim);
     // The control plane issues a new secret but has not granted it yet.
     let user = format!("system:node:{}", c.node);
     let new = sim.add_secret(

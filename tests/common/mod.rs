@@ -232,23 +232,10 @@ pub fn tree(dir: &Path) -> Vec<String> {
 }
 pub mod cluster;
 
-/// The flags a CDK snap's wrapper passes its daemon for an `args` string:
-/// bash itself runs `declare -a ARGS="($(cat <file>))"` on it.
+/// The flags a CDK snap's wrapper passes its daemon for an `args` string.
 pub fn bash_args(args: &str) -> std::collections::BTreeMap<String, String> {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("args");
-    std::fs::write(&file, args).unwrap();
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(r#"declare -a ARGS="($(cat "$1"))"; printf '%s\0' "${ARGS[@]}""#)
-        .arg("bash")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_terminator('\0')
+    juju_sim::fixtures::bash_argv(args)
+        .into_iter()
         .map(|arg| {
             let flag = arg
                 .strip_prefix("--")

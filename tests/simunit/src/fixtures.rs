@@ -29,6 +29,27 @@ pub const CDK_CONFIGURE: &str = "#!/bin/sh\nif [ \"$(snapctl get slow-configure)
 /// in `$SNAP_COMMON/argv`, and a `start` line logged per start.
 pub const CDK_DAEMON: &str = "#!/bin/bash\ndeclare -a ARGS=\"($(cat \"$SNAP_DATA/args\"))\"\nprintf '%s\\0' \"${ARGS[@]}\" > \"$SNAP_COMMON/argv.new\"\nmv \"$SNAP_COMMON/argv.new\" \"$SNAP_COMMON/argv\"\nprintf 'start %s\\n' \"$(date +%s%N)\" >> \"$SNAP_COMMON/daemon.log\"\nexec sleep infinity\n";
 
+/// The argv a CDK snap's wrapper passes its daemon for an `args` string:
+/// bash itself runs `declare -a ARGS="($(cat <file>))"` on it.
+pub fn bash_argv(args: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("scratch dir");
+    let file = dir.path().join("args");
+    std::fs::write(&file, args).expect("write args");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(r#"declare -a ARGS="($(cat "$1"))"; printf '%s\0' "${ARGS[@]}""#)
+        .arg("bash")
+        .arg(&file)
+        .output()
+        .expect("bash");
+    assert!(out.status.success(), "bash could not read {args:?}");
+    String::from_utf8(out.stdout)
+        .expect("utf-8 argv")
+        .split_terminator('\0')
+        .map(str::to_string)
+        .collect()
+}
+
 impl TestSnap {
     /// A classic snap with a `daemon` app and a configure hook, like the
     /// CDK kubelet and kube-proxy snaps.

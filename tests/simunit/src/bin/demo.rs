@@ -53,10 +53,37 @@ fn main() -> ExitCode {
     for run in sim.deploy() {
         check(run);
     }
-    // A control plane of today: kube-control with credentials and API
-    // endpoints (an HTTPS server on loopback), a CA, and flannel.
+    // Today's Charmed Kubernetes: a control plane whose kube-control names
+    // a Juju secret holding this node's tokens and the API endpoints (an
+    // HTTPS server on loopback), easyrsa's CA, containerd (its socket
+    // JSON-quoted, as charms.reactive sends it) and flannel.
     let cluster = juju_sim::cluster::Cluster::new();
-    cluster.relate(&sim, juju_sim::cluster::Master::Current);
+    let rels = cluster.relate(&sim, juju_sim::cluster::Master::Today);
+    let snap_args = |snap: &str| {
+        sim.machine()
+            .snap_config
+            .get(snap)
+            .and_then(|c| c.get("args").cloned())
+            .unwrap_or_default()
+    };
+    println!("kubelet args: {}", snap_args("kubelet"));
+    println!("kube-proxy args: {}", snap_args("kube-proxy"));
+    for rel in sim.unit().relations {
+        println!("published on {}: {:?}", rel.rid(), rel.local_unit);
+    }
+    // The control plane rotates the tokens: secret-changed.
+    if let Some(secret) = &rels.secret {
+        if let Some(run) = sim.set_secret_content(
+            secret,
+            &[
+                ("kubelet-token", "kubelet-token-rotated"),
+                ("proxy-token", &cluster.proxy_token),
+                ("client-token", &cluster.client_token),
+            ],
+        ) {
+            check(run);
+        }
+    }
     check(sim.configure("labels", "demo=true disk=ssd"));
     check(sim.configure("channel", "1.32/stable"));
     let (run, action) = sim.action("upgrade", serde_json::json!({}));
