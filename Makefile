@@ -49,7 +49,7 @@ deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:" $$missing; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    tests/apt-install.sh $$missing; \
 	fi
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
@@ -121,7 +121,7 @@ test-lxd: charm fixtures
 	    [ -n "$${KW_SKIP_LXD:-}" ]; exit $$?; \
 	fi
 	@for p in lxd debootstrap; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || missing="$${missing:-} $$p"; done; \
-	if [ -n "$${missing:-}" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	if [ -n "$${missing:-}" ]; then tests/apt-install.sh $$missing; fi
 	@name=kw-$$$$; rm -rf $(LXD_WORK); mkdir -p $(LXD_WORK); \
 	trap 'tests/lxd/teardown.sh $(LXD_WORK)' EXIT; \
 	tests/lxd/setup.sh $(LXD_WORK) $$name && \

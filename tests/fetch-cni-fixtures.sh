@@ -1,10 +1,14 @@
 #!/bin/sh
 # Fetches Debian's containernetworking-plugins package for each architecture
 # named and unpacks its plugins into build/fixtures/cni/<arch>/: real CNI
-# plugin binaries for the tests to build tarballs from. Needs root (apt).
+# plugin binaries for the tests to build tarballs from.
+#
+# The machine's package configuration is left as it is: each architecture's
+# index is fetched into a private apt state under a scratch directory (the
+# machine's own sources, that architecture only), and the package is only
+# downloaded and unpacked, never installed. Needs root (apt's sandbox).
 set -eu
 dest=${FIXTURES_DIR:-build/fixtures}/cni
-native=$(dpkg --print-architecture)
 
 missing() {
     for arch in "$@"; do
@@ -14,17 +18,19 @@ missing() {
 
 todo=$(missing "$@")
 [ -n "$todo" ] || exit 0
-for arch in $todo; do
-    if [ "$arch" != "$native" ] && ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
-        dpkg --add-architecture "$arch"
-    fi
-done
 
 fetch() {
     arch=$1
     work=$(mktemp -d)
     chmod 755 "$work"
-    if (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "containernetworking-plugins:$arch"); then
+    mkdir -p "$work/state/lists/partial" "$work/cache/archives/partial"
+    set -- -qq -o "Dir::State=$work/state" -o "Dir::Cache=$work/cache" \
+        -o "APT::Architecture=$arch" -o "APT::Architectures=$arch" \
+        -o APT::Sandbox::User=root -o Debug::NoLocking=1
+    # A mirror mid-sync fails some index ("File has unexpected size"): what
+    # did arrive may still hold the package, so the download decides.
+    apt-get "$@" update || echo "fixtures: apt-get update for $arch reported errors; trying the download"
+    if (cd "$work" && apt-get "$@" download "containernetworking-plugins"); then
         dpkg-deb -x "$work"/containernetworking-plugins_*_"$arch".deb "$work/x"
         mkdir -p "$dest/$arch"
         cp "$work"/x/usr/lib/cni/* "$dest/$arch/"
@@ -33,11 +39,7 @@ fetch() {
     rm -rf "$work"
 }
 
-# Mirrors are sometimes mid-sync ("File has unexpected size"): an index that
-# failed for one architecture need not stop the others, so each attempt
-# updates, fetches what it can, and the next attempt retries the rest.
 for attempt in 1 2 3 4; do
-    apt-get update -qq || echo "apt-get update reported errors (attempt $attempt); fetching what it can"
     for arch in $todo; do
         fetch "$arch"
     done
