@@ -948,3 +948,19 @@ pub fn node_name() -> String {
         .map(|u| u.nodename().to_string_lossy().to_lowercase())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_unit_takes_its_own_endpoint() {
+        let endpoints: Vec<String> = ["https://a:6443", "https://b:6443"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(pick(&endpoints, 0).as_deref(), Some("https://a:6443"));
+        assert_eq!(pick(&endpoints, 3).as_deref(), Some("https://b:6443"));
+        assert_eq!(pick(&[], 3), None);
+    }
+}
