@@ -109,7 +109,17 @@ fn run(
 ) -> Result<(), Error> {
     match &ctx.event {
         Event::Action(name) => match name.as_str() {
-            "upgrade" => upgrade_action(tools, root, arch, recorded, announce)?,
+            "upgrade" => {
+                upgrade_action(tools, root, arch, recorded, announce)?;
+                // The new snaps may take other flags: configure them now.
+                if let (false, true, Some(options)) = (
+                    recorded.stopped,
+                    recorded.config_problems.is_empty(),
+                    recorded.options.clone(),
+                ) {
+                    node.converge(recorded, &options, &Fresh::default())?;
+                }
+            }
             "pause" => return actions::pause(tools, node, recorded),
             "resume" => return actions::resume(tools, node, recorded),
             other => {

@@ -724,3 +724,44 @@ fn the_2017_relations_still_bring_up_a_1_7_node() {
     assert!(!config.contains_key("args"));
     assert_eq!(config["require-kubeconfig"], true);
 }
+
+#[test]
+fn the_upgrade_action_configures_the_new_snaps_at_once() {
+    let (sim, _scratch) = common::provisioned();
+    sim.set_config("channel", "1.15/stable");
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let c = Cluster::new();
+    c.relate(&sim, Master::Current);
+    let runtime = sim.relate("container-runtime", "containerd");
+    for run in sim.join(
+        runtime,
+        "containerd/0",
+        &[("socket", &json!(CONTAINERD_SOCKET).to_string())],
+    ) {
+        run.assert_ok();
+    }
+    active(&sim);
+    sim.configure("channel", "1.31/stable").assert_ok();
+    assert_eq!(
+        status(&sim).1,
+        "Needs manual upgrade, run the upgrade action"
+    );
+    let mark = sim.mark();
+    let (run, action) = sim.action("upgrade", json!({}));
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{action:?}");
+    // In the action itself, not at the next hook: 1.31 takes args.
+    assert_eq!(
+        args(&sim, "kubelet")["container-runtime-endpoint"],
+        CONTAINERD_SOCKET
+    );
+    let restarts = sim
+        .machine_calls_since(mark)
+        .iter()
+        .filter(|c| c.program == "systemctl" && c.args[0] == "restart")
+        .count();
+    assert_eq!(restarts, 2, "kubelet and kube-proxy, once each");
+    active(&sim);
+}
