@@ -157,11 +157,7 @@ impl Node<'_> {
             CNI => {
                 // calico and cilium wait for this before configuring.
                 let hash = files::read_optional(&self.root.path(ROOT_KUBECONFIG))?
-                    .map(|bytes| {
-                        let mut h = Fingerprint::default();
-                        h.update(bytes);
-                        h.hex()
-                    })
+                    .map(Fingerprint::of)
                     .unwrap_or_default();
                 vec![
                     ("is_master", "False".into()),
@@ -564,9 +560,7 @@ impl Node<'_> {
         for (key, value) in &options.sysctl {
             text.push_str(&format!("{key} = {value}\n"));
         }
-        let mut hash = Fingerprint::default();
-        hash.update(text.as_bytes());
-        let fingerprint = hash.hex();
+        let fingerprint = Fingerprint::of(&text);
         let path = self.root.path(SYSCTL_FILE);
         if let Some(dir) = path.parent() {
             files::ensure_dir(dir, 0o755)?;

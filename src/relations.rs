@@ -177,9 +177,7 @@ const REDACTED: &str = "sha256:";
 /// What stands for a token in the charm's cache: its fingerprint, so the
 /// cache knows which token should be in force without holding it.
 pub fn token_fingerprint(token: &str) -> String {
-    let mut hash = charm::resources::Fingerprint::default();
-    hash.update(token.as_bytes());
-    format!("{REDACTED}{}", hash.hex())
+    format!("{REDACTED}{}", charm::resources::Fingerprint::of(token))
 }
 
 /// Whether `token` is the one `reference` names: the token itself, or its

@@ -76,6 +76,13 @@ pub fn fingerprint(path: &std::path::Path) -> std::io::Result<String> {
 pub struct Fingerprint(sha2::Sha256);
 
 impl Fingerprint {
+    /// The hex SHA-256 of one piece of content.
+    pub fn of(bytes: impl AsRef<[u8]>) -> String {
+        let mut hash = Fingerprint::default();
+        hash.update(bytes);
+        hash.hex()
+    }
+
     pub fn update(&mut self, bytes: impl AsRef<[u8]>) {
         sha2::Digest::update(&mut self.0, bytes);
     }
@@ -91,6 +98,14 @@ impl Fingerprint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprint_of_content() {
+        assert_eq!(
+            Fingerprint::of(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn fingerprint_is_sha256_hex() {
