@@ -382,11 +382,12 @@ fn a_secret_this_unit_may_not_read_or_that_is_gone_is_waited_for() {
     active(&sim);
 }
 
-#[test]
-fn a_unit_moved_from_a_1_15_track_to_1_31_gets_args() {
-    let (sim, _scratch) = common::provisioned();
+/// A running unit on the 1.15 track (one snap option per flag), with
+/// containerd related ahead of a move to a current track.
+fn on_the_1_15_track(manual_upgrade: bool) -> (Sim, tempfile::TempDir, Cluster) {
+    let (sim, scratch) = common::provisioned();
     sim.set_config("channel", "1.15/stable");
-    sim.set_config("require-manual-upgrade", false);
+    sim.set_config("require-manual-upgrade", manual_upgrade);
     for run in sim.deploy() {
         run.assert_ok();
     }
@@ -398,7 +399,6 @@ fn a_unit_moved_from_a_1_15_track_to_1_31_gets_args() {
     assert!(!per_flag.contains_key("args"));
     assert_eq!(per_flag["kubeconfig"], "/root/cdk/kubeconfig");
     assert_eq!(per_flag["config"], "/root/cdk/kubelet/config.yaml");
-    // Today's runtime is related before the move.
     let runtime = sim.relate("container-runtime", "containerd");
     for run in sim.join(
         runtime,
@@ -408,7 +408,12 @@ fn a_unit_moved_from_a_1_15_track_to_1_31_gets_args() {
         run.assert_ok();
     }
     active(&sim);
+    (sim, scratch, c)
+}
 
+#[test]
+fn a_unit_moved_from_a_1_15_track_to_1_31_gets_args() {
+    let (sim, _scratch, _c) = on_the_1_15_track(false);
     let mark = sim.mark();
     sim.configure("channel", "1.31/stable").assert_ok();
     active(&sim);
@@ -727,22 +732,7 @@ fn the_2017_relations_still_bring_up_a_1_7_node() {
 
 #[test]
 fn the_upgrade_action_configures_the_new_snaps_at_once() {
-    let (sim, _scratch) = common::provisioned();
-    sim.set_config("channel", "1.15/stable");
-    for run in sim.deploy() {
-        run.assert_ok();
-    }
-    let c = Cluster::new();
-    c.relate(&sim, Master::Current);
-    let runtime = sim.relate("container-runtime", "containerd");
-    for run in sim.join(
-        runtime,
-        "containerd/0",
-        &[("socket", &json!(CONTAINERD_SOCKET).to_string())],
-    ) {
-        run.assert_ok();
-    }
-    active(&sim);
+    let (sim, _scratch, _c) = on_the_1_15_track(true);
     sim.configure("channel", "1.31/stable").assert_ok();
     assert_eq!(
         status(&sim).1,
