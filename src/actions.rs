@@ -17,12 +17,16 @@ struct PauseParams {
     #[serde(default)]
     force: bool,
     #[serde(default = "default_timeout")]
-    timeout: u64,
+    timeout: i64,
 }
 
-fn default_timeout() -> u64 {
+fn default_timeout() -> i64 {
     60
 }
+
+/// The longest `timeout` pause takes: a day. Longer would hold the
+/// machine lock (and every other charm on the machine) for longer still.
+const MAX_TIMEOUT: i64 = 86_400;
 
 const POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -52,10 +56,20 @@ pub fn pause(tools: &HookTools, node: &Node, recorded: &Recorded) -> Result<(), 
     let params: PauseParams = tools
         .action_get()
         .doing("reading the action's parameters")?;
+    let fail = |message: String| tools.action_fail(&message).doing("failing the action");
+    if !(0..=MAX_TIMEOUT).contains(&params.timeout) {
+        return fail(format!(
+            "timeout must be from 0 to {MAX_TIMEOUT} seconds, not {}",
+            params.timeout
+        ));
+    }
+    let timeout = std::time::Duration::from_secs(params.timeout.unsigned_abs());
     let Some(api) = api_or_fail(tools, node, recorded)? else {
         return Ok(());
     };
-    let fail = |message: String| tools.action_fail(&message).doing("failing the action");
+    // One deadline for the whole drain: evictions a disruption budget
+    // refuses for now are retried, then the wait for the pods to go.
+    let deadline = std::time::Instant::now() + timeout;
     if let Err(e) = api.set_unschedulable(&node.name, true) {
         return fail(format!("cannot cordon node {}: {e}", node.name));
     }
@@ -92,13 +106,24 @@ pub fn pause(tools: &HookTools, node: &Node, recorded: &Recorded) -> Result<(), 
     }
     let mut evicted = Vec::new();
     for pod in &evictable {
-        if let Err(e) = api.evict(pod) {
-            return fail(format!("node cordoned; evicting {} failed: {e}", name(pod)));
+        loop {
+            match api.evict(pod) {
+                Ok(()) => break,
+                // A PodDisruptionBudget says "not now": as `kubectl drain`
+                // does, try again until the timeout.
+                Err(e) if e.is_too_many_requests() && std::time::Instant::now() < deadline => {
+                    log::debug!("evicting {}: {e}; trying again", name(pod));
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    std::thread::sleep(POLL.min(left));
+                }
+                Err(e) => {
+                    return fail(format!("node cordoned; evicting {} failed: {e}", name(pod)))
+                }
+            }
         }
         evicted.push(name(pod));
     }
     // Eviction only asks; as `kubectl drain` does, wait for the pods to go.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(params.timeout);
     let remaining = loop {
         let left: Vec<String> = match api.pods_on(&node.name) {
             Ok(pods) => pods

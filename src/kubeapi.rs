@@ -41,6 +41,12 @@ impl ApiError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, ApiError::Status { status: 404, .. })
     }
+
+    /// 429: the server refuses for now (an eviction a disruption budget
+    /// does not allow yet).
+    pub fn is_too_many_requests(&self) -> bool {
+        matches!(self, ApiError::Status { status: 429, .. })
+    }
 }
 
 pub struct Api {

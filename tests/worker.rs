@@ -787,3 +787,66 @@ fn a_daemon_that_will_not_run_is_reported_and_restarted_by_update_status() {
     assert_eq!(starts(&sim, "kube-proxy"), before + 1);
     active(&sim);
 }
+
+#[test]
+fn pause_refuses_a_timeout_it_cannot_keep() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Current);
+    for timeout in [json!(1_000_000_000_000_u64), json!(-5)] {
+        let (run, action) = sim.action("pause", json!({ "timeout": timeout }));
+        run.assert_ok();
+        assert_eq!(action.status, "failed");
+        assert_eq!(
+            action.message,
+            format!("timeout must be from 0 to 86400 seconds, not {timeout}")
+        );
+    }
+    assert_eq!(sim.unit().error, None);
+    assert!(
+        c.api.node(&c.node).unwrap()["spec"]
+            .get("unschedulable")
+            .is_none(),
+        "refused before cordoning"
+    );
+}
+
+#[test]
+fn pause_retries_evictions_a_disruption_budget_refuses() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Current);
+    c.api.add_pod(pod(
+        "web-1",
+        &c.node,
+        Some("ReplicaSet"),
+        json!({"annotations": {"test/evictions-refused": 1}}),
+    ));
+    let (run, action) = sim.action("pause", json!({"timeout": 20}));
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{}", action.message);
+    assert!(c.api.pods().is_empty());
+    let evictions = c
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/eviction"))
+        .count();
+    assert_eq!(evictions, 2, "refused once, then done");
+
+    // A budget that never allows it: the action fails at the timeout,
+    // saying why, and the hook does not fail.
+    c.api.add_pod(pod(
+        "db-0",
+        &c.node,
+        Some("StatefulSet"),
+        json!({"annotations": {"test/evictions-refused": 1000}}),
+    ));
+    let started = std::time::Instant::now();
+    let (run, action) = sim.action("pause", json!({"timeout": 1}));
+    run.assert_ok();
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert_eq!(action.status, "failed");
+    assert!(
+        action.message.contains("evicting default/db-0 failed")
+            && action.message.contains("disruption budget"),
+        "{}",
+        action.message
+    );
+}

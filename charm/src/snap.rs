@@ -52,14 +52,17 @@ impl SnapMeta {
                 path: origin.to_path_buf(),
                 reason: e.to_string(),
             })?;
-        // YAML reads `version: 1.30` as a number; snapd treats it as text.
+        // YAML reads `version: 1.30` as the number 1.3; snapd takes the
+        // text as written, and so must we (1.30 is not 1.3).
         let version = match raw.version {
             serde_yaml::Value::String(s) => s,
             serde_yaml::Value::Null => String::new(),
-            other => serde_yaml::to_string(&other)
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
+            other => written_text(yaml, "version").unwrap_or_else(|| {
+                serde_yaml::to_string(&other)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            }),
         };
         Ok(SnapMeta {
             name: raw.name,
@@ -76,6 +79,16 @@ impl SnapMeta {
     pub fn supports(&self, arch: &str) -> bool {
         self.architectures.iter().any(|a| a == "all" || a == arch)
     }
+}
+
+/// The scalar of top-level `key` as written in a block-style YAML map (as
+/// snap.yaml is), without a trailing comment.
+fn written_text(yaml: &[u8], key: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(yaml);
+    let prefix = format!("{key}:");
+    let value = text.lines().find_map(|line| line.strip_prefix(&prefix))?;
+    let value = value.split(" #").next().unwrap_or(value).trim();
+    (!value.is_empty()).then(|| value.to_string())
 }
 
 /// The installed snap `name`, if any, from the metadata snapd mounted.
@@ -254,7 +267,13 @@ mod tests {
     #[test]
     fn numeric_versions_stay_text() {
         let meta = SnapMeta::parse(b"name: kubectl\nversion: 1.30\n", Path::new("x")).unwrap();
-        assert_eq!(meta.version, "1.3");
+        assert_eq!(meta.version, "1.30");
+        let meta = SnapMeta::parse(
+            b"name: kubectl\nversion: 1.30 # the track\napps:\n  x:\n    version: 2\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(meta.version, "1.30");
         let meta = SnapMeta::parse(b"name: kubectl\nversion: '1.30'\n", Path::new("x")).unwrap();
         assert_eq!(meta.version, "1.30");
         assert_eq!(meta.architectures, vec!["all".to_string()]);

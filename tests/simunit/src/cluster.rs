@@ -274,6 +274,22 @@ fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Valu
             let target =
                 |p: &Value| p["metadata"]["namespace"] == *ns && p["metadata"]["name"] == *name;
             match s.pods.iter().position(target) {
+                // A disruption budget refuses the eviction this many more times.
+                Some(i)
+                    if s.pods[i]["metadata"]["annotations"]["test/evictions-refused"]
+                        .as_u64()
+                        .is_some_and(|n| n > 0) =>
+                {
+                    let n = s.pods[i]["metadata"]["annotations"]["test/evictions-refused"]
+                        .as_u64()
+                        .unwrap_or(0);
+                    s.pods[i]["metadata"]["annotations"]["test/evictions-refused"] = json!(n - 1);
+                    (
+                        429,
+                        json!({"kind": "Status", "status": "Failure", "reason": "TooManyRequests",
+                               "message": "Cannot evict pod as it would violate the pod's disruption budget."}),
+                    )
+                }
                 // A pod with a long grace period: evicted, still terminating.
                 Some(i)
                     if s.pods[i]["spec"]["terminationGracePeriodSeconds"].as_u64() > Some(3600) =>
