@@ -129,7 +129,11 @@ pub fn api_urls_from_http(data: &EndpointData) -> Result<Vec<String>, Malformed>
                 format!("is not a host name: {host:?}"),
             ));
         }
-        let url = format!("https://{host}:{port}");
+        // An IPv6 literal needs brackets in a URL.
+        let url = match host.parse::<std::net::Ipv6Addr>() {
+            Ok(ip) => format!("https://[{ip}]:{port}"),
+            Err(_) => format!("https://{host}:{port}"),
+        };
         check_url(&url).map_err(|why| malformed(KUBE_API_ENDPOINT, unit, "hostname", why))?;
         urls.push(url);
     }
@@ -596,6 +600,16 @@ mod tests {
         assert_eq!(
             api_urls_from_http(&bad).unwrap_err(),
             "kube-api-endpoint relation: port from m/0 is not a port number: \"sixty\""
+        );
+        let v6 = data(&[("m/0", &[("private-address", "fd00::5"), ("port", "6443")])]);
+        assert_eq!(
+            api_urls_from_http(&v6).unwrap(),
+            vec!["https://[fd00::5]:6443"]
+        );
+        let bracketed = data(&[("m/0", &[("hostname", "[fd00::6]"), ("port", "443")])]);
+        assert_eq!(
+            api_urls_from_http(&bracketed).unwrap(),
+            vec!["https://[fd00::6]:443"]
         );
         let bad = data(&[("m/0", &[("hostname", "a b"), ("port", "1")])]);
         assert!(api_urls_from_http(&bad)

@@ -76,6 +76,12 @@ fn dispatch_blocks_on_an_unknown_machine_and_exits_0() {
         )
     );
     assert!(!sim.charm_dir().join("ran").exists());
+    // An action there fails, saying why, and the unit stays out of error.
+    let (run, action) = sim.action("upgrade", serde_json::json!({}));
+    run.assert_ok();
+    assert_eq!(action.status, "failed");
+    assert_eq!(action.message, "Unsupported architecture: riscv64");
+    assert_eq!(sim.unit().error, None);
 }
 
 #[test]
@@ -87,6 +93,14 @@ fn dispatch_blocks_when_the_charm_lacks_the_machines_binary() {
     assert_eq!(status, "blocked");
     assert!(message.contains("no binary for s390x"), "{message}");
     assert!(sim.unit().logs.iter().any(|l| l.level == "ERROR"));
+    let (run, action) = sim.action("pause", serde_json::json!({}));
+    run.assert_ok();
+    assert_eq!(action.status, "failed");
+    assert!(
+        action.message.contains("no binary for s390x"),
+        "{}",
+        action.message
+    );
 }
 
 #[test]
