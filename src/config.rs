@@ -19,6 +19,34 @@ pub struct Config {
 }
 
 impl Config {
+    /// What is wrong with `channel`, if anything: snapd takes
+    /// `[<track>/]<risk>[/<branch>]`, the risk one of stable, candidate,
+    /// beta or edge.
+    pub fn channel_error(&self) -> Option<String> {
+        let channel = &self.channel;
+        let word = |s: &str, first: fn(char) -> bool| {
+            s.starts_with(first)
+                && s.len() <= 64
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        };
+        let risk = |s: &str| ["stable", "candidate", "beta", "edge"].contains(&s);
+        let track = |s: &str| word(s, |c| c.is_ascii_alphanumeric());
+        let branch = |s: &str| word(s, |c| c.is_ascii_alphanumeric());
+        let parts: Vec<&str> = channel.split('/').collect();
+        let valid = match parts.as_slice() {
+            [r] => risk(r),
+            [t, r] => track(t) && risk(r) || risk(t) && branch(r),
+            [t, r, b] => track(t) && risk(r) && branch(b),
+            _ => false,
+        };
+        (!valid).then(|| {
+            format!(
+                "channel {channel:?} is not a snap channel: write [<track>/]<risk>[/<branch>], e.g. 1.31/stable"
+            )
+        })
+    }
+
     pub fn read(tools: &HookTools) -> Result<Config, Error> {
         Ok(Config::from_map(
             &tools.config_get().doing("reading the charm's config")?,
@@ -190,6 +218,38 @@ mod tests {
         assert_eq!(node.sysctl.len(), 14);
         assert_eq!(node.kubelet_extra_config, "{}\n");
         assert!(!node.ignore_missing_cni);
+    }
+
+    #[test]
+    fn channels_are_checked() {
+        for good in [
+            "1.31/stable",
+            "stable",
+            "latest/edge",
+            "1.32/candidate/hotfix-1",
+            "edge/pr-12",
+        ] {
+            assert_eq!(
+                config(json!({"channel": good})).channel_error(),
+                None,
+                "{good}"
+            );
+        }
+        for bad in [
+            "",
+            "1.31",
+            "1.31/stabel",
+            "/stable",
+            "1.31/stable/",
+            "a/b/c/d",
+            "1.31/stable --classic",
+        ] {
+            let err = config(json!({"channel": bad})).channel_error().unwrap();
+            assert!(
+                err.starts_with(&format!("channel {bad:?} is not a snap channel")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -57,7 +57,21 @@ pub fn converge(
     }
 
     let allow_upgrade = force_upgrade || !config.require_manual_upgrade;
-    for name in snaps::SNAPS {
+    // A channel snapd cannot take is the operator's to fix: the snaps are
+    // left as they are rather than refreshed to `--channel=` and retried.
+    let snaps_to_look_at = match config.channel_error() {
+        Some(message) => {
+            report.insert("channel".into(), message.clone());
+            problems.push(Problem {
+                kind: ProblemKind::Blocked,
+                message,
+            });
+            &[][..]
+        }
+        None => &snaps::SNAPS[..],
+    };
+    for name in snaps_to_look_at {
+        let name = *name;
         let wanted = snaps::wanted(tools, name, &config.channel, &mut recorded.fingerprints)?;
         let mut installed = recorded.snaps.get(name).cloned();
         let outcome = snaps::converge(

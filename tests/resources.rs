@@ -645,3 +645,46 @@ fn a_snapd_change_in_progress_is_waited_for() {
     assert_eq!(attempts, 3);
     assert_resources_settled(&sim);
 }
+
+#[test]
+fn a_channel_snapd_cannot_take_blocks_and_changes_nothing() {
+    let (sim, _s, _c, _rels) = common::cluster::running(common::cluster::Master::Current);
+    for bad in ["", "1.31/stabel"] {
+        let mark = sim.mark();
+        let started = std::time::Instant::now();
+        sim.configure("channel", bad).assert_ok();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "not retried as a store failure"
+        );
+        assert_eq!(
+            sim.status(),
+            (
+                "blocked".to_string(),
+                format!("channel {bad:?} is not a snap channel: write [<track>/]<risk>[/<branch>], e.g. 1.31/stable")
+            )
+        );
+        let mutating: Vec<_> = sim
+            .machine_calls_since(mark)
+            .into_iter()
+            .filter(|c| c.is_mutating())
+            .collect();
+        assert!(mutating.is_empty(), "{bad:?}: {mutating:?}");
+    }
+    // The upgrade action says the same and does nothing.
+    let (run, action) = sim.action("upgrade", serde_json::json!({}));
+    run.assert_ok();
+    assert_eq!(action.status, "failed");
+    assert!(
+        action.message.contains("is not a snap channel"),
+        "{}",
+        action.message
+    );
+    let mark = sim.mark();
+    sim.configure("channel", "1.31/stable").assert_ok();
+    assert!(snap_calls(&sim, mark).is_empty(), "still on its channel");
+    assert_eq!(
+        sim.status(),
+        ("active".into(), "Kubernetes worker running.".into())
+    );
+}
