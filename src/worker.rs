@@ -15,7 +15,7 @@ use crate::arch::{self, Arch};
 use crate::config::Config;
 use crate::error::{Error, ToolContext};
 use crate::node::{self, Fresh, Node};
-use crate::relations::{ENDPOINTS, KUBE_CONTROL};
+use crate::relations::{CERTIFICATES, ENDPOINTS, KUBE_CONTROL};
 use crate::unit_state::{self, ProblemKind, Recorded};
 use crate::{actions, install};
 
@@ -192,11 +192,17 @@ fn run(
             let mut fresh = Fresh {
                 secret_changed: *kind == HookKind::SecretChanged,
                 addresses: reads_config
-                    || matches!(kind, HookKind::Relation { endpoint, .. } if endpoint == KUBE_CONTROL),
+                    || matches!(kind, HookKind::Relation { endpoint, .. }
+                        if endpoint == KUBE_CONTROL || endpoint == CERTIFICATES),
                 check_ready: *kind == HookKind::UpdateStatus,
                 ..Fresh::default()
             };
             node.refresh(recorded, &endpoints, broken.as_deref(), &mut fresh)?;
+            if fresh.addresses {
+                // A re-addressed machine needs a certificate for its new
+                // addresses: read them again where they can have changed.
+                recorded.addresses = None;
+            }
             if !recorded.stopped && recorded.config_problems.is_empty() {
                 if let Some(options) = recorded.options.clone() {
                     node.converge(recorded, &options, &fresh)?;

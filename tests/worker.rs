@@ -850,3 +850,24 @@ fn pause_retries_evictions_a_disruption_budget_refuses() {
         action.message
     );
 }
+
+#[test]
+fn a_readdressed_machine_asks_for_a_certificate_for_its_new_addresses() {
+    let (sim, _s, c, rels) = cluster::running(Master::Current);
+    sim.edit_unit(|u| {
+        u.public_address = "192.0.2.99".into();
+        u.private_address = "10.1.0.99".into();
+    });
+    sim.hook("config-changed").assert_ok();
+    let certs = sim.unit().relation(rels.certs).unwrap().local_unit.clone();
+    assert_eq!(certs["common_name"], "192.0.2.99");
+    let sans: Vec<String> = serde_json::from_str(&certs["sans"]).unwrap();
+    assert_eq!(sans, vec!["192.0.2.99", "10.1.0.99", c.node.as_str()]);
+    // Nothing changed since: nothing published again.
+    let mark = sim.mark();
+    sim.hook("config-changed").assert_ok();
+    assert!(sim
+        .tool_calls_since(mark)
+        .iter()
+        .all(|t| t.tool != "relation-set"));
+}
