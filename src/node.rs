@@ -490,7 +490,9 @@ impl Node<'_> {
                                 inactive.join(",")
                             )));
                         }
-                        let api = Api::new(&ready.api_url, &ready.certs.ca, &creds.client_token);
+                        // Built only when a call is to be made: setting up
+                        // TLS is most of what a converged hook would cost.
+                        let api = || Api::new(&ready.api_url, &ready.certs.ca, &creds.client_token);
                         if let Some(problem) = self.label(recorded, &api, options) {
                             problems.push(problem);
                         } else if fresh.check_ready && inactive.is_empty() {
@@ -514,8 +516,8 @@ impl Node<'_> {
 
     /// One look at the node's Ready condition. An unreachable API server
     /// leaves the last answer standing.
-    fn check_ready(&self, recorded: &mut Recorded, api: &Result<Api, ApiError>) {
-        let answer = match api {
+    fn check_ready(&self, recorded: &mut Recorded, api: &dyn Fn() -> Result<Api, ApiError>) {
+        let answer = match api() {
             Ok(api) => api.node_not_ready(&self.name),
             Err(e) => {
                 log::debug!("cannot look at node {}: {e}", self.name);
@@ -816,7 +818,7 @@ impl Node<'_> {
     fn label(
         &self,
         recorded: &mut Recorded,
-        api: &Result<Api, ApiError>,
+        api: &dyn Fn() -> Result<Api, ApiError>,
         options: &NodeOptions,
     ) -> Option<Problem> {
         let wanted = self.wanted_labels(options);
@@ -834,10 +836,7 @@ impl Node<'_> {
             .cloned()
             .collect();
         let remove: Vec<String> = remove.into_iter().collect();
-        let result = match api {
-            Ok(api) => api.patch_labels(&self.name, &wanted, &remove),
-            Err(e) => Err(ApiError::Setup(e.to_string())),
-        };
+        let result = api().and_then(|api| api.patch_labels(&self.name, &wanted, &remove));
         match result {
             Ok(()) => {
                 log::info!(
