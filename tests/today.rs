@@ -34,13 +34,9 @@ fn starts(sim: &Sim, snap: &str) -> u32 {
     sim.machine().services[&format!("snap.{snap}.daemon.service")].starts
 }
 
-fn status(sim: &Sim) -> (String, String) {
-    sim.status()
-}
-
 fn active(sim: &Sim) {
     assert_eq!(
-        status(sim),
+        sim.status(),
         ("active".into(), "Kubernetes worker running.".into()),
         "{}",
         sim.timeline()
@@ -313,7 +309,7 @@ fn a_secret_this_unit_may_not_read_or_that_is_gone_is_waited_for() {
     )
     .assert_ok();
     assert_eq!(
-        status(&sim),
+        sim.status(),
         (
             "waiting".into(),
             format!("Waiting for credentials: cannot read secret {first}: permission denied")
@@ -346,7 +342,7 @@ fn a_secret_this_unit_may_not_read_or_that_is_gone_is_waited_for() {
     sim.change(rels.control, control_unit, &[("creds", &creds)])
         .assert_ok();
     assert_eq!(
-        status(&sim),
+        sim.status(),
         (
             "waiting".into(),
             format!("Waiting for credentials: cannot read secret {new}: permission denied")
@@ -367,7 +363,7 @@ fn a_secret_this_unit_may_not_read_or_that_is_gone_is_waited_for() {
     )
     .assert_ok();
     assert_eq!(
-        status(&sim),
+        sim.status(),
         (
             "waiting".into(),
             format!("Waiting for credentials: cannot read secret {new}: secret {new:?} not found")
@@ -462,7 +458,7 @@ fn container_runtime_states() {
         run.assert_ok();
     }
     assert_eq!(
-        status(&sim),
+        sim.status(),
         (
             "blocked".into(),
             "Relate kubernetes-worker:container-runtime to a container runtime (containerd)".into()
@@ -473,7 +469,7 @@ fn container_runtime_states() {
         run.assert_ok();
     }
     assert_eq!(
-        status(&sim),
+        sim.status(),
         ("waiting".into(), "Waiting for the container runtime".into())
     );
     sim.change(
@@ -483,7 +479,7 @@ fn container_runtime_states() {
     )
     .assert_ok();
     assert_eq!(
-        status(&sim),
+        sim.status(),
         (
             "blocked".into(),
             "container-runtime relation: socket from containerd/0 is not a unix:// or npipe:// URL: \"/run/containerd.sock\"".into()
@@ -514,7 +510,7 @@ fn without_a_cni_relation_when_told_to_ignore_it() {
         run.assert_ok();
     }
     assert_eq!(
-        status(&sim),
+        sim.status(),
         (
             "blocked".into(),
             "Relate kubernetes-worker:cni to a CNI subordinate (flannel, calico)".into()
@@ -558,7 +554,7 @@ fn an_external_cloud_provider_and_extra_config() {
     sim.configure("proxy-extra-config", "[not, a, map]")
         .assert_ok();
     assert_eq!(
-        status(&sim),
+        sim.status(),
         (
             "blocked".into(),
             "proxy-extra-config must be a YAML map, not a list".into()
@@ -604,7 +600,7 @@ fn sysctl_refusals_block_on_a_machine_and_are_logged_in_a_container() {
         run.assert_ok();
     }
     assert_eq!(
-        status(&sim),
+        sim.status(),
         (
             "blocked".into(),
             "sysctl: the kernel refused sysctl: permission denied on key \"kernel.panic\"".into()
@@ -624,7 +620,7 @@ fn sysctl_refusals_block_on_a_machine_and_are_logged_in_a_container() {
         .all(|c| c.program != "sysctl"));
     sim.configure("sysctl", "{vm.overcommit_memory: 1}")
         .assert_ok();
-    assert!(!status(&sim).1.starts_with("sysctl"), "{:?}", status(&sim));
+    assert!(!sim.status().1.starts_with("sysctl"), "{:?}", sim.status());
     assert_eq!(
         read(&sim, "/etc/sysctl.d/50-kubernetes-charm.conf"),
         "# Written by the kubernetes-worker charm from its sysctl option.\nvm.overcommit_memory = 1\n"
@@ -659,7 +655,7 @@ fn update_status_tells_a_node_that_is_not_ready() {
     );
     sim.hook("update-status").assert_ok();
     assert_eq!(
-        status(&sim),
+        sim.status(),
         (
             "waiting".into(),
             "Node not Ready: container runtime network not ready: cni plugin not initialized"
@@ -735,7 +731,7 @@ fn the_upgrade_action_configures_the_new_snaps_at_once() {
     let (sim, _scratch, _c) = on_the_1_15_track(true);
     sim.configure("channel", "1.31/stable").assert_ok();
     assert_eq!(
-        status(&sim).1,
+        sim.status().1,
         "Needs manual upgrade, run the upgrade action"
     );
     let mark = sim.mark();
