@@ -34,6 +34,27 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The program that was stopped at its deadline, if that is what went
+    /// wrong: a wedged tool or snapd is waited out, not a hook error.
+    pub fn timed_out(&self) -> Option<&charm::exec::ExecError> {
+        use charm::exec::ExecError;
+        use charm::resources::ResourceError;
+        use charm::snap::SnapError;
+        let exec = match self {
+            Error::Tool {
+                source: ToolError::Exec(e),
+                ..
+            }
+            | Error::Resource(ResourceError::Tool(ToolError::Exec(e)))
+            | Error::Snap(SnapError::Exec(e))
+            | Error::Exec { source: e, .. } => e,
+            _ => return None,
+        };
+        matches!(exec, ExecError::TimedOut { .. }).then_some(exec)
+    }
+}
+
 /// Adds what was being done to a hook tool failure.
 pub trait ToolContext<T> {
     fn doing(self, doing: &'static str) -> Result<T, Error>;

@@ -106,6 +106,10 @@ pub struct Recorded {
     /// when Ready (or not looked at yet), else the condition's message.
     #[serde(default)]
     pub node_not_ready: Option<String>,
+    /// A program that did not answer in time stopped the last hook: what
+    /// it was, for the status, until a hook gets through.
+    #[serde(default)]
+    pub interrupted: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

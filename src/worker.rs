@@ -22,6 +22,10 @@ use crate::{actions, install};
 /// The variable that moves the machine's root (for tests).
 pub const ROOT_VAR: &str = "KUBERNETES_WORKER_ROOT";
 
+/// The mark a hook leaves in the charm dir while it changes the machine
+/// (see [`charm::intent`]).
+pub const INTENT_FILE: &str = ".kubernetes-worker-hook-running";
+
 const INGRESS_PORTS: [&str; 2] = ["80/tcp", "443/tcp"];
 
 /// Runs the handler for the context's event.
@@ -40,6 +44,20 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
     };
     let tools = HookTools;
     let root = MachineRoot::from_env(ROOT_VAR);
+    let intent = charm::intent::Intent::arm(ctx.charm_dir.join(INTENT_FILE), &ctx.event.name())?;
+    // A hook killed half-way (a reboot, the agent restarted) left its mark:
+    // Juju dropped its relation data and ports, and what it had begun may
+    // be half done. The work of every hook is redone once.
+    let recovering = match (&intent.unfinished, hook) {
+        (Some(earlier), Some(_)) => {
+            log::warn!(
+                "the {} hook did not finish; looking at everything again",
+                earlier.hook
+            );
+            true
+        }
+        _ => false,
+    };
     let mut state = unit_state::load(&ctx.charm_dir)?;
     let (machine, arch) = arch::detect();
     let node = Node {
@@ -66,10 +84,9 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         None => Ok(()),
         Some(arch) => run(
             ctx,
-            &tools,
-            &root,
             &node,
             arch,
+            recovering,
             state.get_mut(),
             &mut announce,
         ),
@@ -77,6 +94,27 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
     if let Some(status) = announced {
         state.get_mut().status = Some(status_key(&status));
     }
+    // A program past its deadline (a wedged snapd or tool) is waited out:
+    // the unit says what did not answer, and the next hook, whatever it
+    // is, redoes this one's work (its mark stays).
+    let work = match work {
+        Err(e) => match e.timed_out() {
+            Some(stuck) => {
+                log::warn!("{} stopped: {stuck}", ctx.event.name());
+                charm::intent::before_change()?;
+                state.get_mut().interrupted = Some(format!(
+                    "{}; retrying on the next hook",
+                    charm::logging::bounded(&stuck.to_string(), 300)
+                ));
+                Ok(())
+            }
+            None => Err(e),
+        },
+        Ok(()) => {
+            state.get_mut().interrupted = None;
+            Ok(())
+        }
+    };
     if work.is_err() {
         (state.get_mut().published, state.get_mut().ingress_open) = transactional;
     }
@@ -95,18 +133,33 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         state.get_mut().status = Some(key);
         state.save()?;
     }
+    // The work is done and recorded, unless a program timed out or an
+    // action ran where a hook's work is still to be redone.
+    let redone = state.get().interrupted.is_none() && (hook.is_some() || !intent_was_left(&intent));
+    if redone {
+        intent.finish()?;
+    }
     Ok(())
+}
+
+fn intent_was_left(intent: &charm::intent::Intent) -> bool {
+    intent.unfinished.is_some()
 }
 
 fn run(
     ctx: &HookContext,
-    tools: &HookTools,
-    root: &MachineRoot,
     node: &Node,
     arch: Arch,
+    recovering: bool,
     recorded: &mut Recorded,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<(), Error> {
+    let (tools, root) = (node.tools, node.root);
+    if recovering {
+        // Re-sent below: Juju may have dropped them with the killed hook.
+        recorded.published.clear();
+        recorded.ingress_open = None;
+    }
     match &ctx.event {
         Event::Action(name) => match name.as_str() {
             "upgrade" => {
@@ -131,10 +184,11 @@ fn run(
         },
         Event::Hook(HookKind::Stop) => return node.stop(recorded),
         Event::Hook(kind) => {
-            let reads_config = matches!(
-                kind,
-                HookKind::Install | HookKind::UpgradeCharm | HookKind::ConfigChanged
-            );
+            let reads_config = recovering
+                || matches!(
+                    kind,
+                    HookKind::Install | HookKind::UpgradeCharm | HookKind::ConfigChanged
+                );
             let config = if reads_config
                 || recorded.options.is_none() && recorded.config_problems.is_empty()
             {
@@ -157,7 +211,8 @@ fn run(
             let options_changed = config.as_ref().is_some_and(|c| {
                 recorded.resources_for != Some((c.channel.clone(), c.require_manual_upgrade))
             });
-            let look = matches!(kind, HookKind::Install | HookKind::UpgradeCharm)
+            let look = recovering
+                || matches!(kind, HookKind::Install | HookKind::UpgradeCharm)
                 || options_changed
                 || recorded.wants_retry();
             if look {
@@ -168,6 +223,7 @@ fn run(
                 install::converge(tools, root, arch, &config, recorded, false, announce)?;
             }
             let endpoints: Vec<&str> = match kind {
+                _ if recovering => ENDPOINTS.to_vec(),
                 HookKind::Relation { endpoint, .. } => ENDPOINTS
                     .iter()
                     .copied()
@@ -262,6 +318,9 @@ fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
         if let Some(p) = all().find(|p| p.kind == kind) {
             return Status::blocked(p.message.clone());
         }
+    }
+    if let Some(stuck) = &recorded.interrupted {
+        return Status::waiting(stuck.clone());
     }
     if let Some(p) = all().find(|p| matches!(p.kind, ProblemKind::Retry | ProblemKind::Waiting)) {
         return Status::waiting(p.message.clone());

@@ -1,9 +1,14 @@
 //! Running other programs (hook tools, `snap`, `systemctl`) with their output
-//! captured, so that a failure can say what ran and what it printed.
+//! captured, so that a failure can say what ran and what it printed, and
+//! with a deadline: a hook holds the machine lock, so a wedged snapd or
+//! tool must not hold every other charm on the machine with it.
 
 use std::ffi::OsStr;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -37,6 +42,14 @@ pub enum ExecError {
         stderr: String,
         stdout: Vec<u8>,
     },
+    /// It did not finish within its deadline; it and everything it started
+    /// in its process group were killed.
+    #[error("{program} {}: no answer within {after:?}; stopped it", args.join(" "))]
+    TimedOut {
+        program: String,
+        args: Vec<String>,
+        after: Duration,
+    },
 }
 
 impl ExecError {
@@ -44,15 +57,20 @@ impl ExecError {
     pub fn code(&self) -> Option<i32> {
         match self {
             ExecError::Failed { code, .. } => *code,
-            ExecError::Spawn { .. } => None,
+            ExecError::Spawn { .. } | ExecError::TimedOut { .. } => None,
         }
+    }
+
+    /// Whether the program was stopped at its deadline.
+    pub fn timed_out(&self) -> bool {
+        matches!(self, ExecError::TimedOut { .. })
     }
 
     /// What the program printed on stderr, if it ran.
     pub fn stderr(&self) -> &str {
         match self {
             ExecError::Failed { stderr, .. } => stderr,
-            ExecError::Spawn { .. } => "",
+            ExecError::Spawn { .. } | ExecError::TimedOut { .. } => "",
         }
     }
 }
@@ -74,13 +92,49 @@ fn first_line(stderr: &str) -> String {
     text.strip_prefix("ERROR ").unwrap_or(text).to_string()
 }
 
+/// How long one kind of call may take before it is stopped.
+pub mod deadline {
+    use std::time::Duration;
+
+    /// A hook tool: the agent answers in milliseconds; seconds mean it is
+    /// wedged.
+    pub const HOOK_TOOL: Duration = Duration::from_secs(60);
+    /// `resource-get` downloads the file from the controller on first use.
+    pub const DOWNLOAD: Duration = Duration::from_secs(15 * 60);
+    /// A query of the machine (`systemctl is-active`, `snap list`,
+    /// `unsquashfs -cat`, `sysctl`).
+    pub const QUERY: Duration = Duration::from_secs(60);
+    /// A change snapd or systemd makes: `snap set` runs the snap's configure
+    /// hook, a restart waits for the old process to stop (systemd gives it
+    /// 90 s).
+    pub const CHANGE: Duration = Duration::from_secs(5 * 60);
+    /// `snap install` / `refresh`: a download from the store.
+    pub const INSTALL: Duration = Duration::from_secs(15 * 60);
+}
+
+/// Caps every deadline, in milliseconds: for tests that need a wedged
+/// program to be given up on quickly. Juju replaces a hook's environment,
+/// so it is never set in a deployed charm by accident.
+pub const DEADLINE_CAP_VAR: &str = "CHARM_EXEC_DEADLINE_CAP_MS";
+
+fn capped(limit: Duration) -> Duration {
+    std::env::var(DEADLINE_CAP_VAR)
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map_or(limit, |ms| limit.min(Duration::from_millis(ms)))
+}
+
 /// Runs `program` (looked up on `PATH`) with `args`, feeding `stdin` if given
 /// (otherwise stdin is /dev/null), and returns its output if it exited 0.
+/// Past `limit` the program's process group is killed and the call is
+/// [`ExecError::TimedOut`].
 pub fn run<S: AsRef<OsStr>>(
     program: &str,
     args: &[S],
     stdin: Option<&[u8]>,
+    limit: Duration,
 ) -> Result<Output, ExecError> {
+    let limit = capped(limit);
     let printable: Vec<String> = args
         .iter()
         .map(|a| a.as_ref().to_string_lossy().into_owned())
@@ -90,6 +144,7 @@ pub fn run<S: AsRef<OsStr>>(
         args: printable.clone(),
         source,
     };
+    let started = Instant::now();
     let mut child = Command::new(program)
         .args(args)
         .stdin(if stdin.is_some() {
@@ -99,37 +154,115 @@ pub fn run<S: AsRef<OsStr>>(
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, so that the kill at the deadline reaches
+        // whatever it started too.
+        .process_group(0)
         .spawn()
         .map_err(spawn_error)?;
-    // Feed stdin from a thread so a program that writes a lot before it reads
-    // cannot deadlock against us.
-    let feeder = match (stdin, child.stdin.take()) {
-        (Some(data), Some(mut pipe)) => {
-            let data = data.to_vec();
-            Some(std::thread::spawn(move || pipe.write_all(&data)))
-        }
-        _ => None,
-    };
-    let output = child.wait_with_output().map_err(spawn_error)?;
-    if let Some(feeder) = feeder {
-        // A program may exit without reading all of stdin; its exit status is
-        // what counts, so a broken pipe here is not an error of its own.
-        let _ = feeder.join();
+    let pid = child.id();
+    // Every pipe is served from a thread, and the main thread waits on one
+    // channel with the deadline: a program that writes a lot before it
+    // reads, or never exits, cannot stall us.
+    let (tx, rx) = mpsc::channel::<Event>();
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let data = data.to_vec();
+        // A program may exit without reading all of stdin; its exit status
+        // is what counts, so a broken pipe is not an error of its own.
+        std::thread::spawn(move || drop(pipe.write_all(&data)));
     }
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    if output.status.success() {
-        Ok(Output {
-            stdout: output.stdout,
-            stderr,
-        })
-    } else {
-        Err(ExecError::Failed {
+    for (pipe, tag) in [
+        (
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            Stream::Out,
+        ),
+        (
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            Stream::Err,
+        ),
+    ] {
+        if let Some(mut pipe) = pipe {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let read = pipe.read_to_end(&mut buf).map(|_| buf);
+                drop(tx.send(Event::Read(tag, read)));
+            });
+        }
+    }
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || drop(tx.send(Event::Exited(child.wait()))));
+    }
+    drop(tx);
+
+    let (mut out, mut err, mut status) = (None, None, None);
+    while out.is_none() || err.is_none() || status.is_none() {
+        let left = limit.saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(Event::Read(Stream::Out, read)) => out = Some(read.map_err(spawn_error)?),
+            Ok(Event::Read(Stream::Err, read)) => err = Some(read.map_err(spawn_error)?),
+            Ok(Event::Exited(exit)) => status = Some(exit.map_err(spawn_error)?),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                kill_group(pid);
+                return Err(ExecError::TimedOut {
+                    program: program.to_string(),
+                    args: printable,
+                    after: limit,
+                });
+            }
+            // Every sender gone with something missing: cannot happen, as
+            // each thread sends before it ends.
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let (stdout, stderr) = (out.unwrap_or_default(), err.unwrap_or_default());
+    let stderr = String::from_utf8_lossy(&stderr).into_owned();
+    match status {
+        Some(status) if status.success() => Ok(Output { stdout, stderr }),
+        status => Err(ExecError::Failed {
             program: program.to_string(),
             args: printable,
-            code: output.status.code(),
+            code: status.and_then(|s| s.code()),
             stderr,
-            stdout: output.stdout,
-        })
+            stdout,
+        }),
+    }
+}
+
+/// Records the hook's intent (see [`crate::intent`]) before running a
+/// program that changes the machine; failing to record it fails the call.
+pub(crate) fn before_change(program: &str, what: &str) -> Result<(), ExecError> {
+    crate::intent::before_change().map_err(|e| ExecError::Spawn {
+        program: program.to_string(),
+        args: vec![what.to_string()],
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+enum Stream {
+    Out,
+    Err,
+}
+
+enum Event {
+    Read(Stream, std::io::Result<Vec<u8>>),
+    Exited(std::io::Result<std::process::ExitStatus>),
+}
+
+/// SIGKILL to the program's process group. The waiting thread reaps the
+/// program itself when it dies, so the group id is not reused before this.
+fn kill_group(pid: u32) {
+    use nix::sys::signal::{killpg, Signal};
+    use nix::unistd::Pid;
+    if let Ok(pid) = i32::try_from(pid) {
+        // Already gone is fine: nothing is left to stop.
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
     }
 }
 
@@ -137,16 +270,18 @@ pub fn run<S: AsRef<OsStr>>(
 mod tests {
     use super::*;
 
+    const SECOND: Duration = Duration::from_secs(1);
+
     #[test]
     fn captures_stdout_and_feeds_stdin() {
-        let out = run("sh", &["-c", "cat; echo done >&2"], Some(b"hello")).unwrap();
+        let out = run("sh", &["-c", "cat; echo done >&2"], Some(b"hello"), SECOND).unwrap();
         assert_eq!(out.stdout, b"hello");
         assert_eq!(out.stderr, "done\n");
     }
 
     #[test]
     fn failure_carries_program_args_code_and_stderr() {
-        let err = run("sh", &["-c", "echo 'ERROR boom' >&2; exit 3"], None).unwrap_err();
+        let err = run("sh", &["-c", "echo 'ERROR boom' >&2; exit 3"], None, SECOND).unwrap_err();
         assert_eq!(err.code(), Some(3));
         assert_eq!(err.stderr(), "ERROR boom\n");
         let text = err.to_string();
@@ -157,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_missing_program_is_a_spawn_error() {
-        let err = run("no-such-program-here", &["x"], None).unwrap_err();
+        let err = run("no-such-program-here", &["x"], None, SECOND).unwrap_err();
         assert!(matches!(err, ExecError::Spawn { .. }));
         assert!(err.to_string().contains("no-such-program-here x"));
     }
@@ -165,7 +300,60 @@ mod tests {
     #[test]
     fn large_stdin_does_not_deadlock() {
         let data = vec![b'x'; 1 << 20];
-        let out = run("sh", &["-c", "cat"], Some(&data)).unwrap();
+        let out = run("sh", &["-c", "cat"], Some(&data), SECOND * 10).unwrap();
         assert_eq!(out.stdout.len(), data.len());
+    }
+
+    #[test]
+    fn a_program_past_its_deadline_is_killed_with_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("child");
+        let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
+        let started = Instant::now();
+        let err = run("sh", &["-c", &script], None, Duration::from_millis(300)).unwrap_err();
+        assert!(err.timed_out(), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(err.to_string().contains("no answer within 300ms"), "{err}");
+        // The grandchild (same process group) is gone too.
+        let child: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let gone = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // Dead, or a zombie waiting for its parent (which is dead too).
+            stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z")
+        });
+        assert!(gone, "sleep {child} still running");
+    }
+
+    #[test]
+    fn a_grandchild_holding_the_pipes_does_not_hold_the_caller() {
+        // The program exits but leaves a process behind with its stdout:
+        // the output never ends, and the deadline still applies.
+        let started = Instant::now();
+        let err = run(
+            "sh",
+            &["-c", "sleep 300 & echo hi"],
+            None,
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(err.timed_out(), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_quick_program_is_not_held_to_the_deadline() {
+        let started = Instant::now();
+        let out = run("sh", &["-c", "echo ok"], None, Duration::from_secs(60)).unwrap();
+        assert_eq!(out.stdout, b"ok\n");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -54,6 +54,25 @@ pub fn write_atomic(
     if is_current(path, contents, mode, owner)? {
         return Ok(Change::Unchanged);
     }
+    crate::intent::before_change()?;
+    replace(path, contents, mode, owner)
+}
+
+/// [`write_atomic`] for the charm's own records, which are not changes to
+/// the machine (the state file is the record of them).
+pub(crate) fn write_record(path: &Path, contents: &[u8], mode: u32) -> Result<Change, FileError> {
+    if is_current(path, contents, mode, None)? {
+        return Ok(Change::Unchanged);
+    }
+    replace(path, contents, mode, None)
+}
+
+fn replace(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<Owner>,
+) -> Result<Change, FileError> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -116,6 +135,7 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<Change, FileError> {
     if dir.is_dir() {
         return Ok(Change::Unchanged);
     }
+    crate::intent::before_change()?;
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, mode);
@@ -136,6 +156,10 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
 
 /// Removes a file that may already be gone.
 pub fn remove_if_present(path: &Path) -> Result<Change, FileError> {
+    if fs::symlink_metadata(path).is_err() {
+        return Ok(Change::Unchanged);
+    }
+    crate::intent::before_change()?;
     match fs::remove_file(path) {
         Ok(()) => Ok(Change::Written),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Change::Unchanged),

@@ -17,6 +17,8 @@
 //! - [`sysctl`]: kernel tunables;
 //! - [`files`]: atomic, mode-correct file writes that skip unchanged content;
 //! - [`state`]: what the charm recorded in earlier hooks;
+//! - [`intent`]: a mark written before a hook's first change, so that the
+//!   next hook knows when one was killed half-way;
 //! - [`logging`]: a `log` backend that reaches both the operator
 //!   (`juju-log`) and the agent's unit log (stdout/stderr);
 //! - [`root`]: the machine's filesystem root, movable for tests.
@@ -26,6 +28,7 @@
 pub mod context;
 pub mod exec;
 pub mod files;
+pub mod intent;
 pub mod logging;
 pub mod resources;
 pub mod root;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::exec::{self, ExecError};
+use crate::exec::{self, deadline, ExecError};
 use crate::root::MachineRoot;
 
 #[derive(Debug, thiserror::Error)]
@@ -138,10 +138,14 @@ pub fn inspect_file(path: &Path) -> Result<SnapMeta, SnapError> {
             std::ffi::OsStr::new("meta/snap.yaml"),
         ],
         None,
+        deadline::QUERY,
     )
-    .map_err(|e| SnapError::BadMetadata {
-        path: path.into(),
-        reason: e.stderr().trim().to_string(),
+    .map_err(|e| match e {
+        e @ ExecError::TimedOut { .. } => SnapError::Exec(e),
+        e => SnapError::BadMetadata {
+            path: path.into(),
+            reason: e.stderr().trim().to_string(),
+        },
     })?;
     SnapMeta::parse(&out.stdout, path)
 }
@@ -149,7 +153,7 @@ pub fn inspect_file(path: &Path) -> Result<SnapMeta, SnapError> {
 /// Whether `unsquashfs` can be run here (snapd depends on squashfs-tools,
 /// so on a machine with snapd it normally can).
 pub fn can_inspect_files() -> bool {
-    exec::run("unsquashfs", &["-version"], None).is_ok()
+    exec::run("unsquashfs", &["-version"], None, deadline::QUERY).is_ok()
 }
 
 /// snapd runs one change per snap at a time and refuses another meanwhile
@@ -168,10 +172,11 @@ fn is_busy(e: &ExecError) -> bool {
 pub struct SnapCli;
 
 impl SnapCli {
-    fn snap(&self, args: &[&str]) -> Result<String, SnapError> {
+    fn snap(&self, args: &[&str], limit: std::time::Duration) -> Result<String, SnapError> {
+        exec::before_change("snap", &args.join(" "))?;
         let started = std::time::Instant::now();
         loop {
-            match exec::run("snap", args, None) {
+            match exec::run("snap", args, None, limit) {
                 Ok(out) => return Ok(out.stdout_str()),
                 Err(e) if is_busy(&e) && started.elapsed() < BUSY_WAIT => {
                     log::debug!(
@@ -197,7 +202,7 @@ impl SnapCli {
         if classic {
             args.push("--classic");
         }
-        self.snap(&args)
+        self.snap(&args, deadline::INSTALL)
     }
 
     /// `snap refresh <name> --channel=<channel> [--classic] [--amend]`;
@@ -217,7 +222,7 @@ impl SnapCli {
         if amend {
             args.push("--amend");
         }
-        self.snap(&args)
+        self.snap(&args, deadline::INSTALL)
     }
 
     /// `snap install --dangerous [--classic] <file>`.
@@ -228,7 +233,7 @@ impl SnapCli {
             args.push("--classic");
         }
         args.push(&file);
-        self.snap(&args)
+        self.snap(&args, deadline::INSTALL)
     }
 
     /// `snap refresh --hold <names>`: no automatic refresh of these snaps,
@@ -237,7 +242,7 @@ impl SnapCli {
     pub fn hold(&self, names: &[&str]) -> Result<bool, SnapError> {
         let mut args = vec!["refresh", "--hold"];
         args.extend(names);
-        match self.snap(&args) {
+        match self.snap(&args, deadline::CHANGE) {
             Ok(_) => Ok(true),
             Err(SnapError::Exec(e)) if e.stderr().contains("unknown flag") => Ok(false),
             Err(e) => Err(e),
@@ -256,7 +261,7 @@ impl SnapCli {
             .collect();
         let mut all = vec!["set", name];
         all.extend(args.iter().map(String::as_str));
-        self.snap(&all).map(drop)
+        self.snap(&all, deadline::CHANGE).map(drop)
     }
 }
 

@@ -80,7 +80,7 @@ impl<T: Serialize + DeserializeOwned + Default> StateFile<T> {
         if bytes == self.saved {
             return Ok(Change::Unchanged);
         }
-        let change = files::write_atomic(&self.path, &bytes, 0o600, None)?;
+        let change = files::write_record(&self.path, &bytes, 0o600)?;
         self.saved = bytes;
         Ok(change)
     }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::exec::{self, ExecError};
+use crate::exec::{self, deadline, ExecError};
 
 /// What `sysctl -p` made of a file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,10 +18,12 @@ pub struct Loaded {
 /// some by design. Only a sysctl that printed nothing of the kind (it could
 /// not run, could not read the file) is an error.
 pub fn load(file: &Path) -> Result<Loaded, ExecError> {
+    exec::before_change("sysctl", &file.to_string_lossy())?;
     match exec::run(
         "sysctl",
         &[std::ffi::OsStr::new("-p"), file.as_os_str()],
         None,
+        deadline::QUERY,
     ) {
         Ok(_) => Ok(Loaded::default()),
         Err(e @ ExecError::Failed { .. }) => {

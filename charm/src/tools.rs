@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use crate::context::RelationId;
-use crate::exec::{self, ExecError};
+use crate::exec::{self, deadline, ExecError};
 use crate::status::Status;
 
 #[derive(Debug, Error)]
@@ -72,17 +72,20 @@ impl LogLevel {
     }
 }
 
+/// The most characters of a status message.
+pub const STATUS_MAX: usize = 1024;
+
 /// The hook tools, looked up on `PATH` (the agent puts its tools dir first).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HookTools;
 
 impl HookTools {
     fn call(&self, tool: &str, args: &[&str]) -> Result<Vec<u8>, ToolError> {
-        Ok(exec::run(tool, args, None)?.stdout)
+        Ok(exec::run(tool, args, None, deadline::HOOK_TOOL)?.stdout)
     }
 
     fn call_with_stdin(&self, tool: &str, args: &[&str], stdin: &[u8]) -> Result<(), ToolError> {
-        exec::run(tool, args, Some(stdin))?;
+        exec::run(tool, args, Some(stdin), deadline::HOOK_TOOL)?;
         Ok(())
     }
 
@@ -113,17 +116,17 @@ impl HookTools {
     /// The path of the resource's file. A zero-byte file is returned like any
     /// other; see [`crate::resources`] for what it means.
     pub fn resource_get(&self, name: &str) -> Result<PathBuf, ToolError> {
-        let out = self.call("resource-get", &[name])?;
+        let out = exec::run("resource-get", &[name], None, deadline::DOWNLOAD)?.stdout;
         // Printed without a trailing newline; trim in case that changes.
         let path = String::from_utf8_lossy(&out).trim_end().to_string();
         Ok(PathBuf::from(path))
     }
 
     pub fn status_set(&self, status: &Status) -> Result<(), ToolError> {
-        self.call(
-            "status-set",
-            &[status.kind.as_str(), "--", status.message.as_str()],
-        )?;
+        // A status is one line in `juju status`; a message quoting outside
+        // input is cut short rather than refused.
+        let message = crate::logging::bounded(&status.message, STATUS_MAX);
+        self.call("status-set", &[status.kind.as_str(), "--", &message])?;
         Ok(())
     }
 
@@ -139,11 +142,13 @@ impl HookTools {
 
     /// `80/tcp`, `53/udp`, `8000-8080/tcp`.
     pub fn open_port(&self, port: &str) -> Result<(), ToolError> {
+        exec::before_change("open-port", port)?;
         self.call("open-port", &[port])?;
         Ok(())
     }
 
     pub fn close_port(&self, port: &str) -> Result<(), ToolError> {
+        exec::before_change("close-port", port)?;
         self.call("close-port", &[port])?;
         Ok(())
     }
@@ -183,6 +188,7 @@ impl HookTools {
     pub fn relation_set(&self, rel: &RelationId, data: &Databag) -> Result<(), ToolError> {
         let rid = rel.to_string();
         let input = Self::yaml_stdin("relation-set", data)?;
+        exec::before_change("relation-set", &rid)?;
         self.call_with_stdin("relation-set", &["-r", &rid, "--file", "-"], &input)
     }
 

@@ -686,6 +686,7 @@ impl Sim {
         if !event.legacy {
             env.push(("JUJU_DISPATCH_PATH".into(), event.dispatch.clone()));
         }
+        env.extend(state.extra_env.clone());
         if let Some(var) = &self.options.root_var {
             env.push((var.clone(), path_str(&self.layout.root_dir())));
         }

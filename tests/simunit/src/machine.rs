@@ -30,6 +30,10 @@ pub struct Machine {
     /// The store: snap -> channel -> what it serves there.
     pub store: BTreeMap<String, BTreeMap<String, StoreRevision>>,
     pub faults: Vec<Fault>,
+    /// Calls that never return (a wedged snapd or systemd): any call whose
+    /// `program args...` starts with one of these blocks until killed.
+    #[serde(default)]
+    pub hangs: Vec<String>,
     /// Services that exit as soon as they start (a broken binary, a bad
     /// flag): starting them "succeeds", but they are not active after.
     #[serde(default)]
@@ -184,7 +188,21 @@ pub fn main(program: &str, args: Vec<String>) -> i32 {
             return 1;
         }
     };
+    let mut hang = false;
     let result = layout.with(&layout.machine_file(), |m: &mut Machine| {
+        let line = std::iter::once(program.to_string())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if m.hangs.iter().any(|h| line.starts_with(h.as_str())) {
+            hang = true;
+            m.calls.push(MachineCall {
+                program: program.to_string(),
+                args: args.clone(),
+                exit: -9,
+            });
+            return (fail(-9, ""), true);
+        }
         let out = match program {
             "snap" => snap(m, &args),
             "systemctl" => systemctl(m, &args),
@@ -198,6 +216,12 @@ pub fn main(program: &str, args: Vec<String>) -> i32 {
         });
         (out, true)
     });
+    if hang {
+        // Outside the state lock, like snapd stuck on a change.
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
     match result {
         Ok(out) => {
             print!("{}", out.stdout);

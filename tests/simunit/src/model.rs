@@ -53,6 +53,14 @@ pub struct UnitState {
     /// agent cannot serve them.
     #[serde(default)]
     pub tool_faults: BTreeMap<String, String>,
+    /// Tools that never answer (an agent wedged): the call blocks until
+    /// the hook gives up on it.
+    #[serde(default)]
+    pub tool_hangs: std::collections::BTreeSet<String>,
+    /// Added to every hook's environment. Not something Juju does: for
+    /// knobs of the charm that only tests turn (shorter deadlines).
+    #[serde(default)]
+    pub extra_env: BTreeMap<String, String>,
     /// Secrets in the model this unit may know of, by id (`secret:<xid>`).
     #[serde(default)]
     pub secrets: BTreeMap<String, Secret>,

@@ -79,8 +79,16 @@ pub fn main(name: &str, args: Vec<String>) -> i32 {
         }
     };
     let context_id = std::env::var("JUJU_CONTEXT_ID").unwrap_or_default();
+    let mut hang = false;
     let result = layout.with(&layout.unit_file(), |state: &mut UnitState| {
         let result = match state.running.clone() {
+            Some(_) if state.tool_hangs.contains(name) => {
+                hang = true;
+                Err(ToolError {
+                    code: -9,
+                    message: "never answered".into(),
+                })
+            }
             Some(_) if state.tool_faults.contains_key(name) => {
                 Err(failure(state.tool_faults[name].clone()))
             }
@@ -115,6 +123,12 @@ pub fn main(name: &str, args: Vec<String>) -> i32 {
         });
         (result, true)
     });
+    if hang {
+        // Outside the state lock: other tools (and the test) go on.
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
     match result {
         Ok(Ok(stdout)) => {
             print!("{stdout}");
