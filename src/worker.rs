@@ -82,14 +82,7 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
     let transactional = (state.get().published.clone(), state.get().ingress_open);
     let work = match arch {
         None => Ok(()),
-        Some(arch) => run(
-            ctx,
-            &node,
-            arch,
-            recovering,
-            state.get_mut(),
-            &mut announce,
-        ),
+        Some(arch) => run(ctx, &node, arch, recovering, state.get_mut(), &mut announce),
     };
     if let Some(status) = announced {
         state.get_mut().status = Some(status_key(&status));

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster;
 use juju_sim::cluster::Master;
+use juju_sim::kill::Moment;
 use juju_sim::Sim;
 
 const INTENT_FILE: &str = ".kubernetes-worker-hook-running";
@@ -107,4 +108,82 @@ fn a_wedged_restart_is_given_up_on_and_redone() {
         .machine_calls_since(mark)
         .iter()
         .all(|c| !c.is_mutating()));
+}
+
+/// The number of external calls `hook` makes on a twin of a unit set up
+/// by `setup`: runs are deterministic, so the same call has the same
+/// number on the unit under test.
+fn calls_of(setup: impl Fn() -> Sim, hook: impl Fn(&Sim) -> juju_sim::HookRun) -> u32 {
+    let twin = setup();
+    let run = hook(&twin);
+    run.assert_ok();
+    run.calls
+}
+
+#[test]
+fn ports_dropped_with_a_killed_install_are_opened_again() {
+    let setup = || common::provisioned().0;
+    let n = calls_of(setup, |s| s.hook("install"));
+    // Killed after its last call: the charm had recorded the ports open,
+    // and Juju dropped the open-port with the failed hook.
+    let sim = setup();
+    sim.kill_next(n - 1, Moment::After);
+    let run = sim.hook("install");
+    assert!(run.killed);
+    run.assert_ok();
+    assert_eq!(
+        sim.unit().ports,
+        ["443/tcp", "80/tcp"].map(String::from).into()
+    );
+}
+
+#[test]
+fn relation_data_dropped_with_a_killed_hook_is_published_again() {
+    let cluster = juju_sim::cluster::Cluster::new();
+    let setup = || {
+        let (sim, scratch) = common::provisioned();
+        for run in sim.deploy() {
+            run.assert_ok();
+        }
+        // The unit keeps the CNI tarball it was given; the scratch copy
+        // outlives the test.
+        std::mem::forget(scratch);
+        sim
+    };
+    let data = cluster.kube_control_data(Master::Today);
+    let refs: Vec<(&str, &str)> = data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let relate = |sim: &Sim| sim.relate("kube-control", "kubernetes-control-plane");
+    // relation-created publishes this unit's side.
+    let twin = setup();
+    let mark = twin.mark();
+    relate(&twin);
+    let n = twin.tool_calls_since(mark).len() + twin.machine_calls_since(mark).len();
+    let sim = setup();
+    // Killed after its last call (its status): the charm had recorded its
+    // data published, and Juju dropped the relation-set.
+    sim.kill_next(n as u32 - 1, Moment::After);
+    let id = relate(&sim);
+    assert!(
+        sim.unit()
+            .hooks
+            .iter()
+            .rev()
+            .nth(1)
+            .is_some_and(|h| h.exit != 0),
+        "relation-created was killed once"
+    );
+    for run in sim.join(id, "kubernetes-control-plane/0", &refs) {
+        run.assert_ok();
+    }
+    let rel = sim.unit().relation(id).cloned().unwrap();
+    assert_eq!(
+        rel.local_unit.get("kubelet_user").map(String::as_str),
+        Some(format!("system:node:{}", juju_sim::cluster::hostname()).as_str()),
+        "{:?}",
+        rel.local_unit
+    );
+    assert_eq!(
+        rel.local_unit.get("auth_group").map(String::as_str),
+        Some("system:nodes")
+    );
 }

@@ -3,6 +3,7 @@
 //! through the charm's own `dispatch` the way the agent does, and read back
 //! what happened.
 
+use crate::kill::{KillPlan, Moment};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -104,6 +105,10 @@ pub struct HookRun {
     pub exit: i32,
     pub stdout: String,
     pub stderr: String,
+    /// Killed by the plan set with [`Sim::kill_next`].
+    pub killed: bool,
+    /// The tool and program calls it made (up to the kill, if killed).
+    pub calls: u32,
 }
 
 impl HookRun {
@@ -606,6 +611,14 @@ impl Sim {
     }
 
     fn run(&self, event: Event) -> HookRun {
+        self.layout
+            .with(&self.layout.kill_file(), |plan: &mut KillPlan| {
+                plan.seen = 0;
+                plan.matched = 0;
+                plan.fired = false;
+                ((), true)
+            })
+            .expect("kill plan");
         let hook_number = self.unit().hooks.len() + 1;
         let context_id = format!("{}-{}-{hook_number}", self.unit().unit, event.name);
         let relation = event
@@ -780,11 +793,23 @@ impl Sim {
                 }
             }
         };
+        let (killed, calls) = self
+            .layout
+            .with(&self.layout.kill_file(), |plan: &mut KillPlan| {
+                if plan.fired {
+                    plan.at = None;
+                    plan.matching = None;
+                }
+                ((plan.fired, plan.seen), true)
+            })
+            .expect("kill plan");
         let run = HookRun {
             name: event.name.clone(),
             exit,
             stdout,
             stderr,
+            killed,
+            calls,
         };
         self.edit_unit(|s| {
             let running = s.running.take();
@@ -816,7 +841,37 @@ impl Sim {
                 stderr: run.stderr.clone(),
             });
         });
+        if killed && !run.name.is_empty() && event.action.is_none() {
+            // The agent runs a failed hook again (a restarted agent runs
+            // the one it was running); an action is not retried.
+            let mut again = self.run(event.clone());
+            again.killed = true;
+            again.calls += calls;
+            return again;
+        }
         run
+    }
+
+    /// Kills the next hook at its external call number `at` (0-based),
+    /// before or after the call, as a machine crash would.
+    pub fn kill_next(&self, at: u32, moment: Moment) {
+        self.plan_kill(at, moment, None);
+    }
+
+    /// Kills the next hook at its first call that starts with `call`
+    /// (`open-port`, `snap install kubelet`), before or after it.
+    pub fn kill_next_at(&self, call: &str, moment: Moment) {
+        self.plan_kill(0, moment, Some(call.to_string()));
+    }
+
+    fn plan_kill(&self, at: u32, moment: Moment, matching: Option<String>) {
+        self.layout
+            .with(&self.layout.kill_file(), |plan: &mut KillPlan| {
+                plan.at = Some((at, moment));
+                plan.matching = matching;
+                ((), true)
+            })
+            .expect("kill plan");
     }
 
     // ----- reading back -------------------------------------------------------
@@ -886,6 +941,7 @@ pub struct Mark {
     machine_calls: usize,
 }
 
+#[derive(Clone)]
 struct Event {
     name: String,
     dispatch: String,

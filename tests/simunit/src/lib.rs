@@ -20,6 +20,7 @@ pub mod fixtures;
 pub mod flags;
 pub mod gojson;
 pub mod harness;
+pub mod kill;
 pub mod machine;
 pub mod model;
 pub mod store;

@@ -188,6 +188,10 @@ pub fn main(program: &str, args: Vec<String>) -> i32 {
             return 1;
         }
     };
+    let kill = crate::kill::count_call(&layout, program, &args);
+    if kill == Some(crate::kill::Moment::Before) {
+        crate::kill::kill_hook();
+    }
     let mut hang = false;
     let result = layout.with(&layout.machine_file(), |m: &mut Machine| {
         let line = std::iter::once(program.to_string())
@@ -216,6 +220,9 @@ pub fn main(program: &str, args: Vec<String>) -> i32 {
         });
         (out, true)
     });
+    if kill == Some(crate::kill::Moment::After) {
+        crate::kill::kill_hook();
+    }
     if hang {
         // Outside the state lock, like snapd stuck on a change.
         loop {

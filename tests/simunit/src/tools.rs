@@ -79,6 +79,10 @@ pub fn main(name: &str, args: Vec<String>) -> i32 {
         }
     };
     let context_id = std::env::var("JUJU_CONTEXT_ID").unwrap_or_default();
+    let kill = crate::kill::count_call(&layout, name, &args);
+    if kill == Some(crate::kill::Moment::Before) {
+        crate::kill::kill_hook();
+    }
     let mut hang = false;
     let result = layout.with(&layout.unit_file(), |state: &mut UnitState| {
         let result = match state.running.clone() {
@@ -123,6 +127,9 @@ pub fn main(name: &str, args: Vec<String>) -> i32 {
         });
         (result, true)
     });
+    if kill == Some(crate::kill::Moment::After) {
+        crate::kill::kill_hook();
+    }
     if hang {
         // Outside the state lock: other tools (and the test) go on.
         loop {
