@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 
 use charm::root::MachineRoot;
 use charm::snap::SnapCli;
+use charm::state::StateFile;
 use charm::HookTools;
 
 use crate::arch::Arch;
 use crate::error::{Error, ToolContext};
+use crate::journal::Journal;
 use crate::unit_state::{Problem, ProblemKind, Recorded};
 use crate::{cni, config::Config, snaps};
 
@@ -16,18 +18,25 @@ use crate::{cni, config::Config, snaps};
 /// action's results and the log).
 pub type Report = BTreeMap<String, String>;
 
+/// The machine the resources are for, and the tools to fetch them with.
+pub struct Target<'a> {
+    pub tools: &'a HookTools,
+    pub root: &'a MachineRoot,
+    pub arch: Arch,
+}
+
 /// Brings the plugins and snaps in line with the resources and config.
 /// `force_upgrade`: apply upgrades even under require-manual-upgrade (the
 /// `upgrade` action). Records what it did and what stood in the way.
 pub fn converge(
-    tools: &HookTools,
-    root: &MachineRoot,
-    arch: Arch,
+    target: &Target,
     config: &Config,
     recorded: &mut Recorded,
+    journal: &mut StateFile<Journal>,
     force_upgrade: bool,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<Report, Error> {
+    let (tools, root, arch) = (target.tools, target.root, target.arch);
     let mut report = Report::new();
     let mut problems = Vec::new();
 
@@ -35,7 +44,7 @@ pub fn converge(
         tools,
         root,
         arch,
-        &mut recorded.cni,
+        journal,
         &mut recorded.fingerprints,
         announce,
     )?;

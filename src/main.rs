@@ -24,6 +24,7 @@ mod daemons;
 mod elf;
 mod error;
 mod install;
+mod journal;
 mod kubeapi;
 mod kubeconfig;
 mod node;

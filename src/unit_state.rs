@@ -26,7 +26,8 @@ pub struct Recorded {
     /// The workload version last given to application-version-set.
     #[serde(default)]
     pub workload_version: Option<String>,
-    #[serde(default)]
+    /// Where earlier revisions recorded the plugins; moved to the journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cni: Option<cni::Installed>,
     #[serde(default)]
     pub snaps: BTreeMap<String, snaps::Installed>,

@@ -9,11 +9,13 @@
 
 use charm::context::{Event, HookKind, RelationEvent};
 use charm::root::MachineRoot;
+use charm::state::StateFile;
 use charm::{HookContext, HookTools, Status};
 
 use crate::arch::{self, Arch};
 use crate::config::Config;
 use crate::error::{Error, ToolContext};
+use crate::journal::{self, Journal};
 use crate::node::{self, Fresh, Node};
 use crate::relations::{CERTIFICATES, ENDPOINTS, KUBE_CONTROL};
 use crate::unit_state::{self, ProblemKind, Recorded};
@@ -59,6 +61,13 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         _ => false,
     };
     let mut state = unit_state::load(&ctx.charm_dir)?;
+    let mut journal = journal::load(&ctx.charm_dir)?;
+    if let Some(cni) = state.get_mut().cni.take() {
+        // Recorded by an earlier revision in the unit state: the journal's
+        // now, saved before the state forgets it.
+        journal.get_mut().cni.get_or_insert(cni);
+        journal.save()?;
+    }
     let (machine, arch) = arch::detect();
     let node = Node {
         tools: &tools,
@@ -82,7 +91,15 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
     let transactional = (state.get().published.clone(), state.get().ingress_open);
     let work = match arch {
         None => Ok(()),
-        Some(arch) => run(ctx, &node, arch, recovering, state.get_mut(), &mut announce),
+        Some(arch) => run(
+            ctx,
+            &node,
+            arch,
+            recovering,
+            state.get_mut(),
+            &mut journal,
+            &mut announce,
+        ),
     };
     if let Some(status) = announced {
         state.get_mut().status = Some(status_key(&status));
@@ -112,11 +129,13 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         (state.get_mut().published, state.get_mut().ingress_open) = transactional;
     }
     // What was done to the machine is recorded even if the hook then fails.
+    journal.save()?;
     state.save()?;
     work?;
 
     let status = assess(state.get(), &machine, arch);
-    let always = matches!(hook, Some(HookKind::Install | HookKind::Stop));
+    // A killed hook may have set a status the record does not know of.
+    let always = recovering || matches!(hook, Some(HookKind::Install | HookKind::Stop));
     let key = status_key(&status);
     if always || state.get().status.as_ref() != Some(&key) {
         log::info!("status: {status}");
@@ -145,6 +164,7 @@ fn run(
     arch: Arch,
     recovering: bool,
     recorded: &mut Recorded,
+    journal: &mut StateFile<Journal>,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let (tools, root) = (node.tools, node.root);
@@ -156,7 +176,7 @@ fn run(
     match &ctx.event {
         Event::Action(name) => match name.as_str() {
             "upgrade" => {
-                upgrade_action(tools, root, arch, recorded, announce)?;
+                upgrade_action(tools, root, arch, recorded, journal, announce)?;
                 // The new snaps may take other flags: configure them now.
                 if let (false, true, Some(options)) = (
                     recorded.stopped,
@@ -213,7 +233,8 @@ fn run(
                     Some(config) => config,
                     None => Config::read(tools)?,
                 };
-                install::converge(tools, root, arch, &config, recorded, false, announce)?;
+                let target = install::Target { tools, root, arch };
+                install::converge(&target, &config, recorded, journal, false, announce)?;
             }
             let endpoints: Vec<&str> = match kind {
                 _ if recovering => ENDPOINTS.to_vec(),
@@ -334,10 +355,12 @@ fn upgrade_action(
     root: &MachineRoot,
     arch: Arch,
     recorded: &mut Recorded,
+    journal: &mut StateFile<Journal>,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let config = Config::read(tools)?;
-    let report = install::converge(tools, root, arch, &config, recorded, true, announce)?;
+    let target = install::Target { tools, root, arch };
+    let report = install::converge(&target, &config, recorded, journal, true, announce)?;
     tools
         .action_set(&report)
         .doing("reporting the upgrade's results")?;

@@ -688,3 +688,108 @@ fn a_channel_snapd_cannot_take_blocks_and_changes_nothing() {
         ("active".into(), "Kubernetes worker running.".into())
     );
 }
+
+fn journal_path(sim: &Sim) -> std::path::PathBuf {
+    sim.charm_dir().join(".kubernetes-worker-journal.json")
+}
+
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_plugin_install_stopped_half_way_is_finished_by_the_next_hook() {
+    let (sim, scratch) = provisioned();
+    let two = cni_tgz(scratch.path(), arch(), Some(&["bridge", "loopback"]));
+    sim.attach_file(&format!("cni-{}", arch()), &two);
+    sim.hook("install").assert_ok();
+    // What a hook stopped among the moves of a three-plugin install
+    // leaves: the intent written ahead, host-local moved already, its
+    // staging directory and a temporary file of its own.
+    let three = scratch.path().join("three");
+    std::fs::create_dir(&three).unwrap();
+    let three = cni_tgz(&three, arch(), Some(&["bridge", "loopback", "host-local"]));
+    sim.attach_file(&format!("cni-{}", arch()), &three);
+    let bin = cni_bin(&sim);
+    std::fs::write(bin.join("host-local"), b"moved before the kill").unwrap();
+    let staging = bin
+        .parent()
+        .unwrap()
+        .join(".kubernetes-worker-staging.Ab12Cd");
+    std::fs::create_dir(&staging).unwrap();
+    std::fs::write(staging.join("bridge"), b"half").unwrap();
+    let mut journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(journal_path(&sim)).unwrap()).unwrap();
+    journal["cni_pending"] = serde_json::json!({
+        "resource": format!("cni-{}", arch()),
+        "sha256": "0".repeat(64),
+        "plugins": ["bridge", "host-local", "loopback"],
+    });
+    std::fs::write(journal_path(&sim), journal.to_string()).unwrap();
+
+    sim.hook("upgrade-charm").assert_ok();
+    assert_resources_settled(&sim);
+    assert_eq!(names_in(&bin), ["bridge", "host-local", "loopback"]);
+    assert_ne!(
+        std::fs::read(bin.join("host-local")).unwrap(),
+        b"moved before the kill"
+    );
+    assert!(!staging.exists(), "the staging directory is swept");
+    let journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(journal_path(&sim)).unwrap()).unwrap();
+    assert!(journal["cni_pending"].is_null(), "{journal}");
+    // host-local is the charm's: a tarball without it removes it.
+    sim.attach_file(&format!("cni-{}", arch()), &two);
+    sim.hook("upgrade-charm").assert_ok();
+    assert_eq!(names_in(&bin), ["bridge", "loopback"]);
+}
+
+#[test]
+fn an_unpack_killed_at_any_moment_converges_with_the_plugins_the_charms() {
+    let (base, scratch) = provisioned();
+    let few = cni_tgz(scratch.path(), arch(), Some(&["bridge", "loopback"]));
+    // How long an undisturbed upgrade takes, to spread the kills over it.
+    base.hook("install").assert_ok();
+    let took = {
+        let started = std::time::Instant::now();
+        base.attach_file(&format!("cni-{}", arch()), &few);
+        base.hook("upgrade-charm").assert_ok();
+        started.elapsed()
+    };
+    let expected = names_in(&cni_bin(&base));
+    let mut killed = 0;
+    for step in 0..8u32 {
+        let (sim, _s) = provisioned();
+        sim.hook("install").assert_ok();
+        let all = names_in(&cni_bin(&sim));
+        sim.attach_file(&format!("cni-{}", arch()), &few);
+        sim.kill_next_after(took * step / 8);
+        let run = sim.hook("upgrade-charm");
+        run.assert_ok();
+        killed += u32::from(run.killed);
+        let bin = cni_bin(&sim);
+        assert_eq!(names_in(&bin), expected, "killed at {:?}", took * step / 8);
+        let cni_dir: Vec<String> = names_in(bin.parent().unwrap());
+        assert_eq!(cni_dir, ["bin"], "no debris");
+        assert!(
+            names_in(&sim.charm_dir())
+                .iter()
+                .all(|n| !n.ends_with(".tmp")),
+            "{:?}",
+            names_in(&sim.charm_dir())
+        );
+        assert_resources_settled(&sim);
+        // Every plugin the first tarball had is the charm's: back to it,
+        // and then to the small one again, both converge exactly.
+        let full = cni_tgz(scratch.path(), arch(), None);
+        sim.attach_file(&format!("cni-{}", arch()), &full);
+        sim.hook("upgrade-charm").assert_ok();
+        assert_eq!(names_in(&bin), all);
+    }
+    assert!(killed >= 4, "only {killed} of 8 runs were killed mid-hook");
+}

@@ -25,6 +25,14 @@ pub enum StateError {
     },
     #[error("cannot encode the charm's state: {0}")]
     Encode(serde_json::Error),
+    /// Written by a later revision of the charm (a downgrade): read, it
+    /// could be misunderstood.
+    #[error("{} is in format {format}, written by a later revision of this charm (this one knows up to {known}); refresh to that revision or later", path.display())]
+    Newer {
+        path: PathBuf,
+        format: u32,
+        known: u32,
+    },
 }
 
 /// A typed record in a JSON file, written atomically and only when it

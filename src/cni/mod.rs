@@ -4,9 +4,11 @@
 //! A new tarball is unpacked into a staging directory beside `bin` (same
 //! filesystem), checked whole, and only then renamed into place plugin by
 //! plugin: a refused tarball leaves the installed plugins exactly as they
-//! were. The charm records which plugins it installed from which tarball
-//! (sha256), so it replaces and removes only its own files; a CNI
-//! subordinate's binaries in the same directory are left alone.
+//! were. The charm records in its journal which plugins it installed from
+//! which tarball (sha256), so it replaces and removes only its own files; a
+//! CNI subordinate's binaries in the same directory are left alone. The
+//! record is written ahead of the moves, so a hook stopped among them
+//! still knows every plugin it may have placed.
 
 pub mod archive;
 
@@ -16,11 +18,13 @@ use std::path::Path;
 use charm::files;
 use charm::resources::{self, Resource};
 use charm::root::MachineRoot;
+use charm::state::StateFile;
 use charm::HookTools;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
 use crate::error::Error;
+use crate::journal::Journal;
 
 pub const CNI_DIR: &str = "/opt/cni";
 pub const CNI_BIN: &str = "/opt/cni/bin";
@@ -30,6 +34,18 @@ pub const CNI_BIN: &str = "/opt/cni/bin";
 pub struct Installed {
     pub resource: String,
     pub sha256: String,
+    pub plugins: BTreeSet<String>,
+}
+
+/// A plugin install under way, recorded before the first plugin is moved
+/// into place.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub resource: String,
+    pub sha256: String,
+    /// The plugins the charm owns once the install is done: those it owned
+    /// before and those it is moving into place (some may be there already
+    /// when the install stops half-way).
     pub plugins: BTreeSet<String>,
 }
 
@@ -45,16 +61,21 @@ pub enum Outcome {
     Blocked(String),
 }
 
+/// The prefix of the charm's staging directories under /opt/cni.
+const STAGING_PREFIX: &str = ".kubernetes-worker-staging.";
+
 pub fn resource_name(arch: Arch) -> String {
     format!("cni-{arch}")
 }
 
-/// Brings /opt/cni/bin in line with the `cni-<arch>` resource.
+/// Brings /opt/cni/bin in line with the `cni-<arch>` resource, recording
+/// in the journal which plugins are the charm's: what it is about to move
+/// into place before the first move, what it moved after the last.
 pub fn converge(
     tools: &HookTools,
     root: &MachineRoot,
     arch: Arch,
-    installed: &mut Option<Installed>,
+    journal: &mut StateFile<Journal>,
     fingerprints: &mut resources::FingerprintCache,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<Outcome, Error> {
@@ -77,8 +98,30 @@ pub fn converge(
             doing: format!("reading resource {name} at {}", path.display()),
             source,
         })?;
+    sweep_staging(root)?;
+    if let Some(pending) = journal.get_mut().cni_pending.take() {
+        // Stopped between the first move and the record of the last: every
+        // plugin it meant to place is the charm's, whether or not it got
+        // there, and the install is done again.
+        log::warn!(
+            "installing the CNI plugins from {} did not finish; doing it again",
+            pending.resource
+        );
+        let mut owned = journal
+            .get()
+            .cni
+            .clone()
+            .map(|i| i.plugins)
+            .unwrap_or_default();
+        owned.extend(pending.plugins);
+        journal.get_mut().cni = Some(Installed {
+            resource: pending.resource,
+            sha256: String::new(),
+            plugins: owned,
+        });
+    }
     let bin = root.path(CNI_BIN);
-    if let Some(current) = installed {
+    if let Some(current) = &journal.get().cni {
         if current.resource == name
             && current.sha256 == sha256
             && current
@@ -92,8 +135,9 @@ pub fn converge(
     announce(&format!("Unpacking {name} resource."))?;
     log::debug!("unpacking {name} ({len} bytes, sha256 {sha256})");
     files::ensure_dir(&bin, 0o755)?;
+    charm::intent::before_change()?;
     let staging = tempfile::Builder::new()
-        .prefix(".kubernetes-worker-staging.")
+        .prefix(STAGING_PREFIX)
         .tempdir_in(root.path(CNI_DIR))
         .map_err(|source| Error::Io {
             doing: format!(
@@ -105,6 +149,11 @@ pub fn converge(
     let unpacked = match archive::unpack(&path, staging.path(), arch.name()) {
         Ok(Ok(unpacked)) => unpacked,
         Ok(Err(refusal)) => return Ok(Outcome::Blocked(refusal.message(&name))),
+        Err((doing, source)) if source.raw_os_error() == Some(nix::libc::ENOSPC) => {
+            return Ok(Outcome::Blocked(format!(
+                "{doing}: no space left on device; free space in {CNI_DIR}"
+            )))
+        }
         Err((doing, source)) => return Err(Error::Io { doing, source }),
     };
     if !unpacked.skipped.is_empty() {
@@ -113,10 +162,39 @@ pub fn converge(
             unpacked.skipped.join(", ")
         );
     }
-    let previous = installed.take().map(|i| i.plugins).unwrap_or_default();
-    let placed = place(staging.path(), &bin, &unpacked.plugins, &previous)?;
+    let previous = journal
+        .get()
+        .cni
+        .as_ref()
+        .map(|i| i.plugins.clone())
+        .unwrap_or_default();
+    let ours: BTreeSet<String> = unpacked
+        .plugins
+        .iter()
+        .filter(|plugin| {
+            let foreign =
+                bin.join(plugin).symlink_metadata().is_ok() && !previous.contains(*plugin);
+            if foreign {
+                log::warn!(
+                    "not replacing {}: this charm did not install it (a CNI subordinate may own it)",
+                    bin.join(plugin).display()
+                );
+            }
+            !foreign
+        })
+        .cloned()
+        .collect();
+    // Written ahead: from here on, a kill or a failure leaves a record
+    // that owns every plugin this install may have moved.
+    journal.get_mut().cni_pending = Some(Pending {
+        resource: name.clone(),
+        sha256: sha256.clone(),
+        plugins: previous.union(&ours).cloned().collect(),
+    });
+    journal.save()?;
+    place(staging.path(), &bin, &ours)?;
     let mut removed = 0;
-    for gone in previous.difference(&placed) {
+    for gone in previous.difference(&ours) {
         if files::remove_if_present(&bin.join(gone))? == files::Change::Written {
             removed += 1;
         }
@@ -124,52 +202,62 @@ pub fn converge(
     sync_dir(&bin)?;
     log::info!(
         "installed {} CNI plugins from {name} into {CNI_BIN}{}",
-        placed.len(),
+        ours.len(),
         if removed > 0 {
             format!(", removed {removed} it no longer has")
         } else {
             String::new()
         }
     );
-    let added = placed.len();
-    *installed = Some(Installed {
+    let added = ours.len();
+    let record = journal.get_mut();
+    record.cni = Some(Installed {
         resource: name,
         sha256,
-        plugins: placed,
+        plugins: ours,
     });
+    record.cni_pending = None;
+    journal.save()?;
     Ok(Outcome::Installed { added, removed })
 }
 
-/// Renames each staged plugin into `bin`, except over a file the charm did
-/// not install; returns the plugins now the charm's.
-fn place(
-    staging: &Path,
-    bin: &Path,
-    plugins: &BTreeSet<String>,
-    previous: &BTreeSet<String>,
-) -> Result<BTreeSet<String>, Error> {
+/// Removes staging directories an earlier hook left when it was killed.
+fn sweep_staging(root: &MachineRoot) -> Result<(), Error> {
+    let dir = root.path(CNI_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(STAGING_PREFIX) {
+            continue;
+        }
+        charm::intent::before_change()?;
+        log::info!(
+            "removing {} left by an earlier hook",
+            entry.path().display()
+        );
+        std::fs::remove_dir_all(entry.path()).map_err(|source| Error::Io {
+            doing: format!("removing {}", entry.path().display()),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Renames each staged plugin into `bin`.
+fn place(staging: &Path, bin: &Path, plugins: &BTreeSet<String>) -> Result<(), Error> {
     // One sync of the staging filesystem makes every staged file durable
     // before any rename, cheaper than a sync per file.
     sync_fs(staging)?;
-    let mut placed = BTreeSet::new();
     for plugin in plugins {
-        let dest = bin.join(plugin);
-        if dest.symlink_metadata().is_ok() && !previous.contains(plugin) {
-            log::warn!(
-                "not replacing {}: this charm did not install it (a CNI subordinate may own it)",
-                dest.display()
-            );
-            continue;
-        }
-        std::fs::rename(staging.join(plugin), &dest).map_err(|source| Error::Io {
+        std::fs::rename(staging.join(plugin), bin.join(plugin)).map_err(|source| Error::Io {
             doing: format!("moving plugin {plugin} into {}", bin.display()),
             source,
         })?;
-        placed.insert(plugin.clone());
     }
-    Ok(placed)
+    Ok(())
 }
-
 fn sync_fs(dir: &Path) -> Result<(), Error> {
     let io = |source| Error::Io {
         doing: format!("syncing {}", dir.display()),

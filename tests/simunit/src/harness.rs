@@ -611,12 +611,13 @@ impl Sim {
     }
 
     fn run(&self, event: Event) -> HookRun {
-        self.layout
+        let kill_after = self
+            .layout
             .with(&self.layout.kill_file(), |plan: &mut KillPlan| {
                 plan.seen = 0;
                 plan.matched = 0;
                 plan.fired = false;
-                ((), true)
+                (plan.after_time.take(), true)
             })
             .expect("kill plan");
         let hook_number = self.unit().hooks.len() + 1;
@@ -763,7 +764,10 @@ impl Sim {
                 // held open for writing by a child another test thread
                 // forked; exec then fails with "Text file busy" before the
                 // hook starts, so running it again is safe.
-                let mut output = command.stdin(Stdio::null()).output();
+                let mut output = match kill_after {
+                    None => command.stdin(Stdio::null()).output(),
+                    Some(delay) => self.output_killed_after(&mut command, delay),
+                };
                 for _ in 0..20 {
                     let busy = match &output {
                         Ok(out) => {
@@ -850,6 +854,75 @@ impl Sim {
             return again;
         }
         run
+    }
+
+    /// Runs the hook, killing it `delay` after it started if it is still
+    /// running; a kill is recorded in the kill plan as fired.
+    fn output_killed_after(
+        &self,
+        command: &mut Command,
+        delay: std::time::Duration,
+    ) -> std::io::Result<std::process::Output> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let done = Arc::new(AtomicBool::new(false));
+        let timer = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                // Not reaped yet while `done` is false, so the pid is still
+                // the hook's.
+                !done.load(Ordering::SeqCst)
+                    && nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).is_ok()
+            })
+        };
+        let mut child = child;
+        // Read while it runs: a hook that fills a pipe must not stall.
+        let reader = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let out = reader(child.stdout.take().map(|p| Box::new(p) as _));
+        let err = reader(child.stderr.take().map(|p| Box::new(p) as _));
+        let status = child.wait();
+        done.store(true, Ordering::SeqCst);
+        let killed = timer.join().unwrap_or(false);
+        let stdout = out.join().unwrap_or_default();
+        let stderr = err.join().unwrap_or_default();
+        if killed {
+            self.layout
+                .with(&self.layout.kill_file(), |plan: &mut KillPlan| {
+                    plan.fired = true;
+                    ((), true)
+                })
+                .expect("kill plan");
+        }
+        Ok(std::process::Output {
+            status: status?,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Kills the next hook `delay` after it starts, wherever it is then.
+    pub fn kill_next_after(&self, delay: std::time::Duration) {
+        self.layout
+            .with(&self.layout.kill_file(), |plan: &mut KillPlan| {
+                plan.after_time = Some(delay);
+                ((), true)
+            })
+            .expect("kill plan");
     }
 
     /// Kills the next hook at its external call number `at` (0-based),

@@ -32,6 +32,10 @@ pub struct KillPlan {
     pub seen: u32,
     /// Whether the plan fired in the running (or last) hook.
     pub fired: bool,
+    /// Kill the next hook this long after it starts (if it still runs):
+    /// for work the charm does in-process, between calls.
+    #[serde(default)]
+    pub after_time: Option<std::time::Duration>,
 }
 
 impl Layout {
