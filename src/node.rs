@@ -14,6 +14,7 @@ use charm::{HookTools, RelationId};
 
 use crate::daemons::{self, DaemonConfig, Inputs, Version};
 use crate::error::{Error, ToolContext};
+use crate::journal::ApiServer;
 use crate::kubeapi::{Api, ApiError};
 use crate::kubeconfig;
 use crate::relations::{
@@ -214,7 +215,7 @@ impl Node<'_> {
 
     /// The API server's URL and the cluster CA: all an API call needs
     /// besides the client token.
-    fn api_target(&self, recorded: &Recorded) -> Option<(String, String)> {
+    pub fn api_target(&self, recorded: &Recorded) -> Option<(String, String)> {
         let data = |ep: &str| recorded.relations.get(ep).cloned().unwrap_or_default();
         let control = relations::kube_control(&data(KUBE_CONTROL), &self.user())
             .ok()
@@ -865,25 +866,34 @@ impl Node<'_> {
     }
 
     /// The stop hook: remove the node from the cluster, stop the daemons.
-    pub fn stop(&self, recorded: &mut Recorded) -> Result<(), Error> {
+    /// Juju runs it after every relation is gone, so the API server is the
+    /// one the journal recorded (`known`), reached with the client token
+    /// still in the kubeconfig the charm wrote.
+    pub fn stop(&self, recorded: &mut Recorded, known: Option<&ApiServer>) -> Result<(), Error> {
         recorded.stopped = true;
-        match self.api(recorded) {
+        let api = self.api(recorded).or_else(|| {
+            let server = known?;
+            let token = self.disk_tokens()?.client_token;
+            Some(Api::new(&server.url, &server.ca, &token))
+        });
+        let outcome = match api {
             Some(Ok(api)) => match api.delete_node(&self.name) {
-                Ok(()) => log::info!("deleted node {} from the cluster", self.name),
-                Err(e) if e.is_not_found() => {
-                    log::info!("node {} was not in the cluster", self.name)
-                }
-                Err(e) => log::warn!("could not delete node {} from the cluster: {e}", self.name),
+                Ok(()) => "node removed from the cluster".to_string(),
+                Err(e) if e.is_not_found() => format!("node {} was not in the cluster", self.name),
+                Err(e) => format!("could not remove node {} from the cluster ({e})", self.name),
             },
-            Some(Err(e)) => log::warn!(
-                "could not reach the API server to delete node {}: {e}",
+            Some(Err(e)) => format!("could not remove node {} from the cluster ({e})", self.name),
+            None => format!(
+                "no API server known, node {} left to the control plane",
                 self.name
             ),
-            None => log::info!(
-                "no API server known; node {} left to the control plane",
-                self.name
-            ),
+        };
+        if outcome.starts_with("could not") {
+            log::warn!("{outcome}");
+        } else {
+            log::info!("{outcome}");
         }
+        recorded.stop_outcome = Some(outcome);
         for snap_name in DAEMONS {
             if snap::installed(self.root, snap_name)?.is_some() {
                 Systemctl

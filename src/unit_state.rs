@@ -107,6 +107,10 @@ pub struct Recorded {
     /// when Ready (or not looked at yet), else the condition's message.
     #[serde(default)]
     pub node_not_ready: Option<String>,
+    /// What the stop hook did about the node (removed, not found, could
+    /// not): the status says exactly that.
+    #[serde(default)]
+    pub stop_outcome: Option<String>,
     /// A program that did not answer in time stopped the last hook: what
     /// it was, for the status, until a hook gets through.
     #[serde(default)]

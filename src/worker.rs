@@ -195,7 +195,9 @@ fn run(
                     .doing("failing the action");
             }
         },
-        Event::Hook(HookKind::Stop) => return node.stop(recorded),
+        Event::Hook(HookKind::Stop) => {
+            return node.stop(recorded, journal.get().api_server.as_ref())
+        }
         Event::Hook(kind) => {
             let reads_config = recovering
                 || matches!(
@@ -280,6 +282,10 @@ fn run(
             }
             // After converging: the cni relation carries the kubeconfig's hash.
             node.publish_all(recorded)?;
+            // Kept for `stop`, which runs after every relation is gone.
+            if let Some((url, ca)) = node.api_target(recorded) {
+                journal.get_mut().api_server = Some(journal::ApiServer { url, ca });
+            }
             if reads_config {
                 if let Some(options) = &recorded.options {
                     set_ingress(tools, recorded.ingress_open, options.ingress)?;
@@ -317,9 +323,14 @@ fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
         return Status::blocked(format!("Unsupported architecture: {machine}"));
     };
     if recorded.stopped {
-        return Status::maintenance(
-            "Stopped: node removed from the cluster, kubelet and kube-proxy stopped",
-        );
+        let node = recorded
+            .stop_outcome
+            .as_deref()
+            .unwrap_or("node left to the control plane");
+        let sep = if node.ends_with(')') { ";" } else { "," };
+        return Status::maintenance(format!(
+            "Stopped: {node}{sep} kubelet and kube-proxy stopped"
+        ));
     }
     let all = || {
         recorded

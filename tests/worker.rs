@@ -660,29 +660,56 @@ fn pause_waits_for_evicted_pods_and_fails_when_they_linger() {
 }
 
 #[test]
-fn stop_removes_the_node_and_stops_both_daemons() {
-    let (sim, _s, c, _rels) = cluster::running(Master::Current);
-    sim.hook("stop").assert_ok();
-    assert!(c.api.node(&c.node).is_none(), "node deleted");
-    let machine = sim.machine();
-    for snap in ["kubelet", "kube-proxy"] {
-        let svc = &machine.services[&format!("snap.{snap}.daemon.service")];
-        assert!(!svc.active && !svc.enabled, "{snap}");
-    }
-    // Teardown goes on with relation-broken: nothing starts them again.
-    for rel in sim
-        .unit()
-        .relations
-        .iter()
-        .map(|r| r.id)
-        .collect::<Vec<_>>()
-    {
-        for run in sim.unrelate(rel) {
+fn removing_the_unit_deletes_the_node_and_stops_both_daemons() {
+    for form in [Master::Current, Master::Today] {
+        let (sim, _s, c, _rels) = cluster::running(form);
+        assert!(c.api.node(&c.node).is_some());
+        // Juju's order: every relation departed and broken, then stop.
+        let runs = sim.remove_unit();
+        for run in &runs {
             run.assert_ok();
         }
+        assert_eq!(runs[runs.len() - 2].name, "stop");
+        assert!(c.api.node(&c.node).is_none(), "{form:?}: node deleted");
+        let machine = sim.machine();
+        for snap in ["kubelet", "kube-proxy"] {
+            let svc = &machine.services[&format!("snap.{snap}.daemon.service")];
+            assert!(!svc.active && !svc.enabled, "{snap}");
+        }
+        assert_eq!(
+            sim.status(),
+            (
+                "maintenance".into(),
+                "Stopped: node removed from the cluster, kubelet and kube-proxy stopped".into()
+            )
+        );
     }
+}
+
+#[test]
+fn a_stop_that_cannot_reach_the_api_server_says_so() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Today);
+    // The API server is down when the unit goes: the status must not
+    // claim a removal that did not happen.
+    c.api.set_down(true);
+    for run in sim.remove_unit() {
+        run.assert_ok();
+    }
+    let (status, message) = sim.status();
+    assert_eq!(status, "maintenance");
+    assert!(
+        message.starts_with(&format!(
+            "Stopped: could not remove node {} from the cluster (",
+            c.node
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("); kubelet and kube-proxy stopped"),
+        "{message}"
+    );
+    assert!(c.api.node(&c.node).is_some());
     assert!(!sim.machine().services["snap.kubelet.daemon.service"].active);
-    sim.hook("remove").assert_ok();
 }
 
 #[test]

@@ -57,6 +57,9 @@ pub struct ApiState {
     pub nodes: BTreeMap<String, Value>,
     pub pods: Vec<Value>,
     pub requests: Vec<Request>,
+    /// Connections are closed as soon as they are accepted (the server
+    /// is down behind its address).
+    pub down: bool,
 }
 
 /// The stand-in API server, on 127.0.0.1.
@@ -124,6 +127,10 @@ impl ApiServer {
         }
     }
 
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
     pub fn node(&self, name: &str) -> Option<Value> {
         self.state.lock().unwrap().nodes.get(name).cloned()
     }
@@ -147,6 +154,9 @@ fn serve(
     state: Arc<Mutex<ApiState>>,
     token: &str,
 ) {
+    if state.lock().map(|s| s.down).unwrap_or(false) {
+        return;
+    }
     let Ok(conn) = rustls::ServerConnection::new(config) else {
         return;
     };

@@ -511,6 +511,20 @@ impl Sim {
         })
     }
 
+    /// `juju remove-unit`, in the agent's order: every relation is left
+    /// (departed for each remote unit, then broken), then `stop`, then
+    /// `remove`. Returns every hook run.
+    pub fn remove_unit(&self) -> Vec<HookRun> {
+        let ids: Vec<u32> = self.unit().relations.iter().map(|r| r.id).collect();
+        let mut runs = Vec::new();
+        for id in ids {
+            runs.extend(self.unrelate(id));
+        }
+        runs.push(self.hook("stop"));
+        runs.push(self.hook("remove"));
+        runs
+    }
+
     // ----- secrets ----------------------------------------------------------
 
     /// Another application (`owner`) creates a secret with `content` and
