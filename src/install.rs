@@ -63,6 +63,10 @@ pub fn converge(
                 message,
             });
         }
+        cni::Outcome::Unavailable(why) => {
+            report.insert(key.clone(), format!("could not be fetched: {why}"));
+            problems.push(unavailable(&key, &why));
+        }
     }
 
     let allow_upgrade = force_upgrade || !config.require_manual_upgrade;
@@ -81,7 +85,15 @@ pub fn converge(
     };
     for name in snaps_to_look_at {
         let name = *name;
-        let wanted = snaps::wanted(tools, name, &config.channel, &mut recorded.fingerprints)?;
+        let wanted = match snaps::wanted(tools, name, &config.channel, &mut recorded.fingerprints)?
+        {
+            Ok(wanted) => wanted,
+            Err(why) => {
+                report.insert(name.to_string(), format!("could not be fetched: {why}"));
+                problems.push(unavailable(name, &why));
+                continue;
+            }
+        };
         let mut installed = recorded.snaps.get(name).cloned();
         let outcome = snaps::converge(
             name,
@@ -162,4 +174,16 @@ pub fn converge(
         }
     }
     Ok(report)
+}
+
+/// A resource the controller could not serve now: waited for, and looked
+/// at again by the next hook, whatever it is.
+fn unavailable(resource: &str, why: &str) -> Problem {
+    Problem {
+        kind: ProblemKind::Retry,
+        message: format!(
+            "Waiting for the {resource} resource: {}; retrying on the next hook",
+            charm::logging::bounded(why, 200)
+        ),
+    }
 }

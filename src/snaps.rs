@@ -68,12 +68,15 @@ pub struct Wanted {
 
 /// Reads resource `name`: a file with content means "this file"; a zero-byte
 /// or missing resource means "the store, on `channel`".
+/// `Ok(Err(why))`: the resource could not be fetched now, and so what is
+/// wanted is not known (an attached file must not be taken for "use the
+/// store").
 pub fn wanted(
     tools: &HookTools,
     name: &str,
     channel: &str,
     fingerprints: &mut resources::FingerprintCache,
-) -> Result<Wanted, Error> {
+) -> Result<Result<Wanted, String>, Error> {
     let store = || Wanted {
         source: Source::Store {
             channel: channel.to_string(),
@@ -83,9 +86,10 @@ pub fn wanted(
     match resources::fetch(tools, name).map_err(Error::Resource)? {
         Resource::Missing(why) => {
             log::debug!("{name}: no resource ({why}); using the store");
-            Ok(store())
+            Ok(Ok(store()))
         }
-        Resource::Empty(_) => Ok(store()),
+        Resource::Unavailable(why) => Ok(Err(why)),
+        Resource::Empty(_) => Ok(Ok(store())),
         Resource::File { path, .. } => {
             let sha256 = fingerprints
                 .fingerprint(name, &path)
@@ -93,10 +97,10 @@ pub fn wanted(
                     doing: format!("reading resource {name} at {}", path.display()),
                     source,
                 })?;
-            Ok(Wanted {
+            Ok(Ok(Wanted {
                 source: Source::Resource { sha256 },
                 file: Some(path),
-            })
+            }))
         }
     }
 }

@@ -793,3 +793,79 @@ fn an_unpack_killed_at_any_moment_converges_with_the_plugins_the_charms() {
     }
     assert!(killed >= 4, "only {killed} of 8 runs were killed mid-hook");
 }
+
+#[test]
+fn a_resource_the_controller_cannot_serve_now_is_waited_for_and_fetched_later() {
+    let (sim, _s) = provisioned();
+    sim.edit_unit(|s| {
+        s.tool_faults.insert(
+            "resource-get".into(),
+            "could not download resource: HTTP request failed: Get https://10.0.0.2:17070/units/unit-kubernetes-worker-0/resources/cni: unexpected EOF".into(),
+        );
+    });
+    let mark = sim.mark();
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    // Unrelated, the unit asks for its relations first; the log says what
+    // it waits for.
+    let logged = sim.unit().logs.iter().any(|l| {
+        l.message.starts_with(&format!(
+            "Waiting for the cni-{} resource: could not download resource: HTTP request failed:",
+            arch()
+        )) && l
+            .message
+            .ends_with("unexpected EOF; retrying on the next hook")
+    });
+    assert!(logged, "{:#?}", sim.unit().logs);
+    // A snap resource that could not be fetched is not "use the store".
+    assert!(
+        snap_calls(&sim, mark).is_empty(),
+        "{:?}",
+        snap_calls(&sim, mark)
+    );
+    assert!(!cni_bin(&sim).exists());
+
+    // The controller answers again: the next hook, even update-status,
+    // fetches and installs.
+    sim.edit_unit(|s| {
+        s.tool_faults.remove("resource-get");
+    });
+    sim.hook("update-status").assert_ok();
+    assert_resources_settled(&sim);
+    assert!(cni_bin(&sim).join("loopback").exists());
+    assert!(sim.machine().snaps.contains_key("kubelet"));
+}
+
+#[test]
+fn a_related_unit_waits_for_a_resource_it_cannot_fetch_and_keeps_running() {
+    let (sim, scratch, _c, _rels) = common::cluster::running(juju_sim::cluster::Master::Today);
+    let few = cni_tgz(scratch.path(), arch(), Some(&["bridge", "loopback"]));
+    sim.attach_file(&format!("cni-{}", arch()), &few);
+    sim.edit_unit(|s| {
+        s.tool_faults.insert(
+            "resource-get".into(),
+            "could not download resource: HTTP request failed: connection reset by peer".into(),
+        );
+    });
+    let mark = sim.mark();
+    sim.hook("upgrade-charm").assert_ok();
+    assert_eq!(
+        sim.status(),
+        (
+            "waiting".into(),
+            format!("Waiting for the cni-{} resource: could not download resource: HTTP request failed: connection reset by peer; retrying on the next hook", arch())
+        )
+    );
+    assert!(snap_calls(&sim, mark).is_empty());
+    assert!(
+        cni_bin(&sim).join("host-local").exists(),
+        "plugins untouched"
+    );
+    sim.edit_unit(|s| {
+        s.tool_faults.remove("resource-get");
+    });
+    sim.hook("update-status").assert_ok();
+    assert_eq!(sim.status().0, "active", "{:?}", sim.status());
+    assert_eq!(names_in(&cni_bin(&sim)), ["bridge", "loopback"]);
+}

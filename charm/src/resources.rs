@@ -8,9 +8,13 @@ use crate::tools::{HookTools, ToolError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resource {
-    /// `resource-get` failed: nothing was attached (or the controller could
-    /// not serve it). Holds the tool's message.
+    /// Nothing was attached: the controller has no such resource. Holds
+    /// the tool's message.
     Missing(String),
+    /// The resource could not be fetched now (the controller busy, a
+    /// download interrupted, no answer in time): not a verdict on what
+    /// was attached. Holds why.
+    Unavailable(String),
     /// Attached, zero bytes: "use the default source".
     Empty(PathBuf),
     /// Attached, with content.
@@ -19,18 +23,28 @@ pub enum Resource {
 
 /// Fetches resource `name`. Only a failure to run the tool at all (or a
 /// path that cannot be inspected) is an error; a resource the controller
-/// does not have is [`Resource::Missing`].
+/// does not have is [`Resource::Missing`], one it could not serve now
+/// [`Resource::Unavailable`].
 pub fn fetch(tools: &HookTools, name: &str) -> Result<Resource, ResourceError> {
     let path = match tools.resource_get(name) {
         Ok(path) => path,
+        Err(ToolError::Exec(exec)) if exec.timed_out() => {
+            return Ok(Resource::Unavailable(exec.to_string()))
+        }
         Err(e) if e.code() == Some(1) => {
             let ToolError::Exec(exec) = &e else {
                 return Err(ResourceError::Tool(e));
             };
             let msg = exec.stderr().trim();
-            return Ok(Resource::Missing(
-                msg.strip_prefix("ERROR ").unwrap_or(msg).to_string(),
-            ));
+            let msg = msg.strip_prefix("ERROR ").unwrap_or(msg).to_string();
+            // The controller's answer for a resource it does not have ends
+            // in "<resource id> not found"; anything else (a refused or
+            // broken download) may pass.
+            return Ok(if msg.trim_end().ends_with("not found") {
+                Resource::Missing(msg)
+            } else {
+                Resource::Unavailable(msg)
+            });
         }
         Err(e) => return Err(ResourceError::Tool(e)),
     };

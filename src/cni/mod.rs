@@ -59,6 +59,8 @@ pub enum Outcome {
     },
     /// The operator must attach a (better) resource: a blocked message.
     Blocked(String),
+    /// The resource could not be fetched now: why, for a waiting message.
+    Unavailable(String),
 }
 
 /// The prefix of the charm's staging directories under /opt/cni.
@@ -85,6 +87,7 @@ pub fn converge(
             log::debug!("resource-get {name}: {why}");
             return Ok(Outcome::Blocked(format!("Missing {name} resource.")));
         }
+        Resource::Unavailable(why) => return Ok(Outcome::Unavailable(why)),
         Resource::Empty(_) => {
             return Ok(Outcome::Blocked(format!(
                 "{name} resource is empty (zero bytes); attach the CNI plugins tarball for {arch}"
