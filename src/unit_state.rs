@@ -111,10 +111,11 @@ pub struct Recorded {
     /// not): the status says exactly that.
     #[serde(default)]
     pub stop_outcome: Option<String>,
-    /// A program that did not answer in time stopped the last hook: what
-    /// it was, for the status, until a hook gets through.
+    /// What stopped the last hook half-way, though the machine is not
+    /// broken (a program that did not answer in time, a full disk): for the
+    /// status, until a hook gets through.
     #[serde(default)]
-    pub interrupted: Option<String>,
+    pub interrupted: Option<Problem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

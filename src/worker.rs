@@ -104,18 +104,15 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
     if let Some(status) = announced {
         state.get_mut().status = Some(status_key(&status));
     }
-    // A program past its deadline (a wedged snapd or tool) is waited out:
-    // the unit says what did not answer, and the next hook, whatever it
-    // is, redoes this one's work (its mark stays).
+    // A program past its deadline (a wedged snapd or tool), a full disk:
+    // the unit says what stopped it, and the next hook, whatever it is,
+    // redoes this one's work (its mark stays).
     let work = match work {
-        Err(e) => match e.timed_out() {
-            Some(stuck) => {
-                log::warn!("{} stopped: {stuck}", ctx.event.name());
+        Err(e) => match e.interruption() {
+            Some(problem) => {
+                log::warn!("{} stopped: {e}", ctx.event.name());
                 charm::intent::before_change()?;
-                state.get_mut().interrupted = Some(format!(
-                    "{}; retrying on the next hook",
-                    charm::logging::bounded(&stuck.to_string(), 300)
-                ));
+                state.get_mut().interrupted = Some(problem);
                 Ok(())
             }
             None => Err(e),
@@ -339,13 +336,14 @@ fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
             .chain(&recorded.config_problems)
             .chain(&recorded.node_problems)
     };
+    let interrupted = recorded.interrupted.iter();
     for kind in [ProblemKind::Blocked, ProblemKind::ManualUpgrade] {
-        if let Some(p) = all().find(|p| p.kind == kind) {
+        if let Some(p) = interrupted.clone().chain(all()).find(|p| p.kind == kind) {
             return Status::blocked(p.message.clone());
         }
     }
     if let Some(stuck) = &recorded.interrupted {
-        return Status::waiting(stuck.clone());
+        return Status::waiting(stuck.message.clone());
     }
     if let Some(p) = all().find(|p| matches!(p.kind, ProblemKind::Retry | ProblemKind::Waiting)) {
         return Status::waiting(p.message.clone());

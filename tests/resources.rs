@@ -312,7 +312,7 @@ fn bad_cni_tarballs_are_blocked_and_leave_the_installed_plugins_alone() {
         ),
         (
             std::fs::read(&hostile).unwrap(),
-            format!("{resource} resource refused: /etc/hostname is an absolute path"),
+            format!("{resource} resource refused: \"/etc/hostname\" is an absolute path"),
         ),
     ];
     for (bytes, expected) in cases {

@@ -20,6 +20,19 @@ use crate::elf::{self, Binary};
 /// More than any real plugins tarball unpacks to (about 90 MiB upstream).
 pub const MAX_UNPACKED: u64 = 512 << 20;
 
+/// More entries than any real plugins tarball has (about 20).
+pub const MAX_ENTRIES: usize = 4096;
+
+/// The longest file name Linux filesystems take.
+const MAX_NAME: usize = 255;
+
+/// A name from the archive as a message may quote it: escaped (no newline
+/// or control character reaches a status or a log line) and bounded.
+fn shown(path: &Path) -> String {
+    let text = format!("{:?}", path.as_os_str());
+    charm::logging::bounded(&text, 80).into_owned()
+}
+
 /// Why an archive was refused: the operator's to fix, so each reads as a
 /// status message after "<resource> ".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +84,16 @@ pub type IoResult<T> = Result<T, (String, io::Error)>;
 /// Unpacks `archive` into `staging` (an empty directory) for machine `arch`.
 /// `Ok(Err(refusal))` is a bad archive; `Err` is a failure to write.
 pub fn unpack(archive: &Path, staging: &Path, arch: &str) -> IoResult<Result<Unpacked, Refusal>> {
+    unpack_at_most(archive, staging, arch, MAX_UNPACKED)
+}
+
+/// [`unpack`] with a cap of `limit` bytes written.
+fn unpack_at_most(
+    archive: &Path,
+    staging: &Path,
+    arch: &str,
+    limit: u64,
+) -> IoResult<Result<Unpacked, Refusal>> {
     let open = || File::open(archive).map_err(|e| (format!("opening {}", archive.display()), e));
     let mut magic = [0u8; 2];
     if open()?.read_exact(&mut magic).is_err() || magic != [0x1f, 0x8b] {
@@ -82,6 +105,7 @@ pub fn unpack(archive: &Path, staging: &Path, arch: &str) -> IoResult<Result<Unp
         staging,
         arch,
         total: 0,
+        limit,
         files: BTreeMap::new(),
         symlinks: Vec::new(),
     };
@@ -114,13 +138,19 @@ struct Unpacker<'a> {
     staging: &'a Path,
     arch: &'a str,
     total: u64,
+    limit: u64,
     files: BTreeMap<String, Binary>,
     symlinks: Vec<(String, String)>,
 }
 
 impl Unpacker<'_> {
     fn run<R: Read>(&mut self, tar: &mut tar::Archive<R>) -> Result<(), Fault> {
-        for entry in tar.entries()? {
+        for (count, entry) in tar.entries()?.enumerate() {
+            if count >= MAX_ENTRIES {
+                return refuse(Refusal::Unsafe(format!(
+                    "it has more than {MAX_ENTRIES} entries"
+                )));
+            }
             self.entry(&mut entry?)?;
         }
         Ok(())
@@ -136,11 +166,16 @@ impl Unpacker<'_> {
         match kind {
             T::Directory => refuse(Refusal::Unsafe(format!(
                 "it has a directory {} (expected a flat tarball of plugins)",
-                path.display()
+                shown(&path)
             ))),
             T::Regular | T::Continuous => {
-                self.total += entry.header().size()?;
-                if self.total > MAX_UNPACKED {
+                // What the entry says it holds (the PAX size if there is
+                // one) refuses early; what is written is what counts.
+                if self
+                    .total
+                    .checked_add(entry.size())
+                    .is_none_or(|t| t > self.limit)
+                {
                     return refuse(Refusal::TooLarge);
                 }
                 let binary = self.write(&name, entry)?;
@@ -160,8 +195,8 @@ impl Unpacker<'_> {
                         } else {
                             "hard link"
                         },
-                        path.display(),
-                        target.display()
+                        shown(&path),
+                        shown(&target)
                     )))
                 };
                 let target_name = match flat_name(&target) {
@@ -175,7 +210,15 @@ impl Unpacker<'_> {
                 let Some(binary) = self.files.get(&target_name).copied() else {
                     return Err(outside());
                 };
+                if target_name == name {
+                    return refuse(Refusal::Unsafe(format!(
+                        "hard link {} points at itself",
+                        shown(&path)
+                    )));
+                }
                 let (from, to) = (self.staging.join(&target_name), self.staging.join(&name));
+                // A name seen twice: the later entry wins, as with tar(1).
+                let _ = std::fs::remove_file(&to);
                 std::fs::hard_link(&from, &to)
                     .map_err(|e| Fault::Ours(format!("linking {}", to.display()), e))?;
                 self.files.insert(name, binary);
@@ -183,11 +226,11 @@ impl Unpacker<'_> {
             }
             T::Char | T::Block | T::Fifo => refuse(Refusal::Unsafe(format!(
                 "{} is a device node or fifo",
-                path.display()
+                shown(&path)
             ))),
             other => refuse(Refusal::Unsafe(format!(
                 "{} has an unsupported entry type {other:?}",
-                path.display()
+                shown(&path)
             ))),
         }
     }
@@ -212,6 +255,11 @@ impl Unpacker<'_> {
             if n == 0 {
                 break;
             }
+            // Counted as written, whatever the headers said.
+            self.total = match self.total.checked_add(n as u64) {
+                Some(total) if total <= self.limit => total,
+                _ => return refuse(Refusal::TooLarge),
+            };
             if head.len() < 64 {
                 let take = (64 - head.len()).min(n);
                 head.extend_from_slice(&buf[..take]);
@@ -263,35 +311,63 @@ impl Unpacker<'_> {
 }
 
 /// The single file name an entry path stands for: `None` for the archive's
-/// own `./`; a refusal for anything that is absolute, climbs out, or nests.
+/// own `./` and for hidden files (`.DS_Store`, `._bridge`: never plugins,
+/// and the charm's own temporary names start with a dot); a refusal for
+/// anything that is absolute, climbs out, nests, or is not a name a plugin
+/// can have (not UTF-8, a control character, longer than a file name).
 fn flat_name(path: &Path) -> Result<Option<String>, Refusal> {
     let mut names = Vec::new();
     for component in path.components() {
         match component {
             Component::CurDir => {}
-            Component::Normal(n) => names.push(n.to_string_lossy().into_owned()),
+            Component::Normal(n) => names.push(n),
             Component::ParentDir => {
                 return Err(Refusal::Unsafe(format!(
                     "{} climbs out of the archive (..)",
-                    path.display()
+                    shown(path)
                 )))
             }
             Component::RootDir | Component::Prefix(_) => {
                 return Err(Refusal::Unsafe(format!(
                     "{} is an absolute path",
-                    path.display()
+                    shown(path)
                 )))
             }
         }
     }
-    match names.as_slice() {
-        [] => Ok(None),
-        [name] => Ok(Some(name.clone())),
-        _ => Err(Refusal::Unsafe(format!(
-            "{} is in a sub-directory (expected a flat tarball of plugins)",
-            path.display()
-        ))),
+    let name = match names.as_slice() {
+        [] => return Ok(None),
+        [name] => *name,
+        _ => {
+            return Err(Refusal::Unsafe(format!(
+                "{} is in a sub-directory (expected a flat tarball of plugins)",
+                shown(path)
+            )))
+        }
+    };
+    let Some(text) = name.to_str() else {
+        return Err(Refusal::Unsafe(format!(
+            "the name {} is not UTF-8",
+            shown(path)
+        )));
+    };
+    if text.len() > MAX_NAME {
+        return Err(Refusal::Unsafe(format!(
+            "the name {} is {} bytes long (a file name has at most {MAX_NAME})",
+            shown(path),
+            text.len()
+        )));
     }
+    if text.chars().any(char::is_control) {
+        return Err(Refusal::Unsafe(format!(
+            "the name {} has a control character",
+            shown(path)
+        )));
+    }
+    if text.starts_with('.') {
+        return Ok(None);
+    }
+    Ok(Some(text.to_string()))
 }
 
 #[cfg(test)]
@@ -319,7 +395,14 @@ mod tests {
         File(&'a str, Vec<u8>, u32),
         Dir(&'a str),
         Symlink(&'a str, &'a str),
+        /// A hard link to an earlier entry.
+        Link(&'a str, &'a str),
         Fifo(&'a str),
+        /// A file with a name of any length (a GNU long-name entry).
+        Long(String, Vec<u8>),
+        /// A PAX `size=` record followed by a file whose ustar header
+        /// says `header_size` and whose data is `data`.
+        PaxSized(&'a str, String, u64, Vec<u8>),
     }
 
     fn tgz(dir: &Path, entries: &[E]) -> std::path::PathBuf {
@@ -349,10 +432,31 @@ mod tests {
                     h.set_link_name(t).unwrap();
                     (n, &[])
                 }
+                E::Link(n, t) => {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    h.set_link_name(t).unwrap();
+                    (n, &[])
+                }
                 E::Fifo(n) => {
                     h.set_entry_type(tar::EntryType::Fifo);
                     h.set_size(0);
                     (n, &[])
+                }
+                E::Long(n, d) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_mode(0o755);
+                    h.set_size(d.len() as u64);
+                    b.append_data(&mut h, n, d.as_slice()).unwrap();
+                    continue;
+                }
+                E::PaxSized(n, pax_size, header_size, d) => {
+                    b.append_pax_extensions([("size", pax_size.as_bytes())])
+                        .unwrap();
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_mode(0o755);
+                    h.set_size(*header_size);
+                    (n, d.as_slice())
                 }
             };
             // Write the name bytes directly: set_path refuses `..` and `/`.
@@ -430,6 +534,119 @@ mod tests {
             }
             assert!(!dir.path().join("etc").exists());
         }
+    }
+
+    #[test]
+    fn names_no_plugin_can_have_are_refused_and_quoted_safely() {
+        let long = "p".repeat(300);
+        let cases: Vec<(Vec<E>, String)> = vec![
+            (
+                vec![E::File("bri\ndge", elf(62, false), 0o755)],
+                r#"the name "bri\ndge" has a control character"#.into(),
+            ),
+            (
+                vec![E::File("a\u{1b}[31mred", elf(62, false), 0o755)],
+                "has a control character".into(),
+            ),
+            (
+                vec![E::Long(long.clone(), elf(62, false))],
+                "is 300 bytes long (a file name has at most 255)".into(),
+            ),
+            (
+                vec![
+                    E::File("bridge", elf(62, false), 0o755),
+                    E::Link("bridge", "bridge"),
+                ],
+                "points at itself".into(),
+            ),
+        ];
+        for (entries, expected) in cases {
+            let (r, _dir) = unpack_entries(&entries, "amd64");
+            match r {
+                Err(Refusal::Unsafe(why)) => {
+                    assert!(why.contains(&expected), "{why}");
+                    assert!(!why.contains('\n') && !why.contains('\u{1b}'), "{why:?}");
+                    assert!(why.len() < 200, "{why}");
+                }
+                other => panic!("expected a refusal containing {expected:?}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_hard_link_over_an_earlier_name_replaces_it_and_hidden_files_are_left_out() {
+        let (r, dir) = unpack_entries(
+            &[
+                E::File("bridge", elf(62, false), 0o755),
+                E::File("loopback", b"#!/bin/sh\n".to_vec(), 0o755),
+                E::Link("loopback", "bridge"),
+                E::File(".DS_Store", elf(62, false), 0o755),
+                E::File("._bridge", elf(62, false), 0o755),
+            ],
+            "amd64",
+        );
+        let r = r.unwrap();
+        assert_eq!(
+            r.plugins.iter().cloned().collect::<Vec<_>>(),
+            ["bridge", "loopback"]
+        );
+        let staging = dir.path().join("staging");
+        assert_eq!(
+            std::fs::read(staging.join("loopback")).unwrap(),
+            elf(62, false)
+        );
+        assert!(!staging.join(".DS_Store").exists());
+    }
+
+    #[test]
+    fn the_cap_counts_bytes_written_not_what_headers_say() {
+        // The ustar header says 10 bytes, the PAX record 2 MiB, and 2 MiB
+        // follow: the cap (1 MiB here) is met at the bytes written.
+        let data = [elf(62, false), vec![0u8; 2 << 20]].concat();
+        let size = data.len().to_string();
+        let entries = [E::PaxSized("bridge", size, 10, data)];
+        let dir = tempfile::tempdir().unwrap();
+        let archive = tgz(dir.path(), &entries);
+        let staging = dir.path().join("staging");
+        std::fs::create_dir(&staging).unwrap();
+        let r = unpack_at_most(&archive, &staging, "amd64", 1 << 20).unwrap();
+        assert_eq!(r.unwrap_err(), Refusal::TooLarge);
+        let written = std::fs::metadata(staging.join("bridge")).map_or(0, |m| m.len());
+        assert!(written <= 1 << 20, "{written}");
+        // The same archive under the real cap unpacks.
+        let staging = dir.path().join("staging2");
+        std::fs::create_dir(&staging).unwrap();
+        let r = unpack(&archive, &staging, "amd64").unwrap().unwrap();
+        assert!(r.plugins.contains("bridge"));
+        assert_eq!(
+            std::fs::metadata(staging.join("bridge")).unwrap().len(),
+            (2 << 20) + 256
+        );
+    }
+
+    #[test]
+    fn a_size_near_u64_max_is_refused_without_overflow() {
+        let entries = [
+            E::File("loopback", elf(62, false), 0o755),
+            E::PaxSized("bridge", u64::MAX.to_string(), 10, elf(62, false)),
+        ];
+        let (r, _dir) = unpack_entries(&entries, "amd64");
+        // The tar reader itself may call it corrupt first: a refusal either way.
+        let r = r.unwrap_err();
+        assert!(
+            matches!(r, Refusal::TooLarge | Refusal::Corrupt(_)),
+            "{r:?}"
+        );
+        let entries = [
+            E::File("loopback", elf(62, false), 0o755),
+            E::PaxSized("bridge", (u64::MAX - 300).to_string(), 10, elf(62, false)),
+        ];
+        let (r, _dir) = unpack_entries(&entries, "amd64");
+        let r = r.unwrap_err();
+        assert!(
+            matches!(r, Refusal::TooLarge | Refusal::Corrupt(_)),
+            "{r:?}"
+        );
     }
 
     #[test]

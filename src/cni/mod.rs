@@ -152,11 +152,6 @@ pub fn converge(
     let unpacked = match archive::unpack(&path, staging.path(), arch.name()) {
         Ok(Ok(unpacked)) => unpacked,
         Ok(Err(refusal)) => return Ok(Outcome::Blocked(refusal.message(&name))),
-        Err((doing, source)) if source.raw_os_error() == Some(nix::libc::ENOSPC) => {
-            return Ok(Outcome::Blocked(format!(
-                "{doing}: no space left on device; free space in {CNI_DIR}"
-            )))
-        }
         Err((doing, source)) => return Err(Error::Io { doing, source }),
     };
     if !unpacked.skipped.is_empty() {
