@@ -696,20 +696,26 @@ impl Node<'_> {
             }
         }
         if let Some(ubuntu) = self.ubuntu_user()? {
-            let dir = self.root.path(format!("{}/.kube", ubuntu.home));
-            if files::ensure_dir(&dir, 0o700)? == Change::Written {
-                std::os::unix::fs::chown(&dir, Some(ubuntu.owner.uid), Some(ubuntu.owner.gid))
-                    .map_err(|source| Error::Io {
-                        doing: format!("giving {} to ubuntu", dir.display()),
-                        source,
-                    })?;
-            }
-            files::write_atomic(
-                &dir.join("config"),
-                kubeconfig("ubuntu", &creds.client_token).as_bytes(),
+            // ubuntu owns its home and .kube: written by descriptor, never
+            // through a link it placed there. A home that is not as it
+            // should be costs ubuntu its kubeconfig, not the node.
+            let home = self.root.path(&ubuntu.home);
+            let config = kubeconfig("ubuntu", &creds.client_token);
+            let written = files::write_in_owned_dir(
+                &home,
+                ".kube",
+                "config",
+                config.as_bytes(),
                 0o600,
-                Some(ubuntu.owner),
-            )?;
+                ubuntu.owner,
+            );
+            match written {
+                Ok(_) => {}
+                Err(e) if e.action == files::REFUSED => {
+                    log::warn!("not writing ubuntu's kubeconfig: {e}")
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let kubelet_reads = vec![
             daemons::CA,

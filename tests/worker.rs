@@ -244,6 +244,9 @@ fn the_ubuntu_user_gets_its_own_kubeconfig() {
         "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n",
     )
     .unwrap();
+    let home = sim.root().join("home/ubuntu");
+    std::fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(1000), Some(1000)).unwrap();
     for run in sim.deploy() {
         run.assert_ok();
     }
@@ -261,6 +264,62 @@ fn the_ubuntu_user_gets_its_own_kubeconfig() {
         serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(config["users"][0]["name"], "ubuntu");
     assert_eq!(config["users"][0]["user"]["token"], c.client_token.as_str());
+}
+
+#[test]
+fn ubuntus_kubeconfig_is_never_written_through_a_link() {
+    let setup = |prepare: &dyn Fn(&std::path::Path)| {
+        let (sim, scratch) = common::provisioned();
+        std::fs::create_dir_all(sim.root().join("etc")).unwrap();
+        std::fs::write(
+            sim.root().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n",
+        )
+        .unwrap();
+        let home = sim.root().join("home/ubuntu");
+        std::fs::create_dir_all(&home).unwrap();
+        std::os::unix::fs::chown(&home, Some(1000), Some(1000)).unwrap();
+        prepare(&home);
+        for run in sim.deploy() {
+            run.assert_ok();
+        }
+        let c = cluster::Cluster::new();
+        c.relate(&sim, Master::Today);
+        (sim, scratch, c)
+    };
+    // ubuntu pointed .kube at a directory of root's.
+    let (sim, _s, _c) = setup(&|home| {
+        std::fs::create_dir_all(home.join("../../etc/secrets")).unwrap();
+        std::os::unix::fs::symlink("../../etc/secrets", home.join(".kube")).unwrap();
+    });
+    assert_eq!(sim.status().0, "active", "{:?}", sim.status());
+    assert!(common::tree(&sim.root().join("etc/secrets")).is_empty());
+    assert!(sim.unit().logs.iter().any(|l| l.level == "WARNING"
+        && l.message.contains("not writing ubuntu's kubeconfig")
+        && l.message.contains("not a real directory")));
+    // A .kube that is not ubuntu's.
+    let (sim, _s, _c) = setup(&|home| {
+        std::fs::create_dir(home.join(".kube")).unwrap();
+        std::os::unix::fs::chown(home.join(".kube"), Some(1001), Some(1001)).unwrap();
+    });
+    assert_eq!(sim.status().0, "active");
+    assert!(!sim.root().join("home/ubuntu/.kube/config").exists());
+    // A config that is a link: replaced by a file, its target untouched.
+    let (sim, _s, c) = setup(&|home| {
+        std::fs::create_dir(home.join(".kube")).unwrap();
+        std::os::unix::fs::chown(home.join(".kube"), Some(1000), Some(1000)).unwrap();
+        std::fs::write(home.join("../../etc/shadow"), b"root's").unwrap();
+        std::os::unix::fs::symlink("../../../etc/shadow", home.join(".kube/config")).unwrap();
+    });
+    let config = sim.root().join("home/ubuntu/.kube/config");
+    assert!(config.symlink_metadata().unwrap().is_file());
+    assert!(std::fs::read_to_string(&config)
+        .unwrap()
+        .contains(&c.client_token));
+    assert_eq!(
+        std::fs::read(sim.root().join("etc/shadow")).unwrap(),
+        b"root's"
+    );
 }
 
 #[test]

@@ -174,6 +174,187 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<Change, FileError> {
     Ok(Change::Written)
 }
 
+/// The action of a [`FileError`] from [`write_in_owned_dir`] when the place
+/// is not as it must be (a symlink, another owner): nothing was written.
+pub const REFUSED: &str = "refusing to write in";
+
+/// Writes `file` in the directory `dir` of `parent` (a user's home), both
+/// named without following any symlink: `dir` is created (0700, given to
+/// `owner`) if missing, and must otherwise be a real directory owned by
+/// `owner`. The user owns that directory and could otherwise point it (or
+/// the file) anywhere and have root write there; every step works on the
+/// directory opened once, by descriptor. Unchanged content is not
+/// rewritten.
+pub fn write_in_owned_dir(
+    parent: &Path,
+    dir: &str,
+    file: &str,
+    contents: &[u8],
+    mode: u32,
+    owner: Owner,
+) -> Result<Change, FileError> {
+    use nix::fcntl::{openat, renameat, OFlag};
+    use nix::sys::stat::{fstat, mkdirat, Mode};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let dir_path = parent.join(dir);
+    let path = dir_path.join(file);
+    let errno = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |e: nix::errno::Errno| FileError {
+            action,
+            path,
+            source: io::Error::from_raw_os_error(e as i32),
+        }
+    };
+    let no_follow = OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let not_real = |path: &Path| FileError {
+        action: REFUSED,
+        path: path.to_path_buf(),
+        source: io::Error::other("it is not a real directory (a symlink?)"),
+    };
+    let parent_fd = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_DIRECTORY | no_follow).bits())
+        .open(parent)
+        .map_err(|e| match e.raw_os_error() {
+            Some(nix::libc::ELOOP | nix::libc::ENOTDIR) => not_real(parent),
+            Some(nix::libc::ENOENT) => FileError {
+                action: REFUSED,
+                path: parent.to_path_buf(),
+                source: e,
+            },
+            _ => err("opening (without following links)", parent)(e),
+        })?;
+    let created = if fs::symlink_metadata(&dir_path).is_ok() {
+        false
+    } else {
+        crate::intent::before_change()?;
+        match mkdirat(
+            Some(parent_fd.as_raw_fd()),
+            dir,
+            Mode::from_bits_truncate(0o700),
+        ) {
+            Ok(()) => true,
+            Err(nix::errno::Errno::EEXIST) => false,
+            Err(e) => return Err(errno("creating directory", &dir_path)(e)),
+        }
+    };
+    let open_in = |at: &File, name: &str, flags: OFlag, mode: u32| -> nix::Result<File> {
+        let fd = openat(
+            Some(at.as_raw_fd()),
+            name,
+            flags | no_follow,
+            Mode::from_bits_truncate(mode),
+        )?;
+        // SAFETY: openat just returned this descriptor, owned by nothing else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    };
+    let dir_fd =
+        open_in(&parent_fd, dir, OFlag::O_DIRECTORY | OFlag::O_RDONLY, 0).map_err(|e| {
+            match e {
+                // O_NOFOLLOW on a symlink, or not a directory at all.
+                nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => not_real(&dir_path),
+                e => errno("opening (without following links)", &dir_path)(e),
+            }
+        })?;
+    let stat = fstat(dir_fd.as_raw_fd()).map_err(errno("inspecting", &dir_path))?;
+    if created {
+        nix::unistd::fchown(
+            dir_fd.as_raw_fd(),
+            Some(owner.uid.into()),
+            Some(owner.gid.into()),
+        )
+        .map_err(errno("setting the owner of", &dir_path))?;
+    } else if stat.st_uid != owner.uid {
+        return Err(FileError {
+            action: REFUSED,
+            path: dir_path,
+            source: io::Error::other(format!(
+                "it is owned by uid {}, not {}",
+                stat.st_uid, owner.uid
+            )),
+        });
+    }
+    // Already in place?
+    if let Ok(mut current) = open_in(&dir_fd, file, OFlag::O_RDONLY, 0) {
+        let meta = current.metadata().map_err(err("inspecting", &path))?;
+        if meta.is_file()
+            && meta.len() == contents.len() as u64
+            && meta.mode() & 0o7777 == mode
+            && (meta.uid(), meta.gid()) == (owner.uid, owner.gid)
+        {
+            let mut now = Vec::with_capacity(contents.len());
+            io::Read::read_to_end(&mut current, &mut now).map_err(err("reading", &path))?;
+            if now == contents {
+                return Ok(Change::Unchanged);
+            }
+        }
+    }
+    crate::intent::before_change()?;
+    sweep_temporaries(&dir_path, file);
+    let tmp_name = format!(".{file}.{}.tmp", random_suffix());
+    let mut tmp = open_in(
+        &dir_fd,
+        &tmp_name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+        0o600,
+    )
+    .map_err(errno("creating a temporary file beside", &path))?;
+    let written = (|| -> Result<(), FileError> {
+        nix::unistd::fchown(
+            tmp.as_raw_fd(),
+            Some(owner.uid.into()),
+            Some(owner.gid.into()),
+        )
+        .map_err(errno("setting the owner of the new", &path))?;
+        tmp.set_permissions(Permissions::from_mode(mode))
+            .map_err(err("setting the mode of the new", &path))?;
+        tmp.write_all(contents).map_err(err("writing", &path))?;
+        tmp.sync_all().map_err(err("syncing", &path))?;
+        renameat(
+            Some(dir_fd.as_raw_fd()),
+            tmp_name.as_str(),
+            Some(dir_fd.as_raw_fd()),
+            file,
+        )
+        .map_err(errno("renaming into place", &path))
+    })();
+    if let Err(e) = written {
+        let _ = nix::unistd::unlinkat(
+            Some(dir_fd.as_raw_fd()),
+            tmp_name.as_str(),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+        return Err(e);
+    }
+    dir_fd
+        .sync_all()
+        .map_err(err("syncing the directory of", &path))?;
+    Ok(Change::Written)
+}
+
+/// Six letters and digits, different in every call.
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let mut n = hasher.finish();
+    (0..TEMP_RANDOM_LEN)
+        .map(|_| {
+            let c = ALPHABET[(n % ALPHABET.len() as u64) as usize] as char;
+            n /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
 /// Reads a file that may legitimately be absent.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
     match fs::read(path) {
