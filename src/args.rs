@@ -18,7 +18,10 @@ pub fn parse_extra_args(option: &str, text: &str) -> Result<BTreeMap<String, Str
             Some((k, v)) if v.starts_with('"') => {
                 let start = k.len() + 2;
                 let (value, len) = quoted(&rest[start..]).ok_or_else(|| {
-                    format!("{option} has an unterminated quote in {:?}", &rest[..end])
+                    format!(
+                        "{option} has an unterminated quote in {}",
+                        crate::validate::quoted(&rest[..end])
+                    )
                 })?;
                 let token = &rest[..start + len];
                 (k, value, token)
@@ -40,7 +43,17 @@ pub fn parse_extra_args(option: &str, text: &str) -> Result<BTreeMap<String, Str
             } else {
                 ""
             };
-            return Err(format!("{option} has a bad token {token:?}{hint}"));
+            return Err(format!(
+                "{option} has a bad token {}{hint}",
+                crate::validate::quoted(token)
+            ));
+        }
+        // A newline would end the flag in a snap's option or config file.
+        if value.chars().any(char::is_control) {
+            return Err(format!(
+                "{option}: the value of {key} holds a control character: {}",
+                crate::validate::quoted(&value)
+            ));
         }
         args.insert(key.to_string(), value);
     }
@@ -81,7 +94,12 @@ pub struct Labels {
 pub fn parse_labels(text: &str) -> Result<Labels, String> {
     let mut labels = Labels::default();
     for token in text.split_whitespace() {
-        let bad = |why: &str| format!("labels has a bad label {token:?}: {why}");
+        let bad = |why: &str| {
+            format!(
+                "labels has a bad label {}: {why}",
+                crate::validate::quoted(token)
+            )
+        };
         let (key, value) = match token.split_once('=') {
             Some(kv) => kv,
             None => match token.strip_suffix('-') {
@@ -148,6 +166,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn control_characters_in_values_are_refused() {
+        let err =
+            parse_extra_args("kubelet-extra-args", "v=2 node-labels=\"a=b\nc=d\"").unwrap_err();
+        assert_eq!(
+            err,
+            r#"kubelet-extra-args: the value of node-labels holds a control character: "a=b\nc=d""#
+        );
+        let long = format!("{}=1", "-".repeat(100_000));
+        assert!(parse_extra_args("x", &long).unwrap_err().len() < 200);
+    }
+
+    #[test]
     fn extra_args() {
         let args = parse_extra_args(
             "kubelet-extra-args",
@@ -209,7 +239,7 @@ mod tests {
             &format!("k={}", "a".repeat(64)),
         ] {
             let err = parse_labels(bad).unwrap_err();
-            assert!(err.contains(&format!("{bad:?}")), "{err}");
+            assert!(err.contains(&crate::validate::quoted(bad)), "{err}");
         }
     }
 }

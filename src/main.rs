@@ -31,6 +31,7 @@ mod node;
 mod relations;
 mod snaps;
 mod unit_state;
+mod validate;
 mod worker;
 
 use std::process::ExitCode;

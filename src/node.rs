@@ -388,6 +388,8 @@ impl Node<'_> {
                                 credentials: Some(CredentialsRef::Tokens(c)),
                                 ..
                             })) if matches(&c) => Ok(c),
+                            // A token that is none: the ones in place stay.
+                            Err(malformed) => Err(Problem::blocked(malformed)),
                             _ => Err(Problem::waiting("Waiting for kube-control relation data")),
                         }
                     }
@@ -448,11 +450,23 @@ impl Node<'_> {
             get("proxy-token"),
             get("client-token"),
         ) {
-            (Some(kubelet_token), Some(proxy_token), Some(client_token)) => Ok(Ok(Credentials {
-                kubelet_token,
-                proxy_token,
-                client_token,
-            })),
+            (Some(kubelet_token), Some(proxy_token), Some(client_token)) => {
+                for (key, token) in [
+                    ("kubelet-token", &kubelet_token),
+                    ("proxy-token", &proxy_token),
+                    ("client-token", &client_token),
+                ] {
+                    if let Err(why) = crate::validate::token(token) {
+                        // The tokens in place stay in force.
+                        return Ok(Err(Problem::blocked(format!("secret {id}: {key} {why}"))));
+                    }
+                }
+                Ok(Ok(Credentials {
+                    kubelet_token,
+                    proxy_token,
+                    client_token,
+                }))
+            }
             _ => waiting(format!(
                 "secret {id} lacks kubelet-token, proxy-token or client-token"
             )),

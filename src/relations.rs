@@ -5,6 +5,7 @@
 //! a relation hook on this unit for every change of remote data. Parsing
 //! is pure: every malformed value is reported naming the relation and key.
 
+use crate::validate;
 use std::collections::BTreeMap;
 
 use charm::tools::Databag;
@@ -95,7 +96,8 @@ pub fn read(tools: &HookTools, endpoint: &str) -> Result<EndpointData, Error> {
 pub type Malformed = String;
 
 fn malformed(endpoint: &str, unit: &str, key: &str, why: impl std::fmt::Display) -> Malformed {
-    format!("{endpoint} relation: {key} from {unit} {why}")
+    let text = format!("{endpoint} relation: {key} from {unit} {why}");
+    charm::logging::bounded(&text, 300).into_owned()
 }
 
 /// `https://<host>:<port>` for every unit of the http relation.
@@ -109,14 +111,8 @@ pub fn api_urls_from_http(data: &EndpointData) -> Result<Vec<String>, Malformed>
         let (Some(host), Some(port)) = (host, bag.get("port")) else {
             continue;
         };
-        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
-            malformed(
-                KUBE_API_ENDPOINT,
-                unit,
-                "port",
-                format!("is not a port number: {port:?}"),
-            )
-        })?;
+        let port =
+            validate::port(port).map_err(|why| malformed(KUBE_API_ENDPOINT, unit, "port", why))?;
         let host_ok = !host.is_empty()
             && host
                 .chars()
@@ -126,7 +122,7 @@ pub fn api_urls_from_http(data: &EndpointData) -> Result<Vec<String>, Malformed>
                 KUBE_API_ENDPOINT,
                 unit,
                 "hostname",
-                format!("is not a host name: {host:?}"),
+                format!("is not a host name: {}", validate::quoted(host)),
             ));
         }
         // An IPv6 literal needs brackets in a URL.
@@ -143,11 +139,19 @@ pub fn api_urls_from_http(data: &EndpointData) -> Result<Vec<String>, Malformed>
 }
 
 fn check_url(url: &str) -> Result<(), String> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Ok(()),
-        Ok(_) => Err(format!("is not an https URL: {url:?}")),
-        Err(e) => Err(format!("is not a URL: {url:?} ({e})")),
+    validate::https_url(url)
+}
+
+/// Every token must be one, before it reaches a kubeconfig.
+fn check_tokens(creds: &Credentials) -> Result<(), (&'static str, String)> {
+    for (which, token) in [
+        ("kubelet", &creds.kubelet_token),
+        ("proxy", &creds.proxy_token),
+        ("client", &creds.client_token),
+    ] {
+        validate::token(token).map_err(|why| (which, why))?;
     }
+    Ok(())
 }
 
 /// The tokens this node uses.
@@ -304,11 +308,15 @@ pub fn kube_control(
                             .iter()
                             .all(|t| !t.is_empty()) =>
                         {
-                            Some(CredentialsRef::Tokens(Credentials {
+                            let creds = Credentials {
                                 kubelet_token: c.kubelet_token.clone(),
                                 proxy_token: c.proxy_token.clone(),
                                 client_token: c.client_token.clone(),
-                            }))
+                            };
+                            check_tokens(&creds).map_err(|(which, why)| {
+                                bad("creds", format!("for {node_user}: its {which} token {why}"))
+                            })?;
+                            Some(CredentialsRef::Tokens(creds))
                         }
                         None => None,
                     },
@@ -319,11 +327,16 @@ pub fn kube_control(
                 bag.get("proxy_token"),
                 bag.get("client_token"),
             ) {
-                (Some(k), Some(p), Some(c)) => Some(CredentialsRef::Tokens(Credentials {
-                    kubelet_token: k.clone(),
-                    proxy_token: p.clone(),
-                    client_token: c.clone(),
-                })),
+                (Some(k), Some(p), Some(c)) => {
+                    let creds = Credentials {
+                        kubelet_token: k.clone(),
+                        proxy_token: p.clone(),
+                        client_token: c.clone(),
+                    };
+                    check_tokens(&creds)
+                        .map_err(|(which, why)| bad(&format!("{which}_token"), why))?;
+                    Some(CredentialsRef::Tokens(creds))
+                }
                 _ => None,
             },
         };
@@ -333,7 +346,7 @@ pub fn kube_control(
             Some(other) => {
                 return Err(bad(
                     "enable-kube-dns",
-                    format!("is not True or False: {other:?}"),
+                    format!("is not True or False: {}", validate::quoted(other)),
                 ))
             }
         };
@@ -347,18 +360,16 @@ pub fn kube_control(
             {
                 None => Dns::Pending,
                 Some(ip) => {
-                    ip.parse::<std::net::IpAddr>()
-                        .map_err(|_| bad("sdn-ip", format!("is not an IP address: {ip:?}")))?;
+                    validate::ip(&ip).map_err(|why| bad("sdn-ip", why))?;
                     let port = match bag.get("port").map(|v| decoded(v)) {
                         None => 53,
-                        Some(p) => p
-                            .parse()
-                            .map_err(|_| bad("port", format!("is not a port number: {p:?}")))?,
+                        Some(p) => validate::port(&p).map_err(|why| bad("port", why))?,
                     };
                     let domain = bag
                         .get("domain")
                         .map(|v| decoded(v))
                         .unwrap_or_else(|| "cluster.local".into());
+                    validate::dns_name(&domain).map_err(|why| bad("domain", why))?;
                     Dns::Ready { ip, domain, port }
                 }
             }
@@ -367,7 +378,10 @@ pub fn kube_control(
             None => Vec::new(),
             Some(json) => {
                 let urls: Vec<String> = serde_json::from_str(json).map_err(|e| {
-                    bad("api-endpoints", format!("is not a JSON list of URLs: {e}"))
+                    bad(
+                        "api-endpoints",
+                        format!("is not a JSON list of URLs ({:?} error)", e.classify()),
+                    )
                 })?;
                 for url in &urls {
                     check_url(url).map_err(|why| bad("api-endpoints", why))?;
@@ -378,21 +392,32 @@ pub fn kube_control(
         let has_xcp = match bag.get("has-xcp").map(|v| decoded(v)).as_deref() {
             None | Some("") | Some("false") | Some("False") => false,
             Some("true") | Some("True") => true,
-            Some(other) => return Err(bad("has-xcp", format!("is not true or false: {other:?}"))),
+            Some(other) => {
+                return Err(bad(
+                    "has-xcp",
+                    format!("is not true or false: {}", validate::quoted(other)),
+                ))
+            }
         };
+        let cluster_tag = bag
+            .get("cluster-tag")
+            .map(|v| decoded(v))
+            .filter(|t| !t.is_empty());
+        if let Some(tag) = &cluster_tag {
+            validate::simple_name(tag).map_err(|why| bad("cluster-tag", why))?;
+        }
+        let registry = bag
+            .get("registry-location")
+            .map(|v| decoded(v))
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| DEFAULT_REGISTRY.to_string());
+        validate::registry(&registry).map_err(|why| bad("registry-location", why))?;
         let candidate = KubeControl {
             credentials,
             dns,
             api_urls,
-            cluster_tag: bag
-                .get("cluster-tag")
-                .map(|v| decoded(v))
-                .filter(|t| !t.is_empty()),
-            registry: bag
-                .get("registry-location")
-                .map(|v| decoded(v))
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| DEFAULT_REGISTRY.to_string()),
+            cluster_tag,
+            registry,
             has_xcp,
         };
         // With several masters, the most complete answer counts.
@@ -440,9 +465,12 @@ pub fn certificates(
             continue;
         }
         for (key, value) in keys.iter().zip(&values) {
-            if !value.contains("-----BEGIN ") {
-                return Err(malformed(CERTIFICATES, unit, key, "is not PEM"));
-            }
+            let kind = if key.ends_with(".key") {
+                validate::Pem::PrivateKey
+            } else {
+                validate::Pem::Certificates
+            };
+            validate::pem(value, kind).map_err(|why| malformed(CERTIFICATES, unit, key, why))?;
         }
         return Ok(Some(Certificates {
             ca: values[0].clone(),
@@ -475,9 +503,13 @@ pub fn cni(data: &EndpointData) -> Result<Option<Cni>, Malformed> {
         return Ok(None);
     };
     let conf_file = units
-        .values()
-        .find_map(|bag| bag.get("cni-conf-file").map(|v| decoded(v)))
-        .filter(|f| !f.is_empty());
+        .iter()
+        .find_map(|(unit, bag)| bag.get("cni-conf-file").map(|v| (unit, decoded(v))))
+        .filter(|(_, f)| !f.is_empty());
+    if let Some((unit, file)) = &conf_file {
+        validate::simple_name(file).map_err(|why| malformed(CNI, unit, "cni-conf-file", why))?;
+    }
+    let conf_file = conf_file.map(|(_, f)| f);
     Ok(Some(Cni { cidr, conf_file }))
 }
 
@@ -498,7 +530,7 @@ pub fn cluster_cidr(data: &EndpointData) -> Result<Option<String>, Malformed> {
                     CNI,
                     unit,
                     "cidr",
-                    format!("is not a CIDR: {cidr:?}"),
+                    format!("is not a CIDR: {}", validate::quoted(&cidr)),
                 ));
             }
             return Ok(Some(cidr));
@@ -541,7 +573,10 @@ pub fn container_runtime(data: &EndpointData) -> Result<Option<Runtime>, Malform
                 CONTAINER_RUNTIME,
                 unit,
                 "socket",
-                format!("is not a unix:// or npipe:// URL: {socket:?}"),
+                format!(
+                    "is not a unix:// or npipe:// URL: {}",
+                    validate::quoted(&socket)
+                ),
             ));
         }
         return Ok(Some(Runtime {
@@ -599,7 +634,7 @@ mod tests {
         let bad = data(&[("m/0", &[("private-address", "10.0.0.5"), ("port", "sixty")])]);
         assert_eq!(
             api_urls_from_http(&bad).unwrap_err(),
-            "kube-api-endpoint relation: port from m/0 is not a port number: \"sixty\""
+            "kube-api-endpoint relation: port from m/0 is not a port number (1-65535): \"sixty\""
         );
         let v6 = data(&[("m/0", &[("private-address", "fd00::5"), ("port", "6443")])]);
         assert_eq!(
@@ -848,24 +883,83 @@ mod tests {
     }
 
     #[test]
-    fn certificates_need_all_five() {
-        let pem = "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n";
+    fn certificates_need_all_five_and_each_must_parse() {
+        let pki = juju_sim::cluster::Pki::new();
+        let ca = pki.ca_pem();
+        let (cert, key, _, _) = pki.issue(&["w"]);
         let mut kv = vec![
-            ("ca", pem),
-            ("client.cert", pem),
-            ("client.key", pem),
-            ("w_0.server.cert", pem),
+            ("ca", ca.as_str()),
+            ("client.cert", cert.as_str()),
+            ("client.key", key.as_str()),
+            ("w_0.server.cert", cert.as_str()),
         ];
         assert_eq!(certificates(&data(&[("ca/0", &kv)]), "w_0").unwrap(), None);
-        kv.push(("w_0.server.key", pem));
+        kv.push(("w_0.server.key", key.as_str()));
         assert!(certificates(&data(&[("ca/0", &kv)]), "w_0")
             .unwrap()
             .is_some());
+        let good = kv.clone();
         kv[0] = ("ca", "garbage");
         assert_eq!(
             certificates(&data(&[("ca/0", &kv)]), "w_0").unwrap_err(),
-            "certificates relation: ca from ca/0 is not PEM"
+            "certificates relation: ca from ca/0 holds no PEM certificate"
         );
+        // PEM armour around something that is not a certificate.
+        let fake = "-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n";
+        let mut kv = good.clone();
+        kv[3] = ("w_0.server.cert", fake);
+        assert!(certificates(&data(&[("ca/0", &kv)]), "w_0")
+            .unwrap_err()
+            .starts_with("certificates relation: w_0.server.cert from ca/0 holds a certificate that does not parse"));
+        // A certificate where the key should be; the key is never quoted.
+        let mut kv = good;
+        kv[4] = ("w_0.server.key", cert.as_str());
+        assert_eq!(
+            certificates(&data(&[("ca/0", &kv)]), "w_0").unwrap_err(),
+            "certificates relation: w_0.server.key from ca/0 is not a PEM private key"
+        );
+    }
+
+    #[test]
+    fn values_that_would_reach_flags_and_files_are_checked() {
+        let bad = |kv: &[(&str, &str)]| kube_control(&data(&[("m/0", kv)]), "u").unwrap_err();
+        let dns = [("sdn-ip", "10.152.183.10")];
+        let with = |extra: (&'static str, &'static str)| {
+            let mut kv = dns.to_vec();
+            kv.push(extra);
+            kv
+        };
+        assert_eq!(
+            bad(&with(("domain", "cluster.local\n--v=9"))),
+            r#"kube-control relation: domain from m/0 is not a DNS name: "cluster.local\n--v=9""#
+        );
+        assert!(bad(&with(("port", "0"))).contains("port from m/0 is not a port number (1-65535)"));
+        assert!(bad(&[("registry-location", "r.example --x")]).contains("registry-location"));
+        assert!(bad(&[("cluster-tag", "a/../b")]).contains("cluster-tag"));
+        assert!(
+            bad(&[("api-endpoints", r#"["https://10.0.0.1:6443\n"]"#)]).contains("api-endpoints")
+        );
+        let why = bad(&[
+            ("kubelet_token", "good-token"),
+            ("proxy_token", "bad token\nwith newline"),
+            ("client_token", "good"),
+        ]);
+        assert_eq!(
+            why,
+            "kube-control relation: proxy_token from m/0 is not a token (character 4 is not printable ASCII)"
+        );
+        let creds =
+            r#"{"u": {"kubelet_token": "k", "proxy_token": "p", "client_token": "c\u0007"}}"#;
+        let why = bad(&[("creds", creds)]);
+        assert!(
+            why.contains("creds from m/0 for u: its client token is not a token"),
+            "{why}"
+        );
+        assert!(!why.contains('\u{7}'));
+        // Very long values are quoted short.
+        let long = "x".repeat(300_000);
+        let why = bad(&with(("domain", Box::leak(long.into_boxed_str()))));
+        assert!(why.len() <= 320, "{}", why.len());
     }
 
     #[test]

@@ -467,13 +467,19 @@ fn malformed_relation_data_blocks_naming_the_key_and_writes_nothing() {
     let before = snapshot(&sim);
     let api = rels.api.unwrap();
     let cases: Vec<(u32, &str, &str, &str, &str)> = vec![
-        (api, "kubernetes-master/0", "port", "sixty", "kube-api-endpoint relation: port from kubernetes-master/0 is not a port number: \"sixty\""),
+        (api, "kubernetes-master/0", "port", "sixty", "kube-api-endpoint relation: port from kubernetes-master/0 is not a port number (1-65535): \"sixty\""),
         (api, "kubernetes-master/0", "hostname", "not a host", "kube-api-endpoint relation: hostname from kubernetes-master/0 is not a host name: \"not a host\""),
         (rels.control, "kubernetes-master/0", "creds", "{oops", "kube-control relation: creds from kubernetes-master/0 is not valid JSON"),
         (rels.control, "kubernetes-master/0", "api-endpoints", "not-json", "kube-control relation: api-endpoints from kubernetes-master/0 is not a JSON list of URLs"),
         (rels.control, "kubernetes-master/0", "enable-kube-dns", "Yes", "kube-control relation: enable-kube-dns from kubernetes-master/0 is not True or False: \"Yes\""),
         (rels.control, "kubernetes-master/0", "sdn-ip", "ten.ten", "kube-control relation: sdn-ip from kubernetes-master/0 is not an IP address: \"ten.ten\""),
-        (rels.certs, "easyrsa/0", "ca", "not a certificate", "certificates relation: ca from easyrsa/0 is not PEM"),
+        (rels.certs, "easyrsa/0", "ca", "not a certificate", "certificates relation: ca from easyrsa/0 holds no PEM certificate"),
+        (rels.certs, "easyrsa/0", "ca", "-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n", "certificates relation: ca from easyrsa/0 holds a certificate that does not parse"),
+        (rels.certs, "easyrsa/0", "client.key", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "certificates relation: client.key from easyrsa/0 is not a PEM private key"),
+        (rels.control, "kubernetes-master/0", "domain", "cluster.local\n--v=9", "kube-control relation: domain from kubernetes-master/0 is not a DNS name: \"cluster.local\\n--v=9\""),
+        (rels.control, "kubernetes-master/0", "port", "0", "kube-control relation: port from kubernetes-master/0 is not a port number (1-65535): \"0\""),
+        (rels.control, "kubernetes-master/0", "kubelet_token", "tok\u{1b}[2Jen", "kube-control relation: kubelet_token from kubernetes-master/0 is not a token (character 4 is not printable ASCII)"),
+        (api, "kubernetes-master/0", "port", "0", "kube-api-endpoint relation: port from kubernetes-master/0 is not a port number (1-65535)"),
         (rels.cni, "flannel/0", "cidr", "10.1.0.0/99", "cni relation: cidr from flannel/0 is not a CIDR: \"10.1.0.0/99\""),
     ];
     for (id, unit, key, bad, expected) in cases {
@@ -492,6 +498,24 @@ fn malformed_relation_data_blocks_naming_the_key_and_writes_nothing() {
             .assert_ok();
         active(&sim);
     }
+    // A value longer than one argument may be (128 KiB): every hook still
+    // succeeds, and what is quoted of it is short.
+    let huge = "x".repeat(300 << 10);
+    let run = sim.change(rels.control, "kubernetes-master/0", &[("domain", &huge)]);
+    run.assert_ok();
+    let (status, message) = sim.status();
+    assert_eq!(status, "blocked");
+    assert!(
+        message.starts_with(
+            "kube-control relation: domain from kubernetes-master/0 is not a DNS name: \"xxx"
+        ),
+        "{}",
+        &message[..100]
+    );
+    assert!(message.len() < 400, "{}", message.len());
+    sim.hook("update-status").assert_ok();
+    assert!(sim.unit().logs.iter().all(|l| l.message.len() < 10_000));
+    assert_eq!(snapshot(&sim), before);
 }
 
 #[test]
