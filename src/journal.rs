@@ -41,6 +41,10 @@ pub struct Journal {
     /// after every relation is gone and must still reach it.
     #[serde(default)]
     pub api_server: Option<ApiServer>,
+    /// The node whose deletion `stop` sent: a stop retried after a kill
+    /// finds it gone, and knows why.
+    #[serde(default)]
+    pub node_deleted: Option<String>,
 }
 
 fn first_format() -> u32 {

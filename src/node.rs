@@ -14,7 +14,7 @@ use charm::{HookTools, RelationId};
 
 use crate::daemons::{self, DaemonConfig, Inputs, Version};
 use crate::error::{Error, ToolContext};
-use crate::journal::ApiServer;
+use crate::journal::Journal;
 use crate::kubeapi::{Api, ApiError};
 use crate::kubeconfig;
 use crate::relations::{
@@ -22,6 +22,7 @@ use crate::relations::{
     CERTIFICATES, CNI, CONTAINER_RUNTIME, KUBE_API_ENDPOINT, KUBE_CONTROL,
 };
 use crate::unit_state::{NodeOptions, Problem, Recorded};
+use charm::state::StateFile;
 
 const DAEMONS: [&str; 2] = ["kubelet", "kube-proxy"];
 const ROOT_KUBECONFIG: &str = "/root/.kube/config";
@@ -889,16 +890,31 @@ impl Node<'_> {
     /// Juju runs it after every relation is gone, so the API server is the
     /// one the journal recorded (`known`), reached with the client token
     /// still in the kubeconfig the charm wrote.
-    pub fn stop(&self, recorded: &mut Recorded, known: Option<&ApiServer>) -> Result<(), Error> {
+    pub fn stop(
+        &self,
+        recorded: &mut Recorded,
+        journal: &mut StateFile<Journal>,
+    ) -> Result<(), Error> {
         recorded.stopped = true;
+        let known = journal.get().api_server.clone();
         let api = self.api(recorded).or_else(|| {
             let server = known?;
             let token = self.disk_tokens()?.client_token;
             Some(Api::new(&server.url, &server.ca, &token))
         });
+        let sent_before = journal.get().node_deleted.as_ref() == Some(&self.name);
+        if api.as_ref().is_some_and(|a| a.is_ok()) {
+            // Written ahead: a stop killed after the delete, run again,
+            // finds the node gone and must still say it removed it.
+            journal.get_mut().node_deleted = Some(self.name.clone());
+            journal.save()?;
+        }
         let outcome = match api {
             Some(Ok(api)) => match api.delete_node(&self.name) {
                 Ok(()) => "node removed from the cluster".to_string(),
+                Err(e) if e.is_not_found() && sent_before => {
+                    "node removed from the cluster".to_string()
+                }
                 Err(e) if e.is_not_found() => format!("node {} was not in the cluster", self.name),
                 Err(e) => format!("could not remove node {} from the cluster ({e})", self.name),
             },

@@ -192,9 +192,7 @@ fn run(
                     .doing("failing the action");
             }
         },
-        Event::Hook(HookKind::Stop) => {
-            return node.stop(recorded, journal.get().api_server.as_ref())
-        }
+        Event::Hook(HookKind::Stop) => return node.stop(recorded, journal),
         Event::Hook(kind) => {
             let reads_config = recovering
                 || matches!(

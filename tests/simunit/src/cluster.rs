@@ -127,6 +127,11 @@ impl ApiServer {
         }
     }
 
+    /// Forgets every node, pod and request, as a new cluster would.
+    pub fn reset(&self) {
+        *self.state.lock().unwrap() = ApiState::default();
+    }
+
     pub fn set_down(&self, down: bool) {
         self.state.lock().unwrap().down = down;
     }
@@ -344,6 +349,7 @@ pub struct Cluster {
     pub client_token: String,
     pub kubelet_token: String,
     pub proxy_token: String,
+    issued: Mutex<BTreeMap<String, (String, String, String, String)>>,
 }
 
 /// Relation ids of a related unit.
@@ -388,6 +394,7 @@ impl Cluster {
             client_token,
             kubelet_token: "kubelet-token-4567".into(),
             proxy_token: "proxy-token-89ab".into(),
+            issued: Mutex::default(),
         }
     }
 
@@ -474,9 +481,18 @@ impl Cluster {
         data
     }
 
+    /// What the CA publishes for `cert_name`: issued once per cluster and
+    /// name, as a CA keeps what it issued.
     pub fn cert_data(&self, cert_name: &str) -> Vec<(String, String)> {
-        let (server_cert, server_key, ..) = self.pki.issue(&["127.0.0.1", &self.node]);
-        let (client_cert, client_key, ..) = self.pki.issue(&["client"]);
+        let mut issued = self.issued.lock().unwrap();
+        let (server_cert, server_key, client_cert, client_key) = issued
+            .entry(cert_name.to_string())
+            .or_insert_with(|| {
+                let (server_cert, server_key, ..) = self.pki.issue(&["127.0.0.1", &self.node]);
+                let (client_cert, client_key, ..) = self.pki.issue(&["client"]);
+                (server_cert, server_key, client_cert, client_key)
+            })
+            .clone();
         vec![
             ("ca".into(), self.pki.ca_pem()),
             ("client.cert".into(), client_cert),

@@ -929,6 +929,28 @@ impl Sim {
         })
     }
 
+    /// Kills whichever hook makes the `at`-th call (0-based) counted over
+    /// all hooks from now, before or after that call; [`Sim::calls_overall`]
+    /// counts them.
+    pub fn kill_overall(&self, at: Option<(u32, Moment)>) {
+        self.layout
+            .with(&self.layout.kill_file(), |plan: &mut KillPlan| {
+                plan.at_overall = at;
+                plan.overall = 0;
+                ((), true)
+            })
+            .expect("kill plan");
+    }
+
+    /// The calls counted since [`Sim::kill_overall`].
+    pub fn calls_overall(&self) -> u32 {
+        self.layout
+            .with(&self.layout.kill_file(), |plan: &mut KillPlan| {
+                (plan.overall, false)
+            })
+            .expect("kill plan")
+    }
+
     /// Kills the next hook `delay` after it starts, wherever it is then.
     pub fn kill_next_after(&self, delay: std::time::Duration) {
         self.layout

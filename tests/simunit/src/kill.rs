@@ -32,6 +32,13 @@ pub struct KillPlan {
     pub seen: u32,
     /// Whether the plan fired in the running (or last) hook.
     pub fired: bool,
+    /// The call, counted over every hook from when the plan was set, at
+    /// which to kill whichever hook makes it.
+    #[serde(default)]
+    pub at_overall: Option<(u32, Moment)>,
+    /// Calls made by all hooks since the plan was set.
+    #[serde(default)]
+    pub overall: u32,
     /// Kill the next hook this long after it starts (if it still runs):
     /// for work the charm does in-process, between calls.
     #[serde(default)]
@@ -54,6 +61,15 @@ pub fn count_call(layout: &Layout, program: &str, args: &[String]) -> Option<Mom
     layout
         .with(&layout.kill_file(), |plan: &mut KillPlan| {
             plan.seen += 1;
+            let overall = plan.overall;
+            plan.overall += 1;
+            if let Some((at, moment)) = plan.at_overall {
+                if at == overall {
+                    plan.at_overall = None;
+                    plan.fired = true;
+                    return (Some(moment), true);
+                }
+            }
             if plan
                 .matching
                 .as_ref()
