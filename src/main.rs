@@ -32,6 +32,9 @@ mod relations;
 mod snaps;
 mod unit_state;
 mod validate;
+
+#[cfg(test)]
+mod proptests;
 mod worker;
 
 use std::process::ExitCode;

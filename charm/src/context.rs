@@ -437,3 +437,33 @@ mod tests {
         assert!(err.to_string().contains("JUJU_DISPATCH_PATH"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn relation_ids_read_back_and_anything_else_is_refused(endpoint in "[a-z][a-z0-9-]{0,30}", id in any::<u32>(), junk in any::<String>()) {
+            let rid = RelationId { endpoint, id };
+            prop_assert_eq!(rid.to_string().parse::<RelationId>(), Ok(rid));
+            let _ = junk.parse::<RelationId>();
+        }
+    }
+}
+
+#[cfg(test)]
+mod event_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_hook_name_or_dispatch_path_is_an_event(name in any::<String>(), path in "(hooks|actions|x)?/?\\PC{0,40}") {
+            let _ = HookKind::parse(&name);
+            let _ = Event::from_dispatch_path(&path);
+            let _ = Event::from_dispatch_path(&name);
+        }
+    }
+}

@@ -313,3 +313,26 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_snap_yaml_is_read_or_refused(text in any::<String>(), yamlish in "(name|version|architectures|confinement): [\\PC\n\\[\\]',-]{0,30}(\n[a-z]{1,12}: [\\PC\\[\\]]{0,20}){0,4}") {
+            let _ = SnapMeta::parse(text.as_bytes(), Path::new("x"));
+            if let Ok(meta) = SnapMeta::parse(yamlish.as_bytes(), Path::new("x")) {
+                prop_assert!(!meta.architectures.is_empty());
+            }
+        }
+
+        #[test]
+        fn versions_are_kept_as_written(version in "[0-9]{1,2}\\.[0-9]{1,3}(\\.[0-9]{1,3})?") {
+            let yaml = format!("name: kubelet\nversion: {version}\n");
+            let meta = SnapMeta::parse(yaml.as_bytes(), Path::new("x")).unwrap();
+            prop_assert_eq!(meta.version, version);
+        }
+    }
+}
