@@ -25,21 +25,122 @@ pub struct Target<'a> {
     pub arch: Arch,
 }
 
+/// Which resources a look covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Every resource (install, upgrade-charm, a channel change).
+    All,
+    /// Only those that could not be fetched or installed last time: what a
+    /// hook that cannot have changed the resources retries.
+    Retries,
+}
+
 /// Brings the plugins and snaps in line with the resources and config.
 /// `force_upgrade`: apply upgrades even under require-manual-upgrade (the
-/// `upgrade` action). Records what it did and what stood in the way.
+/// `upgrade` action). Records what it did and what stood in the way, item
+/// by item.
 pub fn converge(
     target: &Target,
     config: &Config,
     recorded: &mut Recorded,
     journal: &mut StateFile<Journal>,
     force_upgrade: bool,
+    look: Look,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<Report, Error> {
-    let (tools, root, arch) = (target.tools, target.root, target.arch);
+    let (tools, arch) = (target.tools, target.arch);
     let mut report = Report::new();
-    let mut problems = Vec::new();
+    let key = cni::resource_name(arch);
+    // What stood in the way, by item: an item not looked at keeps its own.
+    let mut item_problems = std::mem::take(&mut recorded.item_problems);
+    let looks_at = |item: &str, problems: &BTreeMap<String, Problem>| match look {
+        Look::All => true,
+        Look::Retries => problems
+            .get(item)
+            .is_some_and(|p| p.kind == ProblemKind::Retry),
+    };
+    let mut problems: Vec<(String, Problem)> = Vec::new();
+    let result = (|| -> Result<(), Error> {
+        if looks_at(&key, &item_problems) {
+            item_problems.remove(&key);
+            look_at_cni(
+                target,
+                recorded,
+                journal,
+                announce,
+                &mut report,
+                &mut problems,
+            )?;
+        }
+        let allow_upgrade = force_upgrade || !config.require_manual_upgrade;
+        // A channel snapd cannot take is the operator's to fix: the snaps
+        // are left as they are rather than refreshed to `--channel=` and
+        // retried.
+        item_problems.remove("channel");
+        let snaps_to_look_at = match config.channel_error() {
+            Some(message) => {
+                report.insert("channel".into(), message.clone());
+                problems.push(("channel".into(), Problem::blocked(message)));
+                &[][..]
+            }
+            None => &snaps::SNAPS[..],
+        };
+        for name in snaps_to_look_at {
+            if !looks_at(name, &item_problems) {
+                continue;
+            }
+            item_problems.remove(*name);
+            look_at_snap(
+                target,
+                name,
+                (config, allow_upgrade),
+                recorded,
+                announce,
+                Findings {
+                    report: &mut report,
+                    problems: &mut problems,
+                },
+            )?;
+        }
+        Ok(())
+    })();
+    item_problems.extend(problems);
+    recorded.item_problems = item_problems;
+    let order = std::iter::once(key.as_str())
+        .chain(["channel"])
+        .chain(snaps::SNAPS);
+    let mut flat: Vec<Problem> = Vec::new();
+    for item in order {
+        // Three held snaps make one "Needs manual upgrade".
+        if let Some(p) = recorded
+            .item_problems
+            .get(item)
+            .filter(|p| !flat.contains(p))
+        {
+            flat.push(p.clone());
+        }
+    }
+    if flat != recorded.problems {
+        for p in &flat {
+            log::info!("{}", p.message);
+        }
+    }
+    recorded.problems = flat;
+    result?;
+    hold_and_version(tools, config, recorded)?;
+    Ok(report)
+}
 
+fn look_at_cni(
+    target: &Target,
+    recorded: &mut Recorded,
+    journal: &mut StateFile<Journal>,
+    announce: &mut dyn FnMut(&str) -> Result<(), Error>,
+    report: &mut Report,
+    problems: &mut Vec<(String, Problem)>,
+) -> Result<(), Error> {
+    let (tools, root, arch) = (target.tools, target.root, target.arch);
+    let key = cni::resource_name(arch);
     let outcome = cni::converge(
         tools,
         root,
@@ -48,7 +149,6 @@ pub fn converge(
         &mut recorded.fingerprints,
         announce,
     )?;
-    let key = cni::resource_name(arch);
     match outcome {
         cni::Outcome::Unchanged => {
             report.insert(key, "unchanged".into());
@@ -57,93 +157,93 @@ pub fn converge(
             report.insert(key, format!("installed {added} plugins, removed {removed}"));
         }
         cni::Outcome::Blocked(message) => {
-            report.insert(key, message.clone());
-            problems.push(Problem {
-                kind: ProblemKind::Blocked,
-                message,
-            });
+            report.insert(key.clone(), message.clone());
+            problems.push((key, Problem::blocked(message)));
         }
         cni::Outcome::Unavailable(why) => {
             report.insert(key.clone(), format!("could not be fetched: {why}"));
-            problems.push(unavailable(&key, &why));
+            problems.push((key.clone(), unavailable(&key, &why)));
         }
     }
+    Ok(())
+}
 
-    let allow_upgrade = force_upgrade || !config.require_manual_upgrade;
-    // A channel snapd cannot take is the operator's to fix: the snaps are
-    // left as they are rather than refreshed to `--channel=` and retried.
-    let snaps_to_look_at = match config.channel_error() {
-        Some(message) => {
-            report.insert("channel".into(), message.clone());
-            problems.push(Problem {
-                kind: ProblemKind::Blocked,
-                message,
-            });
-            &[][..]
+/// What a look found: item by item, for the report and the status.
+struct Findings<'a> {
+    report: &'a mut Report,
+    problems: &'a mut Vec<(String, Problem)>,
+}
+
+fn look_at_snap(
+    target: &Target,
+    name: &str,
+    (config, allow_upgrade): (&Config, bool),
+    recorded: &mut Recorded,
+    announce: &mut dyn FnMut(&str) -> Result<(), Error>,
+    found: Findings,
+) -> Result<(), Error> {
+    let Findings { report, problems } = found;
+    let (tools, root, arch) = (target.tools, target.root, target.arch);
+    let wanted = match snaps::wanted(tools, name, &config.channel, &mut recorded.fingerprints)? {
+        Ok(wanted) => wanted,
+        Err(why) => {
+            report.insert(name.to_string(), format!("could not be fetched: {why}"));
+            problems.push((name.to_string(), unavailable(name, &why)));
+            return Ok(());
         }
-        None => &snaps::SNAPS[..],
     };
-    for name in snaps_to_look_at {
-        let name = *name;
-        let wanted = match snaps::wanted(tools, name, &config.channel, &mut recorded.fingerprints)?
-        {
-            Ok(wanted) => wanted,
-            Err(why) => {
-                report.insert(name.to_string(), format!("could not be fetched: {why}"));
-                problems.push(unavailable(name, &why));
-                continue;
-            }
-        };
-        let mut installed = recorded.snaps.get(name).cloned();
-        let outcome = snaps::converge(
-            name,
-            &wanted,
-            &mut installed,
-            allow_upgrade,
-            arch,
-            root,
-            announce,
-        )?;
-        if let Some(installed) = installed {
-            recorded.snaps.insert(name.to_string(), installed);
-        }
-        let (text, problem) = match outcome {
-            snaps::Outcome::Unchanged => ("unchanged".to_string(), None),
-            snaps::Outcome::Done(what) => {
-                log::info!("{what}");
-                (what, None)
-            }
-            snaps::Outcome::Held { from, to } => {
-                log::debug!("{name}: upgrade from {from} to {to} waits for the upgrade action");
-                (
-                    format!("upgrade from {from} to {to} waits for the upgrade action"),
-                    Some(Problem {
-                        kind: ProblemKind::ManualUpgrade,
-                        message: "Needs manual upgrade, run the upgrade action".into(),
-                    }),
-                )
-            }
-            snaps::Outcome::Blocked(message) => (
-                message.clone(),
-                Some(Problem {
-                    kind: ProblemKind::Blocked,
-                    message,
-                }),
-            ),
-            snaps::Outcome::Retry(reason) => (
-                format!("the store failed: {reason}"),
-                Some(Problem {
-                    kind: ProblemKind::Retry,
-                    message: format!("Waiting to retry installing {name}: {reason}"),
-                }),
-            ),
-        };
-        report.insert(name.to_string(), text);
-        // Three held snaps make one "Needs manual upgrade".
-        if let Some(problem) = problem.filter(|p| !problems.contains(p)) {
-            problems.push(problem);
-        }
+    let mut installed = recorded.snaps.get(name).cloned();
+    let outcome = snaps::converge(
+        name,
+        &wanted,
+        &mut installed,
+        allow_upgrade,
+        arch,
+        root,
+        announce,
+    )?;
+    if let Some(installed) = installed {
+        recorded.snaps.insert(name.to_string(), installed);
     }
+    let (text, problem) = match outcome {
+        snaps::Outcome::Unchanged => ("unchanged".to_string(), None),
+        snaps::Outcome::Done(what) => {
+            log::info!("{what}");
+            (what, None)
+        }
+        snaps::Outcome::Held { from, to } => {
+            log::debug!("{name}: upgrade from {from} to {to} waits for the upgrade action");
+            (
+                format!("upgrade from {from} to {to} waits for the upgrade action"),
+                Some(Problem {
+                    kind: ProblemKind::ManualUpgrade,
+                    message: "Needs manual upgrade, run the upgrade action".into(),
+                }),
+            )
+        }
+        snaps::Outcome::Blocked(message) => (message.clone(), Some(Problem::blocked(message))),
+        snaps::Outcome::Retry(reason) => (
+            format!("the store failed: {reason}"),
+            Some(Problem {
+                kind: ProblemKind::Retry,
+                message: format!("Waiting to retry installing {name}: {reason}"),
+            }),
+        ),
+    };
+    report.insert(name.to_string(), text);
+    if let Some(problem) = problem {
+        problems.push((name.to_string(), problem));
+    }
+    Ok(())
+}
+
+/// Holds the snaps once all three are in, and tells Juju the workload
+/// version.
+fn hold_and_version(
+    tools: &HookTools,
+    config: &Config,
+    recorded: &mut Recorded,
+) -> Result<(), Error> {
     // Only the charm changes these snaps' revisions (on the channel, or by
     // the upgrade action): snapd's own refreshes would restart the daemons
     // behind the manual-upgrade gate.
@@ -157,12 +257,6 @@ pub fn converge(
         }
         recorded.snaps_held = Some(held);
     }
-    if problems != recorded.problems {
-        for p in &problems {
-            log::info!("{}", p.message);
-        }
-    }
-    recorded.problems = problems;
     recorded.resources_for = Some((config.channel.clone(), config.require_manual_upgrade));
     let version = recorded.snaps.get("kubelet").map(|s| s.version.clone());
     if let Some(version) = version.filter(|v| !v.is_empty()) {
@@ -173,7 +267,7 @@ pub fn converge(
             recorded.workload_version = Some(version);
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// A resource the controller could not serve now: waited for, and looked

@@ -31,9 +31,14 @@ pub struct Recorded {
     pub cni: Option<cni::Installed>,
     #[serde(default)]
     pub snaps: BTreeMap<String, snaps::Installed>,
-    /// What stood in the way at the last look at the resources.
+    /// What stood in the way at the last look at the resources, most
+    /// urgent first (derived from `item_problems`).
     #[serde(default)]
     pub problems: Vec<Problem>,
+    /// The same, by item (`cni-<arch>`, `channel`, a snap): a look at some
+    /// items keeps the others'.
+    #[serde(default)]
+    pub item_problems: BTreeMap<String, Problem>,
     /// The options the resources were last looked at with (`channel`,
     /// `require-manual-upgrade`): config-changed looks again only when
     /// they changed, since new resources come with upgrade-charm.

@@ -221,17 +221,28 @@ fn run(
             let options_changed = config.as_ref().is_some_and(|c| {
                 recorded.resources_for != Some((c.channel.clone(), c.require_manual_upgrade))
             });
-            let look = recovering
+            let look_all = recovering
                 || matches!(kind, HookKind::Install | HookKind::UpgradeCharm)
-                || options_changed
-                || recorded.wants_retry();
-            if look {
-                let config = match config {
-                    Some(config) => config,
-                    None => Config::read(tools)?,
+                || options_changed;
+            let look = match (look_all, recorded.wants_retry(), &recorded.resources_for) {
+                (true, _, _) | (false, true, None) => Some(install::Look::All),
+                (false, true, Some(_)) => Some(install::Look::Retries),
+                (false, false, _) => None,
+            };
+            if let Some(look) = look {
+                // A retry is of what failed, with the options it failed with:
+                // one resource-get, no config-get.
+                let config = match (config, &recorded.resources_for) {
+                    (Some(config), _) => config,
+                    (None, Some((channel, manual))) if look == install::Look::Retries => Config {
+                        channel: channel.clone(),
+                        require_manual_upgrade: *manual,
+                        node: Err(Vec::new()),
+                    },
+                    (None, _) => Config::read(tools)?,
                 };
                 let target = install::Target { tools, root, arch };
-                install::converge(&target, &config, recorded, journal, false, announce)?;
+                install::converge(&target, &config, recorded, journal, false, look, announce)?;
             }
             let endpoints: Vec<&str> = match kind {
                 _ if recovering => ENDPOINTS.to_vec(),
@@ -367,7 +378,15 @@ fn upgrade_action(
 ) -> Result<(), Error> {
     let config = Config::read(tools)?;
     let target = install::Target { tools, root, arch };
-    let report = install::converge(&target, &config, recorded, journal, true, announce)?;
+    let report = install::converge(
+        &target,
+        &config,
+        recorded,
+        journal,
+        true,
+        install::Look::All,
+        announce,
+    )?;
     tools
         .action_set(&report)
         .doing("reporting the upgrade's results")?;

@@ -844,7 +844,7 @@ fn a_related_unit_waits_for_a_resource_it_cannot_fetch_and_keeps_running() {
     sim.attach_file(&format!("cni-{}", arch()), &few);
     sim.edit_unit(|s| {
         s.tool_faults.insert(
-            "resource-get".into(),
+            format!("resource-get cni-{}", arch()),
             "could not download resource: HTTP request failed: connection reset by peer".into(),
         );
     });
@@ -862,8 +862,24 @@ fn a_related_unit_waits_for_a_resource_it_cannot_fetch_and_keeps_running() {
         cni_bin(&sim).join("host-local").exists(),
         "plugins untouched"
     );
+    // While it waits, update-status looks again at that one resource only:
+    // one resource-get, within the hook's budget of four calls.
+    let mark = sim.mark();
+    sim.hook("update-status").assert_ok();
+    let calls: Vec<String> = sim
+        .tool_calls_since(mark)
+        .iter()
+        .map(|c| c.tool.clone())
+        .collect();
+    assert_eq!(
+        calls.iter().filter(|t| *t == "resource-get").count(),
+        1,
+        "{calls:?}"
+    );
+    assert!(calls.len() <= 4, "{calls:?}");
+    assert_eq!(sim.status().0, "waiting");
     sim.edit_unit(|s| {
-        s.tool_faults.remove("resource-get");
+        s.tool_faults.clear();
     });
     sim.hook("update-status").assert_ok();
     assert_eq!(sim.status().0, "active", "{:?}", sim.status());

@@ -50,7 +50,8 @@ pub struct UnitState {
     /// Transactional changes of the running hook, applied if it exits 0.
     pub pending: Vec<PendingOp>,
     /// Tools told to fail (exit 1, `ERROR <message>`), as they do when the
-    /// agent cannot serve them.
+    /// agent cannot serve them: by name (`resource-get`), or by name and
+    /// first argument (`resource-get cni-amd64`).
     #[serde(default)]
     pub tool_faults: BTreeMap<String, String>,
     /// Tools that never answer (an agent wedged): the call blocks until

@@ -96,6 +96,15 @@ pub fn main(name: &str, args: Vec<String>) -> i32 {
             Some(_) if state.tool_faults.contains_key(name) => {
                 Err(failure(state.tool_faults[name].clone()))
             }
+            // `<tool> <first argument>`: one resource, one key.
+            Some(_)
+                if args
+                    .first()
+                    .is_some_and(|a| state.tool_faults.contains_key(&format!("{name} {a}"))) =>
+            {
+                let key = format!("{name} {}", args[0]);
+                Err(failure(state.tool_faults[&key].clone()))
+            }
             Some(hook) if hook.context_id == context_id => {
                 let mut call = Call {
                     args: &args,
