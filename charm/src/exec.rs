@@ -4,7 +4,7 @@
 //! tool must not hold every other charm on the machine with it.
 
 use std::ffi::OsStr;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -160,78 +160,43 @@ pub fn run<S: AsRef<OsStr>>(
         .spawn()
         .map_err(spawn_error)?;
     let pid = child.id();
-    // Every pipe is served from a thread, and the main thread waits on one
-    // channel with the deadline: a program that writes a lot before it
-    // reads, or never exits, cannot stall us.
-    let (tx, rx) = mpsc::channel::<Event>();
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let data = data.to_vec();
-        // A program may exit without reading all of stdin; its exit status
-        // is what counts, so a broken pipe is not an error of its own.
+        // Fed from a thread, so that a program that writes a lot before it
+        // reads cannot deadlock against us. A program may exit without
+        // reading all of stdin; its exit status is what counts, so a broken
+        // pipe is not an error of its own.
         std::thread::spawn(move || drop(pipe.write_all(&data)));
     }
-    for (pipe, tag) in [
-        (
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            Stream::Out,
-        ),
-        (
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            Stream::Err,
-        ),
-    ] {
-        if let Some(mut pipe) = pipe {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let read = pipe.read_to_end(&mut buf).map(|_| buf);
-                drop(tx.send(Event::Read(tag, read)));
+    // One thread collects the output (std reads both pipes together) and
+    // the exit status; this one waits for it with the deadline.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || drop(tx.send(child.wait_with_output())));
+    let output = match rx.recv_timeout(limit.saturating_sub(started.elapsed())) {
+        Ok(output) => output.map_err(spawn_error)?,
+        Err(_) => {
+            kill_group(pid);
+            return Err(ExecError::TimedOut {
+                program: program.to_string(),
+                args: printable,
+                after: limit,
             });
         }
-    }
-    {
-        let tx = tx.clone();
-        std::thread::spawn(move || drop(tx.send(Event::Exited(child.wait()))));
-    }
-    drop(tx);
-
-    let (mut out, mut err, mut status) = (None, None, None);
-    while out.is_none() || err.is_none() || status.is_none() {
-        let left = limit.saturating_sub(started.elapsed());
-        match rx.recv_timeout(left) {
-            Ok(Event::Read(Stream::Out, read)) => out = Some(read.map_err(spawn_error)?),
-            Ok(Event::Read(Stream::Err, read)) => err = Some(read.map_err(spawn_error)?),
-            Ok(Event::Exited(exit)) => status = Some(exit.map_err(spawn_error)?),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                kill_group(pid);
-                return Err(ExecError::TimedOut {
-                    program: program.to_string(),
-                    args: printable,
-                    after: limit,
-                });
-            }
-            // Every sender gone with something missing: cannot happen, as
-            // each thread sends before it ends.
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-    }
-    let (stdout, stderr) = (out.unwrap_or_default(), err.unwrap_or_default());
-    let stderr = String::from_utf8_lossy(&stderr).into_owned();
-    match status {
-        Some(status) if status.success() => Ok(Output { stdout, stderr }),
-        status => Err(ExecError::Failed {
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if output.status.success() {
+        Ok(Output {
+            stdout: output.stdout,
+            stderr,
+        })
+    } else {
+        Err(ExecError::Failed {
             program: program.to_string(),
             args: printable,
-            code: status.and_then(|s| s.code()),
+            code: output.status.code(),
             stderr,
-            stdout,
-        }),
+            stdout: output.stdout,
+        })
     }
 }
 
@@ -243,16 +208,6 @@ pub(crate) fn before_change(program: &str, what: &str) -> Result<(), ExecError> 
         args: vec![what.to_string()],
         source: std::io::Error::other(e.to_string()),
     })
-}
-
-enum Stream {
-    Out,
-    Err,
-}
-
-enum Event {
-    Read(Stream, std::io::Result<Vec<u8>>),
-    Exited(std::io::Result<std::process::ExitStatus>),
 }
 
 /// SIGKILL to the program's process group. The waiting thread reaps the
