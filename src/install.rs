@@ -5,12 +5,11 @@ use std::collections::BTreeMap;
 
 use charm::root::MachineRoot;
 use charm::snap::SnapCli;
-use charm::state::StateFile;
 use charm::HookTools;
 
 use crate::arch::Arch;
 use crate::error::{Error, ToolContext};
-use crate::journal::Journal;
+use crate::journal::JournalFile;
 use crate::unit_state::{Problem, ProblemKind, Recorded};
 use crate::{cni, config::Config, snaps};
 
@@ -43,7 +42,7 @@ pub fn converge(
     target: &Target,
     config: &Config,
     recorded: &mut Recorded,
-    journal: &mut StateFile<Journal>,
+    journal: &mut JournalFile,
     force_upgrade: bool,
     look: Look,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
@@ -134,7 +133,7 @@ pub fn converge(
 fn look_at_cni(
     target: &Target,
     recorded: &mut Recorded,
-    journal: &mut StateFile<Journal>,
+    journal: &mut JournalFile,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
     report: &mut Report,
     problems: &mut Vec<(String, Problem)>,
@@ -142,9 +141,8 @@ fn look_at_cni(
     let (tools, root, arch) = (target.tools, target.root, target.arch);
     let key = cni::resource_name(arch);
     let outcome = cni::converge(
-        tools,
-        root,
-        arch,
+        (tools, root, arch),
+        &mut recorded.journal,
         journal,
         &mut recorded.fingerprints,
         announce,
@@ -192,7 +190,7 @@ fn look_at_snap(
             return Ok(());
         }
     };
-    let mut installed = recorded.snaps.get(name).cloned();
+    let mut installed = recorded.journal.snaps.get(name).cloned();
     let outcome = snaps::converge(
         name,
         &wanted,
@@ -203,7 +201,7 @@ fn look_at_snap(
         announce,
     )?;
     if let Some(installed) = installed {
-        recorded.snaps.insert(name.to_string(), installed);
+        recorded.journal.snaps.insert(name.to_string(), installed);
     }
     let (text, problem) = match outcome {
         snaps::Outcome::Unchanged => ("unchanged".to_string(), None),
@@ -247,7 +245,10 @@ fn hold_and_version(
     // Only the charm changes these snaps' revisions (on the channel, or by
     // the upgrade action): snapd's own refreshes would restart the daemons
     // behind the manual-upgrade gate.
-    if recorded.snaps_held.is_none() && snaps::SNAPS.iter().all(|n| recorded.snaps.contains_key(*n))
+    if recorded.journal.snaps_held.is_none()
+        && snaps::SNAPS
+            .iter()
+            .all(|n| recorded.journal.snaps.contains_key(*n))
     {
         let held = SnapCli.hold(&snaps::SNAPS)?;
         if held {
@@ -255,10 +256,14 @@ fn hold_and_version(
         } else {
             log::warn!("snapd is older than 2.58 and cannot hold snaps: it may refresh kubectl, kubelet and kube-proxy within their channel on its own schedule");
         }
-        recorded.snaps_held = Some(held);
+        recorded.journal.snaps_held = Some(held);
     }
     recorded.resources_for = Some((config.channel.clone(), config.require_manual_upgrade));
-    let version = recorded.snaps.get("kubelet").map(|s| s.version.clone());
+    let version = recorded
+        .journal
+        .snaps
+        .get("kubelet")
+        .map(|s| s.version.clone());
     if let Some(version) = version.filter(|v| !v.is_empty()) {
         if recorded.workload_version.as_ref() != Some(&version) {
             tools

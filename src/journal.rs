@@ -1,24 +1,31 @@
 //! The journal: facts about this machine that only the charm knows, and
-//! that no later look at Juju can give back: which plugins in
-//! `/opt/cni/bin` are its own, and which API server holds its node.
+//! that no later look at Juju can give back: which snaps and plugins it
+//! installed and from where, what it set in the snaps and started the
+//! daemons with, the kernel tunables it loaded, the labels it applied, the
+//! API server that holds its node, and whether it stopped.
 //!
 //! Kept apart from the cache of Juju inputs and problems (the unit state
-//! file), which may be dropped and re-read at any time, and written ahead:
-//! an entry describing a change is saved before the change, and confirmed
-//! after it, so that a hook killed or failed in between leaves a record
-//! the next hook converges from.
+//! file, [`crate::unit_state`]), which may be dropped and re-read at any
+//! time. Entries that describe a change the charm cannot redo blindly (the
+//! plugins it is moving into place, the node it is deleting) are written
+//! ahead: saved before the change and confirmed after, so that a hook
+//! killed or failed in between leaves a record the next hook converges
+//! from.
 //!
 //! The format is versioned: a later revision reads every earlier format
 //! (fields are only ever added, each with a default); a format newer than
 //! this revision knows is refused rather than misread (a downgrade).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use charm::files;
 use charm::state::{StateError, StateFile};
 use serde::{Deserialize, Serialize};
 
-use crate::cni;
 use crate::error::Error;
+use crate::unit_state::{DaemonRecord, STATE_FILE};
+use crate::{cni, snaps};
 
 /// The file in the charm dir that holds the [`Journal`].
 pub const JOURNAL_FILE: &str = ".kubernetes-worker-journal.json";
@@ -37,6 +44,32 @@ pub struct Journal {
     /// moved into place, cleared once all are.
     #[serde(default)]
     pub cni_pending: Option<cni::Pending>,
+    /// The snaps the charm installed, each with its source.
+    #[serde(default)]
+    pub snaps: BTreeMap<String, snaps::Installed>,
+    /// Whether `snap refresh --hold` was done (`Some(false)`: snapd too
+    /// old to hold).
+    #[serde(default)]
+    pub snaps_held: Option<bool>,
+    /// Per daemon snap: the snap config keys set, and a fingerprint of
+    /// everything it was last (re)started with.
+    #[serde(default)]
+    pub daemons: BTreeMap<String, DaemonRecord>,
+    /// Fingerprint of the sysctl file last loaded, and what the kernel
+    /// refused of it.
+    #[serde(default)]
+    pub sysctl_applied: Option<String>,
+    #[serde(default)]
+    pub sysctl_refused: Option<String>,
+    /// Labels this charm applied to the node, and those it removed at the
+    /// operator's request (`key-`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels_removed: BTreeSet<String>,
+    /// Applying labels failed and must be retried.
+    #[serde(default)]
+    pub labels_pending: bool,
     /// The API server this node registered with, and its CA: `stop` runs
     /// after every relation is gone and must still reach it.
     #[serde(default)]
@@ -45,6 +78,13 @@ pub struct Journal {
     /// finds it gone, and knows why.
     #[serde(default)]
     pub node_deleted: Option<String>,
+    /// The unit is stopping: nothing restarts the daemons any more.
+    #[serde(default)]
+    pub stopped: bool,
+    /// What the stop hook did about the node (removed, not found, could
+    /// not): the status says exactly that.
+    #[serde(default)]
+    pub stop_outcome: Option<String>,
 }
 
 fn first_format() -> u32 {
@@ -57,9 +97,35 @@ pub struct ApiServer {
     pub ca: String,
 }
 
-/// The journal of the charm in `charm_dir`, or a new one.
-pub fn load(charm_dir: &Path) -> Result<StateFile<Journal>, Error> {
-    let mut file: StateFile<Journal> = StateFile::load(charm_dir.join(JOURNAL_FILE))?;
+/// The journal's file: read once per hook, saved when an entry must be on
+/// disk before a change, and at the end of the hook.
+pub struct JournalFile(StateFile<Journal>);
+
+impl JournalFile {
+    /// Writes `journal` if it differs from what is on disk.
+    pub fn persist(&mut self, journal: &Journal) -> Result<(), Error> {
+        if self.0.get() != journal {
+            *self.0.get_mut() = journal.clone();
+        }
+        self.0.save()?;
+        Ok(())
+    }
+}
+
+/// The journal of the charm in `charm_dir`. A charm revision that kept
+/// these facts in the unit state file (before format 1) left them there
+/// under the same names: they are taken from it.
+pub fn load(charm_dir: &Path) -> Result<(JournalFile, Journal), Error> {
+    let path = charm_dir.join(JOURNAL_FILE);
+    let existed = path.exists();
+    let mut file: StateFile<Journal> = StateFile::load(&path)?;
+    if !existed {
+        if let Some(bytes) = files::read_optional(&charm_dir.join(STATE_FILE))? {
+            if let Ok(earlier) = serde_json::from_slice::<Journal>(&bytes) {
+                *file.get_mut() = earlier;
+            }
+        }
+    }
     let format = file.get().format;
     if format > FORMAT {
         return Err(Error::State(StateError::Newer {
@@ -69,5 +135,51 @@ pub fn load(charm_dir: &Path) -> Result<StateFile<Journal>, Error> {
         }));
     }
     file.get_mut().format = FORMAT;
-    Ok(file)
+    let journal = file.get().clone();
+    Ok((JournalFile(file), journal))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_an_earlier_revision_kept_in_the_state_file_are_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        // As that revision wrote it: these facts beside the cache's own.
+        let kubelet = snaps::Installed {
+            source: snaps::Source::Store {
+                channel: "1.31/stable".into(),
+            },
+            version: "1.31.2".into(),
+        };
+        let earlier = serde_json::json!({
+            "status": ["active", "x"],
+            "options": null,
+            "snaps": {"kubelet": kubelet},
+            "cni": {"resource": "cni-amd64", "sha256": "ab", "plugins": ["bridge"]},
+            "labels": {"a": "b"},
+            "stopped": false,
+            "daemons": {},
+        });
+        std::fs::write(dir.path().join(STATE_FILE), earlier.to_string()).unwrap();
+        let (mut file, journal) = load(dir.path()).unwrap();
+        assert_eq!(journal.format, FORMAT);
+        assert!(journal.snaps.contains_key("kubelet"), "{journal:?}");
+        assert_eq!(journal.cni.as_ref().unwrap().plugins.len(), 1);
+        assert_eq!(journal.labels["a"], "b");
+        file.persist(&journal).unwrap();
+        // Once the journal exists, it is the record.
+        std::fs::write(dir.path().join(STATE_FILE), "{}").unwrap();
+        let (_, again) = load(dir.path()).unwrap();
+        assert_eq!(again, journal);
+    }
+
+    #[test]
+    fn a_newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(JOURNAL_FILE), r#"{"format": 2}"#).unwrap();
+        let err = load(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("format 2"), "{err}");
+    }
 }

@@ -14,7 +14,7 @@ use charm::{HookTools, RelationId};
 
 use crate::daemons::{self, DaemonConfig, Inputs, Version};
 use crate::error::{Error, ToolContext};
-use crate::journal::Journal;
+use crate::journal::JournalFile;
 use crate::kubeapi::{Api, ApiError};
 use crate::kubeconfig;
 use crate::relations::{
@@ -22,7 +22,6 @@ use crate::relations::{
     CERTIFICATES, CNI, CONTAINER_RUNTIME, KUBE_API_ENDPOINT, KUBE_CONTROL,
 };
 use crate::unit_state::{NodeOptions, Problem, Recorded};
-use charm::state::StateFile;
 
 const DAEMONS: [&str; 2] = ["kubelet", "kube-proxy"];
 const ROOT_KUBECONFIG: &str = "/root/.kube/config";
@@ -484,7 +483,7 @@ impl Node<'_> {
     ) -> Result<(), Error> {
         let mut problems = Vec::new();
         self.apply_sysctl(recorded, options)?;
-        if let Some(refused) = &recorded.sysctl_refused {
+        if let Some(refused) = &recorded.journal.sysctl_refused {
             problems.push(Problem::blocked(format!(
                 "sysctl: the kernel refused {refused}"
             )));
@@ -584,24 +583,24 @@ impl Node<'_> {
             files::ensure_dir(dir, 0o755)?;
         }
         files::write_atomic(&path, text.as_bytes(), 0o644, None)?;
-        if recorded.sysctl_applied.as_ref() == Some(&fingerprint) {
+        if recorded.journal.sysctl_applied.as_ref() == Some(&fingerprint) {
             return Ok(());
         }
         let loaded = charm::sysctl::load(&path).map_err(|source| Error::Exec {
             doing: "loading the kernel tunables",
             source,
         })?;
-        recorded.sysctl_refused = None;
+        recorded.journal.sysctl_refused = None;
         if !loaded.refused.is_empty() {
             let refused = loaded.refused.join("; ");
             if self.in_container() {
                 log::info!("inside a container the kernel keeps some tunables: {refused}");
             } else {
                 log::warn!("sysctl: {refused}");
-                recorded.sysctl_refused = Some(refused);
+                recorded.journal.sysctl_refused = Some(refused);
             }
         }
-        recorded.sysctl_applied = Some(fingerprint);
+        recorded.journal.sysctl_applied = Some(fingerprint);
         Ok(())
     }
 
@@ -753,7 +752,11 @@ impl Node<'_> {
     ) -> Result<Vec<&'static str>, Error> {
         let mut inactive = Vec::new();
         for (snap_name, (config, reads)) in DAEMONS.iter().zip(configs) {
-            let record = recorded.daemons.entry(snap_name.to_string()).or_default();
+            let record = recorded
+                .journal
+                .daemons
+                .entry(snap_name.to_string())
+                .or_default();
             let mut changes: Vec<(String, Option<String>)> = config
                 .snap_keys
                 .iter()
@@ -771,9 +774,17 @@ impl Node<'_> {
                 SnapCli.set(snap_name, &changes)?;
                 record.keys = config.snap_keys.clone();
             }
-            let fingerprint =
-                self.fingerprint(snap_name, config, reads, recorded.snaps.get(*snap_name))?;
-            let record = recorded.daemons.entry(snap_name.to_string()).or_default();
+            let fingerprint = self.fingerprint(
+                snap_name,
+                config,
+                reads,
+                recorded.journal.snaps.get(*snap_name),
+            )?;
+            let record = recorded
+                .journal
+                .daemons
+                .entry(snap_name.to_string())
+                .or_default();
             let service = format!("snap.{snap_name}.daemon");
             let systemctl = Systemctl;
             if record.fingerprint != fingerprint {
@@ -844,13 +855,14 @@ impl Node<'_> {
         options: &NodeOptions,
     ) -> Option<Problem> {
         let wanted = self.wanted_labels(options);
-        if recorded.labels == wanted
-            && recorded.labels_removed == options.remove_labels
-            && !recorded.labels_pending
+        if recorded.journal.labels == wanted
+            && recorded.journal.labels_removed == options.remove_labels
+            && !recorded.journal.labels_pending
         {
             return None;
         }
         let remove: BTreeSet<String> = recorded
+            .journal
             .labels
             .keys()
             .filter(|k| !wanted.contains_key(*k))
@@ -867,13 +879,13 @@ impl Node<'_> {
                     wanted.len(),
                     remove.len()
                 );
-                recorded.labels = wanted;
-                recorded.labels_removed = options.remove_labels.clone();
-                recorded.labels_pending = false;
+                recorded.journal.labels = wanted;
+                recorded.journal.labels_removed = options.remove_labels.clone();
+                recorded.journal.labels_pending = false;
                 None
             }
             Err(e) => {
-                recorded.labels_pending = true;
+                recorded.journal.labels_pending = true;
                 let why = if e.is_not_found() {
                     format!("node {} has not registered yet", self.name)
                 } else {
@@ -890,24 +902,20 @@ impl Node<'_> {
     /// Juju runs it after every relation is gone, so the API server is the
     /// one the journal recorded (`known`), reached with the client token
     /// still in the kubeconfig the charm wrote.
-    pub fn stop(
-        &self,
-        recorded: &mut Recorded,
-        journal: &mut StateFile<Journal>,
-    ) -> Result<(), Error> {
-        recorded.stopped = true;
-        let known = journal.get().api_server.clone();
+    pub fn stop(&self, recorded: &mut Recorded, file: &mut JournalFile) -> Result<(), Error> {
+        recorded.journal.stopped = true;
+        let known = recorded.journal.api_server.clone();
         let api = self.api(recorded).or_else(|| {
             let server = known?;
             let token = self.disk_tokens()?.client_token;
             Some(Api::new(&server.url, &server.ca, &token))
         });
-        let sent_before = journal.get().node_deleted.as_ref() == Some(&self.name);
+        let sent_before = recorded.journal.node_deleted.as_ref() == Some(&self.name);
         if api.as_ref().is_some_and(|a| a.is_ok()) {
             // Written ahead: a stop killed after the delete, run again,
             // finds the node gone and must still say it removed it.
-            journal.get_mut().node_deleted = Some(self.name.clone());
-            journal.save()?;
+            recorded.journal.node_deleted = Some(self.name.clone());
+            file.persist(&recorded.journal)?;
         }
         let outcome = match api {
             Some(Ok(api)) => match api.delete_node(&self.name) {
@@ -929,7 +937,7 @@ impl Node<'_> {
         } else {
             log::info!("{outcome}");
         }
-        recorded.stop_outcome = Some(outcome);
+        recorded.journal.stop_outcome = Some(outcome);
         for snap_name in DAEMONS {
             if snap::installed(self.root, snap_name)?.is_some() {
                 Systemctl
@@ -940,7 +948,7 @@ impl Node<'_> {
                     })?;
             }
         }
-        recorded.daemons.clear();
+        recorded.journal.daemons.clear();
         Ok(())
     }
 

@@ -1,6 +1,8 @@
-//! What the worker recorded in earlier hooks: what it installed, from
-//! where, and what stood in the way, so that hooks that cannot change those
-//! (update-status, most relation hooks) need not look again.
+//! The cache: what the worker last read from Juju (config, relation data,
+//! addresses) and what stood in the way, so that hooks that cannot change
+//! those (update-status, most relation hooks) need not look again. It may
+//! be lost at any time and read again; the facts about the machine are in
+//! the journal ([`crate::journal`]), which this record carries in memory.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,14 +12,18 @@ use serde::{Deserialize, Serialize};
 
 use charm::tools::Databag;
 
+use crate::journal::Journal;
 use crate::relations::EndpointData;
-use crate::{cni, snaps};
 
 /// The file in the charm dir that holds [`Recorded`].
 pub const STATE_FILE: &str = ".kubernetes-worker-state.json";
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Recorded {
+    /// The journal of facts about the machine, kept in its own file
+    /// ([`crate::journal`]) and read with this record.
+    #[serde(skip)]
+    pub journal: Journal,
     /// The last status this charm set, so that a converged hook need not set
     /// it again (nothing else changes it but the agent before install and
     /// stop, when the charm sets it anyway).
@@ -26,11 +32,6 @@ pub struct Recorded {
     /// The workload version last given to application-version-set.
     #[serde(default)]
     pub workload_version: Option<String>,
-    /// Where earlier revisions recorded the plugins; moved to the journal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cni: Option<cni::Installed>,
-    #[serde(default)]
-    pub snaps: BTreeMap<String, snaps::Installed>,
     /// What stood in the way at the last look at the resources, most
     /// urgent first (derived from `item_problems`).
     #[serde(default)]
@@ -68,23 +69,10 @@ pub struct Recorded {
     /// What stands in the way of a configured, running node.
     #[serde(default)]
     pub node_problems: Vec<Problem>,
-    /// Per daemon snap: the snap config keys set, and a fingerprint of
-    /// everything it was last (re)started with.
-    #[serde(default)]
-    pub daemons: BTreeMap<String, DaemonRecord>,
-    /// Labels this charm applied to the node.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Whether applying labels failed and must be retried.
-    #[serde(default)]
-    pub labels_pending: bool,
     /// Whether the ingress ports are open, as this unit last set them;
     /// rolled back with a failed hook, as Juju rolls back the ports.
     #[serde(default)]
     pub ingress_open: Option<bool>,
-    /// The unit is stopping: nothing restarts the daemons any more.
-    #[serde(default)]
-    pub stopped: bool,
     /// The kube-control binding's ingress addresses (kubelet's node IPs).
     #[serde(default)]
     pub node_ips: Option<Vec<String>>,
@@ -95,27 +83,10 @@ pub struct Recorded {
     /// The secret the tokens in the kubeconfigs came from, if any.
     #[serde(default)]
     pub credentials_secret: Option<String>,
-    /// Fingerprint of the sysctl file last loaded, and what the kernel
-    /// refused of it (outside a container, a problem until it changes).
-    #[serde(default)]
-    pub sysctl_applied: Option<String>,
-    #[serde(default)]
-    pub sysctl_refused: Option<String>,
-    /// Whether `snap refresh --hold` was done (`Some(false)`: snapd too
-    /// old to hold).
-    #[serde(default)]
-    pub snaps_held: Option<bool>,
-    /// Labels removed from the node at the operator's request (`key-`).
-    #[serde(default)]
-    pub labels_removed: std::collections::BTreeSet<String>,
     /// The node's Ready condition as update-status last saw it: `None`
     /// when Ready (or not looked at yet), else the condition's message.
     #[serde(default)]
     pub node_not_ready: Option<String>,
-    /// What the stop hook did about the node (removed, not found, could
-    /// not): the status says exactly that.
-    #[serde(default)]
-    pub stop_outcome: Option<String>,
     /// What stopped the last hook half-way, though the machine is not
     /// broken (a program that did not answer in time, a full disk): for the
     /// status, until a hook gets through.

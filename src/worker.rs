@@ -9,13 +9,12 @@
 
 use charm::context::{Event, HookKind, RelationEvent};
 use charm::root::MachineRoot;
-use charm::state::StateFile;
 use charm::{HookContext, HookTools, Status};
 
 use crate::arch::{self, Arch};
 use crate::config::Config;
 use crate::error::{Error, ToolContext};
-use crate::journal::{self, Journal};
+use crate::journal::{self, JournalFile};
 use crate::node::{self, Fresh, Node};
 use crate::relations::{CERTIFICATES, ENDPOINTS, KUBE_CONTROL};
 use crate::unit_state::{self, ProblemKind, Recorded};
@@ -60,14 +59,19 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         }
         _ => false,
     };
-    let mut state = unit_state::load(&ctx.charm_dir)?;
-    let mut journal = journal::load(&ctx.charm_dir)?;
-    if let Some(cni) = state.get_mut().cni.take() {
-        // Recorded by an earlier revision in the unit state: the journal's
-        // now, saved before the state forgets it.
-        journal.get_mut().cni.get_or_insert(cni);
-        journal.save()?;
+    // The journal first: it takes over facts an earlier revision kept in
+    // the state file, which forgets them when it is next saved.
+    let (mut journal, facts) = journal::load(&ctx.charm_dir)?;
+    journal.persist(&facts)?;
+    // The cache of Juju inputs may be lost: everything is read again.
+    let cache_lost = !ctx.charm_dir.join(unit_state::STATE_FILE).exists()
+        && (facts.cni.is_some() || !facts.snaps.is_empty());
+    if cache_lost && hook.is_some() {
+        log::warn!("the charm's cache of Juju inputs is gone; reading everything again");
     }
+    let recovering = recovering || cache_lost && hook.is_some();
+    let mut state = unit_state::load(&ctx.charm_dir)?;
+    state.get_mut().journal = facts;
     let (machine, arch) = arch::detect();
     let node = Node {
         tools: &tools,
@@ -126,7 +130,7 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         (state.get_mut().published, state.get_mut().ingress_open) = transactional;
     }
     // What was done to the machine is recorded even if the hook then fails.
-    journal.save()?;
+    journal.persist(&state.get().journal)?;
     state.save()?;
     work?;
 
@@ -161,7 +165,7 @@ fn run(
     arch: Arch,
     recovering: bool,
     recorded: &mut Recorded,
-    journal: &mut StateFile<Journal>,
+    journal: &mut JournalFile,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let (tools, root) = (node.tools, node.root);
@@ -176,7 +180,7 @@ fn run(
                 upgrade_action(tools, root, arch, recorded, journal, announce)?;
                 // The new snaps may take other flags: configure them now.
                 if let (false, true, Some(options)) = (
-                    recorded.stopped,
+                    recorded.journal.stopped,
                     recorded.config_problems.is_empty(),
                     recorded.options.clone(),
                 ) {
@@ -281,7 +285,7 @@ fn run(
                 // addresses: read them again where they can have changed.
                 recorded.addresses = None;
             }
-            if !recorded.stopped && recorded.config_problems.is_empty() {
+            if !recorded.journal.stopped && recorded.config_problems.is_empty() {
                 if let Some(options) = recorded.options.clone() {
                     node.converge(recorded, &options, &fresh)?;
                 }
@@ -290,7 +294,7 @@ fn run(
             node.publish_all(recorded)?;
             // Kept for `stop`, which runs after every relation is gone.
             if let Some((url, ca)) = node.api_target(recorded) {
-                journal.get_mut().api_server = Some(journal::ApiServer { url, ca });
+                recorded.journal.api_server = Some(journal::ApiServer { url, ca });
             }
             if reads_config {
                 if let Some(options) = &recorded.options {
@@ -328,8 +332,9 @@ fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
     let Some(arch) = arch else {
         return Status::blocked(format!("Unsupported architecture: {machine}"));
     };
-    if recorded.stopped {
+    if recorded.journal.stopped {
         let node = recorded
+            .journal
             .stop_outcome
             .as_deref()
             .unwrap_or("node left to the control plane");
@@ -357,10 +362,12 @@ fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
     if let Some(p) = all().find(|p| matches!(p.kind, ProblemKind::Retry | ProblemKind::Waiting)) {
         return Status::waiting(p.message.clone());
     }
-    if !(recorded.snaps.contains_key("kubelet") && recorded.snaps.contains_key("kube-proxy")) {
+    if !(recorded.journal.snaps.contains_key("kubelet")
+        && recorded.journal.snaps.contains_key("kube-proxy"))
+    {
         return Status::waiting(format!("Installing Kubernetes on {arch}"));
     }
-    if recorded.daemons.is_empty() {
+    if recorded.journal.daemons.is_empty() {
         return Status::waiting("Waiting for the node's configuration");
     }
     Status::active("Kubernetes worker running.")
@@ -373,7 +380,7 @@ fn upgrade_action(
     root: &MachineRoot,
     arch: Arch,
     recorded: &mut Recorded,
-    journal: &mut StateFile<Journal>,
+    journal: &mut JournalFile,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let config = Config::read(tools)?;

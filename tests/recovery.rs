@@ -187,3 +187,47 @@ fn relation_data_dropped_with_a_killed_hook_is_published_again() {
         Some("system:nodes")
     );
 }
+
+#[test]
+fn a_lost_cache_is_read_again_and_changes_nothing_on_the_machine() {
+    let (sim, _scratch, c, _rels) = cluster::running(Master::Today);
+    sim.configure("labels", "disk=ssd").assert_ok();
+    let starts = |sim: &Sim| {
+        let m = sim.machine();
+        (
+            m.services["snap.kubelet.daemon.service"].starts,
+            m.services["snap.kube-proxy.daemon.service"].starts,
+        )
+    };
+    let before = (starts(&sim), common::tree(&sim.root()));
+    let cache = sim.charm_dir().join(".kubernetes-worker-state.json");
+    let journal = sim.charm_dir().join(".kubernetes-worker-journal.json");
+    std::fs::remove_file(&cache).unwrap();
+    let mark = sim.mark();
+    sim.hook("update-status").assert_ok();
+    assert_eq!(
+        sim.status(),
+        ("active".into(), "Kubernetes worker running.".into())
+    );
+    assert!(
+        sim.machine_calls_since(mark)
+            .iter()
+            .all(|c| !c.is_mutating()),
+        "{:?}",
+        sim.machine_calls_since(mark)
+    );
+    assert_eq!((starts(&sim), common::tree(&sim.root())), before);
+    assert!(cache.exists() && journal.exists());
+    assert_eq!(
+        c.api.node(&c.node).unwrap()["metadata"]["labels"]["disk"],
+        "ssd"
+    );
+    // And it is a cache again: the next update-status makes no call.
+    let mark = sim.mark();
+    sim.hook("update-status").assert_ok();
+    assert!(
+        sim.tool_calls_since(mark).is_empty(),
+        "{:?}",
+        sim.tool_calls_since(mark)
+    );
+}

@@ -18,13 +18,12 @@ use std::path::Path;
 use charm::files;
 use charm::resources::{self, Resource};
 use charm::root::MachineRoot;
-use charm::state::StateFile;
 use charm::HookTools;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
 use crate::error::Error;
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalFile};
 
 pub const CNI_DIR: &str = "/opt/cni";
 pub const CNI_BIN: &str = "/opt/cni/bin";
@@ -74,10 +73,9 @@ pub fn resource_name(arch: Arch) -> String {
 /// in the journal which plugins are the charm's: what it is about to move
 /// into place before the first move, what it moved after the last.
 pub fn converge(
-    tools: &HookTools,
-    root: &MachineRoot,
-    arch: Arch,
-    journal: &mut StateFile<Journal>,
+    (tools, root, arch): (&HookTools, &MachineRoot, Arch),
+    journal: &mut Journal,
+    file: &mut JournalFile,
     fingerprints: &mut resources::FingerprintCache,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<Outcome, Error> {
@@ -102,7 +100,7 @@ pub fn converge(
             source,
         })?;
     sweep_staging(root)?;
-    if let Some(pending) = journal.get_mut().cni_pending.take() {
+    if let Some(pending) = journal.cni_pending.take() {
         // Stopped between the first move and the record of the last: every
         // plugin it meant to place is the charm's, whether or not it got
         // there, and the install is done again.
@@ -110,21 +108,16 @@ pub fn converge(
             "installing the CNI plugins from {} did not finish; doing it again",
             pending.resource
         );
-        let mut owned = journal
-            .get()
-            .cni
-            .clone()
-            .map(|i| i.plugins)
-            .unwrap_or_default();
+        let mut owned = journal.cni.clone().map(|i| i.plugins).unwrap_or_default();
         owned.extend(pending.plugins);
-        journal.get_mut().cni = Some(Installed {
+        journal.cni = Some(Installed {
             resource: pending.resource,
             sha256: String::new(),
             plugins: owned,
         });
     }
     let bin = root.path(CNI_BIN);
-    if let Some(current) = &journal.get().cni {
+    if let Some(current) = &journal.cni {
         if current.resource == name
             && current.sha256 == sha256
             && current
@@ -161,7 +154,6 @@ pub fn converge(
         );
     }
     let previous = journal
-        .get()
         .cni
         .as_ref()
         .map(|i| i.plugins.clone())
@@ -184,12 +176,12 @@ pub fn converge(
         .collect();
     // Written ahead: from here on, a kill or a failure leaves a record
     // that owns every plugin this install may have moved.
-    journal.get_mut().cni_pending = Some(Pending {
+    journal.cni_pending = Some(Pending {
         resource: name.clone(),
         sha256: sha256.clone(),
         plugins: previous.union(&ours).cloned().collect(),
     });
-    journal.save()?;
+    file.persist(journal)?;
     place(staging.path(), &bin, &ours)?;
     let mut removed = 0;
     for gone in previous.difference(&ours) {
@@ -208,14 +200,13 @@ pub fn converge(
         }
     );
     let added = ours.len();
-    let record = journal.get_mut();
-    record.cni = Some(Installed {
+    journal.cni = Some(Installed {
         resource: name,
         sha256,
         plugins: ours,
     });
-    record.cni_pending = None;
-    journal.save()?;
+    journal.cni_pending = None;
+    file.persist(journal)?;
     Ok(Outcome::Installed { added, removed })
 }
 
