@@ -205,12 +205,7 @@ proptest! {
         std::fs::create_dir(&staging).unwrap();
         let _ = crate::cni::archive::unpack(&archive, &staging, "amd64");
         // Nothing is ever written outside the staging directory.
-        let mut outside: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        outside.sort();
-        prop_assert_eq!(outside, vec!["cni.tgz", "staging"]);
+        prop_assert_eq!(names_in(dir.path()), ["cni.tgz", "staging"]);
     }
 
     #[test]
@@ -252,11 +247,17 @@ proptest! {
                 prop_assert!(plugin.len() <= 255);
             }
         }
-        let mut outside: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        outside.sort();
-        prop_assert_eq!(outside, vec!["cni.tgz", "staging"]);
+        prop_assert_eq!(names_in(dir.path()), ["cni.tgz", "staging"]);
     }
+}
+
+/// The names in `dir`, sorted: an unpack writes nothing beside its staging
+/// directory.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }

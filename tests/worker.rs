@@ -235,9 +235,9 @@ fn inside_a_container_kube_proxy_gets_no_conntrack_limit() {
     assert_eq!(config["conntrack"]["maxPerCore"], 0);
 }
 
-#[test]
-fn the_ubuntu_user_gets_its_own_kubeconfig() {
-    let (sim, _scratch) = common::provisioned();
+/// A machine with an `ubuntu` user (uid 1000) and its home; returns the
+/// home's path.
+fn with_ubuntu(sim: &Sim) -> std::path::PathBuf {
     std::fs::create_dir_all(sim.root().join("etc")).unwrap();
     std::fs::write(
         sim.root().join("etc/passwd"),
@@ -247,6 +247,13 @@ fn the_ubuntu_user_gets_its_own_kubeconfig() {
     let home = sim.root().join("home/ubuntu");
     std::fs::create_dir_all(&home).unwrap();
     std::os::unix::fs::chown(&home, Some(1000), Some(1000)).unwrap();
+    home
+}
+
+#[test]
+fn the_ubuntu_user_gets_its_own_kubeconfig() {
+    let (sim, _scratch) = common::provisioned();
+    with_ubuntu(&sim);
     for run in sim.deploy() {
         run.assert_ok();
     }
@@ -270,16 +277,7 @@ fn the_ubuntu_user_gets_its_own_kubeconfig() {
 fn ubuntus_kubeconfig_is_never_written_through_a_link() {
     let setup = |prepare: &dyn Fn(&std::path::Path)| {
         let (sim, scratch) = common::provisioned();
-        std::fs::create_dir_all(sim.root().join("etc")).unwrap();
-        std::fs::write(
-            sim.root().join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n",
-        )
-        .unwrap();
-        let home = sim.root().join("home/ubuntu");
-        std::fs::create_dir_all(&home).unwrap();
-        std::os::unix::fs::chown(&home, Some(1000), Some(1000)).unwrap();
-        prepare(&home);
+        prepare(&with_ubuntu(&sim));
         for run in sim.deploy() {
             run.assert_ok();
         }
