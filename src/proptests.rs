@@ -10,6 +10,7 @@ use proptest::prelude::*;
 
 use crate::relations::{self, EndpointData};
 use crate::{args, daemons, kubeconfig, validate};
+use juju_sim::fixtures::names_in;
 
 /// Text that looks like what arrives: ASCII, some JSON, control
 /// characters, non-ASCII, long runs.
@@ -249,15 +250,4 @@ proptest! {
         }
         prop_assert_eq!(names_in(dir.path()), ["cni.tgz", "staging"]);
     }
-}
-
-/// The names in `dir`, sorted: an unpack writes nothing beside its staging
-/// directory.
-fn names_in(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }

@@ -693,14 +693,7 @@ fn journal_path(sim: &Sim) -> std::path::PathBuf {
     sim.charm_dir().join(".kubernetes-worker-journal.json")
 }
 
-fn names_in(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use juju_sim::fixtures::names_in;
 
 #[test]
 fn a_plugin_install_stopped_half_way_is_finished_by_the_next_hook() {
