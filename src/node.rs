@@ -490,7 +490,20 @@ impl Node<'_> {
         }
         let versions = self.daemon_versions()?;
         match self.ready(recorded, options, versions.map(|v| v[0])) {
-            Err(missing) => problems.extend(missing),
+            Err(missing) => {
+                problems.extend(missing);
+                // Labels need only the API server, its CA and the client
+                // token, which a node that ran keeps while another relation
+                // is missing.
+                if let Some((url, ca)) = self.api_target(recorded) {
+                    if let Some(token) = self.disk_tokens().map(|t| t.client_token) {
+                        let api = || Api::new(&url, &ca, &token);
+                        if let Some(problem) = self.label(recorded, &api, options) {
+                            problems.push(problem);
+                        }
+                    }
+                }
+            }
             Ok(ready) => match self.credentials(recorded, &ready.creds, fresh)? {
                 Err(problem) => problems.push(problem),
                 Ok(creds) => {

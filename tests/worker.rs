@@ -535,6 +535,31 @@ fn bad_options_block_quoting_the_bad_value() {
 }
 
 #[test]
+fn api_operations_need_only_the_api_server_ca_and_token() {
+    let (sim, _s, c, rels) = cluster::running(Master::Today);
+    // Another relation goes: the node cannot be configured anew, but the
+    // API server, its CA and the client token are all still known.
+    for run in sim.unrelate(rels.cni) {
+        run.assert_ok();
+    }
+    blocked(
+        &sim,
+        "Relate kubernetes-worker:cni to a CNI subordinate (flannel, calico)",
+    );
+    sim.configure("labels", "disk=ssd").assert_ok();
+    assert_eq!(
+        c.api.node(&c.node).unwrap()["metadata"]["labels"]["disk"],
+        "ssd"
+    );
+    let (run, action) = sim.action("pause", json!({}));
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{}", action.message);
+    assert_eq!(c.api.node(&c.node).unwrap()["spec"]["unschedulable"], true);
+    let (_, action) = sim.action("resume", json!({}));
+    assert_eq!(action.status, "completed", "{}", action.message);
+}
+
+#[test]
 fn labels_are_added_and_removed_leaving_others_alone() {
     let (sim, _s, c, _rels) = cluster::running(Master::Current);
     sim.configure("labels", "disk=ssd topology.kubernetes.io/zone=z1")
