@@ -743,11 +743,17 @@ fn a_plugin_install_stopped_half_way_is_finished_by_the_next_hook() {
 }
 
 #[test]
-fn an_unpack_killed_at_any_moment_converges_with_the_plugins_the_charms() {
+fn an_install_or_unpack_killed_at_any_moment_converges_with_the_plugins_the_charms() {
     let (base, scratch) = provisioned();
     let few = cni_tgz(scratch.path(), arch(), Some(&["bridge", "loopback"]));
-    // How long an undisturbed upgrade takes, to spread the kills over it.
-    base.hook("install").assert_ok();
+    // How long an undisturbed install and upgrade take, to spread the
+    // kills over them.
+    let installing = {
+        let started = std::time::Instant::now();
+        base.hook("install").assert_ok();
+        started.elapsed()
+    };
+    let installed = names_in(&cni_bin(&base));
     let took = {
         let started = std::time::Instant::now();
         base.attach_file(&format!("cni-{}", arch()), &few);
@@ -758,8 +764,22 @@ fn an_unpack_killed_at_any_moment_converges_with_the_plugins_the_charms() {
     let mut killed = 0;
     for step in 0..8u32 {
         let (sim, _s) = provisioned();
-        sim.hook("install").assert_ok();
+        sim.kill_next_after(installing * step / 8);
+        let run = sim.hook("install");
+        run.assert_ok();
+        killed += u32::from(run.killed);
         let all = names_in(&cni_bin(&sim));
+        assert_eq!(
+            all,
+            installed,
+            "install killed at {:?}",
+            installing * step / 8
+        );
+        assert_eq!(
+            names_in(cni_bin(&sim).parent().unwrap()),
+            ["bin"],
+            "no debris"
+        );
         sim.attach_file(&format!("cni-{}", arch()), &few);
         sim.kill_next_after(took * step / 8);
         let run = sim.hook("upgrade-charm");
@@ -784,7 +804,7 @@ fn an_unpack_killed_at_any_moment_converges_with_the_plugins_the_charms() {
         sim.hook("upgrade-charm").assert_ok();
         assert_eq!(names_in(&bin), all);
     }
-    assert!(killed >= 4, "only {killed} of 8 runs were killed mid-hook");
+    assert!(killed >= 8, "only {killed} of 16 hooks were killed mid-way");
 }
 
 #[test]

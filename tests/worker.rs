@@ -560,6 +560,33 @@ fn api_operations_need_only_the_api_server_ca_and_token() {
 }
 
 #[test]
+fn an_api_server_that_never_answers_costs_a_hook_seconds_and_says_so() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Today);
+    c.api.set_silent(true);
+    let started = std::time::Instant::now();
+    sim.configure("labels", "disk=ssd").assert_ok();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, message) = sim.status();
+    assert_eq!(status, "waiting", "{message}");
+    assert!(
+        message.starts_with("Waiting to apply node labels: "),
+        "{message}"
+    );
+    // The server answers again: the next hook applies them.
+    c.api.set_silent(false);
+    sim.hook("update-status").assert_ok();
+    active(&sim);
+    assert_eq!(
+        c.api.node(&c.node).unwrap()["metadata"]["labels"]["disk"],
+        "ssd"
+    );
+}
+
+#[test]
 fn labels_are_added_and_removed_leaving_others_alone() {
     let (sim, _s, c, _rels) = cluster::running(Master::Current);
     sim.configure("labels", "disk=ssd topology.kubernetes.io/zone=z1")

@@ -60,6 +60,9 @@ pub struct ApiState {
     /// Connections are closed as soon as they are accepted (the server
     /// is down behind its address).
     pub down: bool,
+    /// Connections are accepted and never answered (a blackholed or hung
+    /// server).
+    pub silent: bool,
 }
 
 /// The stand-in API server, on 127.0.0.1.
@@ -132,6 +135,10 @@ impl ApiServer {
         *self.state.lock().unwrap() = ApiState::default();
     }
 
+    pub fn set_silent(&self, silent: bool) {
+        self.state.lock().unwrap().silent = silent;
+    }
+
     pub fn set_down(&self, down: bool) {
         self.state.lock().unwrap().down = down;
     }
@@ -160,6 +167,12 @@ fn serve(
     token: &str,
 ) {
     if state.lock().map(|s| s.down).unwrap_or(false) {
+        return;
+    }
+    if state.lock().map(|s| s.silent).unwrap_or(false) {
+        // Hold the connection, say nothing, until the client gives up.
+        let mut stream = stream;
+        let _ = std::io::Read::read_to_end(&mut stream, &mut Vec::new());
         return;
     }
     let Ok(conn) = rustls::ServerConnection::new(config) else {
