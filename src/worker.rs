@@ -63,14 +63,23 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
     // the state file, which forgets them when it is next saved.
     let (mut journal, facts) = journal::load(&ctx.charm_dir)?;
     journal.persist(&facts)?;
-    // The cache of Juju inputs may be lost: everything is read again.
-    let cache_lost = !ctx.charm_dir.join(unit_state::STATE_FILE).exists()
-        && (facts.cni.is_some() || !facts.snaps.is_empty());
-    if cache_lost && hook.is_some() {
-        log::warn!("the charm's cache of Juju inputs is gone; reading everything again");
-    }
+    // The cache of Juju inputs may be lost or unreadable: everything is
+    // read again.
+    let cache_existed = ctx.charm_dir.join(unit_state::STATE_FILE).exists();
+    let (mut state, corrupt) = unit_state::load(&ctx.charm_dir)?;
+    let installed = facts.cni.is_some() || !facts.snaps.is_empty();
+    let cache_lost = match corrupt {
+        Some(why) => {
+            log::warn!("the charm's cache of Juju inputs {why}; reading everything again");
+            true
+        }
+        None if !cache_existed && installed => {
+            log::warn!("the charm's cache of Juju inputs is gone; reading everything again");
+            true
+        }
+        None => false,
+    };
     let recovering = recovering || cache_lost && hook.is_some();
-    let mut state = unit_state::load(&ctx.charm_dir)?;
     state.get_mut().journal = facts;
     let (machine, arch) = arch::detect();
     let node = Node {

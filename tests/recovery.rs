@@ -231,3 +231,35 @@ fn a_lost_cache_is_read_again_and_changes_nothing_on_the_machine() {
         sim.tool_calls_since(mark)
     );
 }
+
+#[test]
+fn an_unreadable_cache_is_moved_aside_and_read_again() {
+    let (sim, _scratch, _c, _rels) = cluster::running(Master::Today);
+    let starts = |sim: &Sim| sim.machine().services["snap.kubelet.daemon.service"].starts;
+    let before = (starts(&sim), common::tree(&sim.root()));
+    let cache = sim.charm_dir().join(".kubernetes-worker-state.json");
+    let text = std::fs::read(&cache).unwrap();
+    // Truncated, as a full disk or a crash in the middle of a copy leaves it.
+    std::fs::write(&cache, &text[..text.len() / 2]).unwrap();
+    let mark = sim.mark();
+    sim.hook("update-status").assert_ok();
+    assert_eq!(
+        sim.status(),
+        ("active".into(), "Kubernetes worker running.".into())
+    );
+    assert!(sim
+        .machine_calls_since(mark)
+        .iter()
+        .all(|c| !c.is_mutating()));
+    assert_eq!((starts(&sim), common::tree(&sim.root())), before);
+    let aside = sim
+        .charm_dir()
+        .join(".kubernetes-worker-state.json.corrupt");
+    assert_eq!(std::fs::read(&aside).unwrap(), &text[..text.len() / 2]);
+    let warned = sim.unit().logs.iter().any(|l| {
+        l.level == "WARNING"
+            && l.message.contains("could not be read")
+            && l.message.contains(".kubernetes-worker-state.json.corrupt")
+    });
+    assert!(warned, "{:#?}", sim.unit().logs.last());
+}

@@ -18,7 +18,7 @@ use crate::files::{self, Change, FileError};
 pub enum StateError {
     #[error(transparent)]
     File(#[from] FileError),
-    #[error("the charm's state file {} is corrupt: {source}; move it away to start afresh", path.display())]
+    #[error("the charm's record {} cannot be read: {source}", path.display())]
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,
