@@ -160,20 +160,34 @@ pub fn run<S: AsRef<OsStr>>(
         .spawn()
         .map_err(spawn_error)?;
     let pid = child.id();
-    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        let data = data.to_vec();
-        // Fed from a thread, so that a program that writes a lot before it
-        // reads cannot deadlock against us. A program may exit without
-        // reading all of stdin; its exit status is what counts, so a broken
-        // pipe is not an error of its own.
-        std::thread::spawn(move || drop(pipe.write_all(&data)));
-    }
+    let feeder = match (stdin, child.stdin.take()) {
+        (Some(data), Some(mut pipe)) => {
+            let data = data.to_vec();
+            // Fed from a thread, so that a program that writes a lot before
+            // it reads cannot deadlock against us. A program may exit
+            // without reading all of stdin; its exit status is what counts,
+            // so a broken pipe is not an error of its own.
+            Some(std::thread::spawn(move || drop(pipe.write_all(&data))))
+        }
+        _ => None,
+    };
     // One thread collects the output (std reads both pipes together) and
     // the exit status; this one waits for it with the deadline.
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || drop(tx.send(child.wait_with_output())));
+    let collector = std::thread::spawn(move || drop(tx.send(child.wait_with_output())));
     let output = match rx.recv_timeout(limit.saturating_sub(started.elapsed())) {
-        Ok(output) => output.map_err(spawn_error)?,
+        Ok(output) => {
+            // Both are done or about to be: no thread outlives the call, so
+            // the next spawn never forks a process with threads in flight
+            // (which qemu-user, emulating the fork, can deadlock on).
+            let _ = collector.join();
+            // A feeder still blocked (something the program left behind
+            // holds stdin) is left to end with the process.
+            if let Some(feeder) = feeder.filter(|f| f.is_finished()) {
+                let _ = feeder.join();
+            }
+            output.map_err(spawn_error)?
+        }
         Err(_) => {
             kill_group(pid);
             return Err(ExecError::TimedOut {
@@ -216,8 +230,10 @@ fn kill_group(pid: u32) {
     use nix::sys::signal::{killpg, Signal};
     use nix::unistd::Pid;
     if let Ok(pid) = i32::try_from(pid) {
-        // Already gone is fine: nothing is left to stop.
+        // Already gone is fine: nothing is left to stop. The program itself
+        // too, in case it never got as far as making its group.
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
 }
 
