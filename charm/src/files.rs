@@ -131,6 +131,18 @@ fn sweep_temporaries(dir: &Path, name: &str) {
     }
 }
 
+/// Removes what a killed write of `path` left behind, for records a hook
+/// may not write again soon.
+pub(crate) fn sweep_leftovers_of(path: &Path) {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Some(name) = path.file_name() {
+        sweep_temporaries(dir, &name.to_string_lossy());
+    }
+}
+
 /// The length of the random part of a temporary file's name.
 const TEMP_RANDOM_LEN: usize = 6;
 

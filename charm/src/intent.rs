@@ -18,7 +18,6 @@
 //! calls it before any change of its own (an API write, an unpack).
 
 use std::cell::RefCell;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::files::FileError;
@@ -55,6 +54,8 @@ impl Intent {
     /// [`before_change`] to write this hook's (named `hook`) there.
     pub fn arm(path: impl Into<PathBuf>, hook: &str) -> Result<Intent, FileError> {
         let path = path.into();
+        // A hook killed while writing its mark left only a temporary file.
+        crate::files::sweep_leftovers_of(&path);
         let unfinished = crate::files::read_optional(&path)?.map(|bytes| Unfinished {
             hook: String::from_utf8_lossy(&bytes).trim().to_string(),
         });
@@ -106,11 +107,7 @@ pub fn before_change() -> Result<(), FileError> {
         if armed.written {
             return Ok(());
         }
-        write_mark(&armed.path, &armed.hook).map_err(|source| FileError {
-            action: "recording the hook's intent in",
-            path: armed.path.clone(),
-            source,
-        })?;
+        write_mark(&armed.path, &armed.hook)?;
         armed.written = true;
         Ok(())
     })
@@ -121,16 +118,8 @@ pub fn recorded() -> bool {
     ARMED.with_borrow(|armed| armed.as_ref().is_some_and(|a| a.written))
 }
 
-fn write_mark(path: &Path, hook: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".intent.")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    writeln!(tmp, "{hook}")?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    sync_parent(path)
+fn write_mark(path: &Path, hook: &str) -> Result<(), FileError> {
+    crate::files::write_record(path, format!("{hook}\n").as_bytes(), 0o600).map(|_| ())
 }
 
 fn sync_parent(path: &Path) -> std::io::Result<()> {
@@ -181,5 +170,20 @@ mod tests {
         assert!(!mark.exists());
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn a_mark_whose_write_was_killed_leaves_nothing_after_the_next_hook() {
+        let dir = tempfile::tempdir().unwrap();
+        let mark = dir.path().join(".hook-running");
+        // What a kill between creating the temporary file and the rename
+        // leaves (the name files::write_record gives it).
+        let torn = dir.path().join("..hook-running.Ab3xZ9.tmp");
+        std::fs::write(&torn, "install").unwrap();
+        let next = Intent::arm(&mark, "install").unwrap();
+        assert_eq!(next.unfinished, None);
+        next.finish().unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }
