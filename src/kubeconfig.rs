@@ -8,6 +8,9 @@ use serde::Serialize;
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
 struct Kubeconfig<'a> {
+    // The one camelCase key of the format (an earlier revision wrote
+    // `api-version`, which kubectl ignored).
+    #[serde(rename = "apiVersion")]
     api_version: &'static str,
     kind: &'static str,
     clusters: [Named<'a, Cluster>; 1],
@@ -121,6 +124,9 @@ mod tests {
             "tok:en",
         );
         let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(v["apiVersion"], "v1");
+        assert_eq!(v["kind"], "Config");
+        assert!(v.get("api-version").is_none());
         assert_eq!(v["current-context"], "juju-context");
         assert_eq!(v["clusters"][0]["name"], "juju-cluster");
         assert_eq!(
