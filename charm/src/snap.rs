@@ -17,6 +17,8 @@ pub enum SnapError {
     NotSquashfs { path: PathBuf },
     #[error("{}: cannot read meta/snap.yaml: {reason}", path.display())]
     BadMetadata { path: PathBuf, reason: String },
+    #[error("{command} printed what it should not: {reason}")]
+    BadOutput { command: String, reason: String },
     #[error("reading {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -167,6 +169,87 @@ fn is_busy(e: &ExecError) -> bool {
     e.code() == Some(BUSY_EXIT) || e.stderr().contains("change in progress")
 }
 
+/// Where snapd keeps the file of each installed revision
+/// (`<name>_<revision>.snap`), the one it mounts.
+pub fn revision_file(root: &MachineRoot, name: &str, revision: &str) -> PathBuf {
+    root.path(format!("/var/lib/snapd/snaps/{name}_{revision}.snap"))
+}
+
+/// The revision of `name` that is current (`123` from the store, `x<n>`
+/// for a file), read from the link snapd keeps.
+pub fn current_revision(root: &MachineRoot, name: &str) -> Option<String> {
+    std::fs::read_link(root.path(format!("/snap/{name}/current")))
+        .ok()
+        .map(|rev| rev.to_string_lossy().into_owned())
+}
+
+/// A channel as snapd records it: `<track>/<risk>[/<branch>]`, the track
+/// `latest` and the risk `stable` filled in where left out.
+pub fn normalize_channel(channel: &str) -> String {
+    const RISKS: [&str; 4] = ["stable", "candidate", "beta", "edge"];
+    let parts: Vec<&str> = channel.split('/').collect();
+    match parts.as_slice() {
+        [risk] if RISKS.contains(risk) => format!("latest/{risk}"),
+        [track] => format!("{track}/stable"),
+        [risk, branch] if RISKS.contains(risk) => format!("latest/{risk}/{branch}"),
+        _ => channel.to_string(),
+    }
+}
+
+/// One installed snap as `snap list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub version: String,
+    pub revision: String,
+    /// The channel it follows; `None` for a snap installed from a file
+    /// (or a snapd too old to say).
+    pub tracking: Option<String>,
+    /// Held from automatic refreshes (snapd 2.58+ notes `held`).
+    pub held: bool,
+}
+
+/// `snap list`'s table: columns found by their heading, since snapd added
+/// some over the years (Tracking in 2.36, Publisher for Developer).
+pub fn parse_list(stdout: &str) -> Vec<Listed> {
+    let mut lines = stdout.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let heading: Vec<&str> = header.split_whitespace().collect();
+    let column = |name: &str| heading.iter().position(|h| *h == name);
+    let (Some(name), Some(version), Some(rev)) = (column("Name"), column("Version"), column("Rev"))
+    else {
+        return Vec::new();
+    };
+    let (tracking, notes) = (column("Tracking"), column("Notes"));
+    lines
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            if cells.len() != heading.len() {
+                return None;
+            }
+            let tracking = tracking
+                .map(|i| cells[i])
+                .filter(|t| *t != "-" && !t.is_empty())
+                .map(str::to_string);
+            let held = notes.is_some_and(|i| cells[i].split(',').any(|n| n == "held"));
+            Some(Listed {
+                name: cells[name].to_string(),
+                version: cells[version].to_string(),
+                revision: cells[rev].to_string(),
+                tracking,
+                held,
+            })
+        })
+        .collect()
+}
+
+/// A snap's configuration as `snap get -d` prints it: each top-level key
+/// with its value as snapd stores it (a value that reads as JSON is that
+/// JSON: `v=0` is the number 0).
+pub type SnapConfig = std::collections::BTreeMap<String, serde_json::Value>;
+
 /// The `snap` command.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SnapCli;
@@ -187,6 +270,37 @@ impl SnapCli {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+
+    /// `snap list <names>`: those of `names` that are installed (none is
+    /// not an error). Changes nothing.
+    pub fn list(&self, names: &[&str]) -> Result<Vec<Listed>, SnapError> {
+        let mut args = vec!["list"];
+        args.extend(names);
+        match exec::run("snap", &args, None, deadline::QUERY) {
+            Ok(out) => Ok(parse_list(&out.stdout_str())),
+            Err(e) if e.code().is_some() && e.stderr().contains("no matching snaps") => {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `snap get -d <name>`: every key set on the snap. Changes nothing.
+    pub fn config(&self, name: &str) -> Result<SnapConfig, SnapError> {
+        match exec::run("snap", &["get", "-d", name], None, deadline::QUERY) {
+            Ok(out) => {
+                let text = out.stdout_str();
+                serde_json::from_str(&text).map_err(|e| SnapError::BadOutput {
+                    command: format!("snap get -d {name}"),
+                    reason: e.to_string(),
+                })
+            }
+            Err(e) if e.code().is_some() && e.stderr().contains("has no configuration") => {
+                Ok(SnapConfig::new())
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -268,6 +382,39 @@ impl SnapCli {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snap_list_is_read_by_its_headings() {
+        let out = "Name        Version  Rev    Tracking       Publisher     Notes\n\
+kube-proxy  1.31.4   3840   1.31/stable    canonical\u{2713}  classic,held\n\
+kubelet     1.31.4   x2     -              -             classic\n";
+        let listed = parse_list(out);
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].tracking.as_deref(), Some("1.31/stable"));
+        assert!(listed[0].held);
+        assert_eq!(listed[1].revision, "x2");
+        assert_eq!(listed[1].tracking, None);
+        assert!(!listed[1].held);
+        // Before 2.36 there was no Tracking column.
+        let old =
+            "Name     Version  Rev  Developer  Notes\nkubelet  1.7.16   171  canonical  classic\n";
+        let listed = parse_list(old);
+        assert_eq!(listed[0].revision, "171");
+        assert_eq!(listed[0].tracking, None);
+        assert!(parse_list("").is_empty());
+    }
+
+    #[test]
+    fn channels_are_compared_as_snapd_records_them() {
+        assert_eq!(normalize_channel("stable"), "latest/stable");
+        assert_eq!(normalize_channel("1.31"), "1.31/stable");
+        assert_eq!(normalize_channel("1.31/edge"), "1.31/edge");
+        assert_eq!(normalize_channel("edge/fix-1"), "latest/edge/fix-1");
+        assert_eq!(
+            normalize_channel("1.31/stable/hotfix"),
+            "1.31/stable/hotfix"
+        );
+    }
 
     #[test]
     fn numeric_versions_stay_text() {

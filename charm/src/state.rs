@@ -69,6 +69,38 @@ impl<T: Serialize + DeserializeOwned + Default> StateFile<T> {
         }
     }
 
+    /// [`StateFile::load`], but a file that cannot be read is moved aside
+    /// to `<path>.corrupt` (kept for a post-mortem, replacing an earlier
+    /// one) and the record starts afresh: the charm rebuilds it rather than
+    /// failing every hook until an operator acts. The second value says
+    /// what happened, for a warning.
+    pub fn load_or_set_aside(
+        path: impl Into<PathBuf>,
+    ) -> Result<(StateFile<T>, Option<String>), StateError> {
+        let path = path.into();
+        match StateFile::load(&path) {
+            Err(StateError::Corrupt { source, .. }) => {
+                let mut aside = path.clone().into_os_string();
+                aside.push(".corrupt");
+                let aside = PathBuf::from(aside);
+                std::fs::rename(&path, &aside).map_err(|source| {
+                    StateError::File(files::FileError {
+                        action: "moving aside the unreadable",
+                        path: path.clone(),
+                        source,
+                    })
+                })?;
+                let why = format!(
+                    "{} could not be read ({source}); moved to {}",
+                    path.display(),
+                    aside.display()
+                );
+                Ok((StateFile::load(&path)?, Some(why)))
+            }
+            other => other.map(|file| (file, None)),
+        }
+    }
+
     pub fn get(&self) -> &T {
         &self.value
     }

@@ -259,6 +259,50 @@ impl Sim {
         &self.layout.dir
     }
 
+    /// `juju refresh --switch` (or `--path`) to `charm`, up to the hook:
+    /// the new charm's files replace the old one's in the charm dir (what
+    /// the old charm wrote there itself stays, as Juju leaves it), and
+    /// Juju then runs upgrade-charm, which the caller does with [`Sim::hook`].
+    pub fn switch_charm(&mut self, charm: &CharmSource) {
+        let dir = self.layout.charm_dir();
+        for name in CHARM_FILES {
+            let path = dir.join(name);
+            match path.symlink_metadata() {
+                Ok(m) if m.is_dir() => {
+                    std::fs::remove_dir_all(&path).expect("remove old charm dir")
+                }
+                Ok(_) => std::fs::remove_file(&path).expect("remove old charm file"),
+                Err(_) => {}
+            }
+        }
+        deploy_charm(charm, &dir);
+        let files = CharmFiles::load(&dir).expect("charm metadata");
+        assert_eq!(
+            files.name, self.charm.name,
+            "a switch keeps the application's name"
+        );
+        self.charm = files;
+    }
+
+    /// Runs one of the machine's programs (`snap`, `systemctl`, `sysctl`)
+    /// outside any hook, as an operator or an earlier charm on this machine
+    /// would; returns its exit code, stdout and stderr.
+    pub fn machine_run(&self, program: &str, args: &[&str]) -> (i32, String, String) {
+        assert!(
+            crate::machine::PROGRAMS.contains(&program),
+            "{program} is not one of the simulated machine's programs"
+        );
+        let out = Command::new(self.layout.sbin_dir().join(program))
+            .args(args)
+            .output()
+            .expect("running a machine program");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// The machine root the charm sees (only if `root_var` is set).
     pub fn root(&self) -> PathBuf {
         self.layout.root_dir()

@@ -455,6 +455,10 @@ fn install_local(m: &mut Machine, file: &Path, dangerous: bool, classic: bool) -
             )
         }
     }
+    // snapd keeps the file it mounts as <name>_<revision>.snap.
+    let kept = m.root.join("var/lib/snapd/snaps");
+    let _ = std::fs::create_dir_all(&kept);
+    let _ = std::fs::write(kept.join(format!("{}_{revision}.snap", yaml.name)), &bytes);
     let snap = InstalledSnap {
         version: version_text(&yaml.version),
         revision,
@@ -715,12 +719,14 @@ fn snap_list(m: &mut Machine, rest: &[String]) -> Out {
             ),
             SnapSource::Local(_) => ("-".into(), "-".into()),
         };
+        // snapd notes the confinement and a hold; a file's revision is
+        // in Rev (x1, x2, ...), not here.
         let mut notes = vec![];
         if s.classic {
             notes.push("classic");
         }
-        if matches!(s.source, SnapSource::Local(_)) {
-            notes.push("x1");
+        if s.held && version_tuple(&m.snapd_version) >= (2, 58) {
+            notes.push("held");
         }
         let notes = if notes.is_empty() {
             "-".to_string()
@@ -799,6 +805,9 @@ fn snap_get(m: &mut Machine, rest: &[String]) -> Out {
         return fail(1, format!("error: snap \"{name}\" is not installed\n"));
     }
     let config = m.snap_config.get(name).cloned().unwrap_or_default();
+    if keys.is_empty() && config.is_empty() {
+        return fail(1, format!("error: snap \"{name}\" has no configuration\n"));
+    }
     match keys {
         [key] if !p.is_set("d") => match config.get(key) {
             Some(Value::String(s)) => ok(format!("{s}\n")),
