@@ -118,7 +118,6 @@ pub fn render_args(flags: &BTreeMap<String, String>) -> String {
 /// The flags an `args` string holds, as bash reads it: what each daemon
 /// receives. Only the quoting [`render_args`] produces (and plain words)
 /// is understood; anything else is `None`.
-#[cfg(test)]
 pub fn parse_args(args: &str) -> Option<BTreeMap<String, String>> {
     let mut flags = BTreeMap::new();
     let mut chars = args.chars().peekable();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use charm::root::MachineRoot;
-use charm::snap::SnapCli;
+use charm::snap::{self, SnapCli};
 use charm::HookTools;
 
 use crate::arch::Arch;
@@ -84,6 +84,7 @@ pub fn converge(
             }
             None => &snaps::SNAPS[..],
         };
+        let mut listed = None;
         for name in snaps_to_look_at {
             if !looks_at(name, &item_problems) {
                 continue;
@@ -98,6 +99,7 @@ pub fn converge(
                 Findings {
                     report: &mut report,
                     problems: &mut problems,
+                    listed: &mut listed,
                 },
             )?;
         }
@@ -151,6 +153,9 @@ fn look_at_cni(
         cni::Outcome::Unchanged => {
             report.insert(key, "unchanged".into());
         }
+        cni::Outcome::Adopted(count) => {
+            report.insert(key, format!("adopted {count} plugins already in place"));
+        }
         cni::Outcome::Installed { added, removed } => {
             report.insert(key, format!("installed {added} plugins, removed {removed}"));
         }
@@ -170,6 +175,9 @@ fn look_at_cni(
 struct Findings<'a> {
     report: &'a mut Report,
     problems: &'a mut Vec<(String, Problem)>,
+    /// `snap list`, asked once per hook and only when a snap the charm has
+    /// no record of is on the machine.
+    listed: &'a mut Option<Vec<snap::Listed>>,
 }
 
 fn look_at_snap(
@@ -180,7 +188,11 @@ fn look_at_snap(
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
     found: Findings,
 ) -> Result<(), Error> {
-    let Findings { report, problems } = found;
+    let Findings {
+        report,
+        problems,
+        listed,
+    } = found;
     let (tools, root, arch) = (target.tools, target.root, target.arch);
     let wanted = match snaps::wanted(tools, name, &config.channel, &mut recorded.fingerprints)? {
         Ok(wanted) => wanted,
@@ -191,6 +203,24 @@ fn look_at_snap(
         }
     };
     let mut installed = recorded.journal.snaps.get(name).cloned();
+    if installed.is_none() && snap::installed(root, name)?.is_some() {
+        // Installed by someone else (the Python charm before a switch), or
+        // by this charm before its journal was lost: what snapd says is the
+        // starting point, and only a difference from it is an upgrade.
+        let listed = match listed {
+            Some(listed) => listed,
+            None => listed.insert(SnapCli.list(&snaps::SNAPS)?),
+        };
+        let entry = listed.iter().find(|l| l.name == name);
+        installed = snaps::adopt(name, &wanted, root, entry)?;
+        if recorded.journal.snaps_held.is_none()
+            && snaps::SNAPS
+                .iter()
+                .all(|n| listed.iter().any(|l| l.name == *n && l.held))
+        {
+            recorded.journal.snaps_held = Some(true);
+        }
+    }
     let outcome = snaps::converge(
         name,
         &wanted,

@@ -114,15 +114,34 @@ impl JournalFile {
 
 /// The journal of the charm in `charm_dir`. A charm revision that kept
 /// these facts in the unit state file (before format 1) left them there
-/// under the same names: they are taken from it.
-pub fn load(charm_dir: &Path) -> Result<(JournalFile, Journal), Error> {
+/// under the same names: they are taken from it. The flag: there was no
+/// journal to read (none yet, or an unreadable one moved aside).
+pub fn load(charm_dir: &Path) -> Result<(JournalFile, Journal, bool), Error> {
     let path = charm_dir.join(JOURNAL_FILE);
     let existed = path.exists();
-    let mut file: StateFile<Journal> = StateFile::load(&path)?;
+    let (mut file, corrupt) = StateFile::<Journal>::load_or_set_aside(&path)?;
+    let mut afresh = corrupt.is_some();
+    if let Some(why) = corrupt {
+        // What the machine holds is adopted again, as after a takeover.
+        log::warn!("the charm's journal {why}; taking over what the machine holds");
+    }
     if !existed {
+        afresh = true;
         if let Some(bytes) = files::read_optional(&charm_dir.join(STATE_FILE))? {
-            if let Ok(earlier) = serde_json::from_slice::<Journal>(&bytes) {
-                *file.get_mut() = earlier;
+            // Today's cache holds none of these facts: only an earlier
+            // revision's state file gives a journal that is not empty.
+            match serde_json::from_slice::<Journal>(&bytes) {
+                Ok(earlier)
+                    if earlier
+                        != (Journal {
+                            format: earlier.format,
+                            ..Journal::default()
+                        }) =>
+                {
+                    *file.get_mut() = earlier;
+                    afresh = false;
+                }
+                _ => {}
             }
         }
     }
@@ -136,7 +155,7 @@ pub fn load(charm_dir: &Path) -> Result<(JournalFile, Journal), Error> {
     }
     file.get_mut().format = FORMAT;
     let journal = file.get().clone();
-    Ok((JournalFile(file), journal))
+    Ok((JournalFile(file), journal, afresh))
 }
 
 #[cfg(test)]
@@ -152,6 +171,7 @@ mod tests {
                 channel: "1.31/stable".into(),
             },
             version: "1.31.2".into(),
+            adopted: false,
         };
         let earlier = serde_json::json!({
             "status": ["active", "x"],
@@ -163,7 +183,8 @@ mod tests {
             "daemons": {},
         });
         std::fs::write(dir.path().join(STATE_FILE), earlier.to_string()).unwrap();
-        let (mut file, journal) = load(dir.path()).unwrap();
+        let (mut file, journal, afresh) = load(dir.path()).unwrap();
+        assert!(!afresh);
         assert_eq!(journal.format, FORMAT);
         assert!(journal.snaps.contains_key("kubelet"), "{journal:?}");
         assert_eq!(journal.cni.as_ref().unwrap().plugins.len(), 1);
@@ -171,7 +192,7 @@ mod tests {
         file.persist(&journal).unwrap();
         // Once the journal exists, it is the record.
         std::fs::write(dir.path().join(STATE_FILE), "{}").unwrap();
-        let (_, again) = load(dir.path()).unwrap();
+        let (_, again, _) = load(dir.path()).unwrap();
         assert_eq!(again, journal);
     }
 

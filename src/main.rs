@@ -15,6 +15,7 @@
 //! that the agent marks the hook failed and retries it.
 
 mod actions;
+mod adoption;
 mod arch;
 mod args;
 mod cli;

@@ -12,6 +12,7 @@ use charm::snap::{self, SnapCli};
 use charm::tools::Databag;
 use charm::{HookTools, RelationId};
 
+use crate::adoption;
 use crate::daemons::{self, DaemonConfig, Inputs, Version};
 use crate::error::{Error, ToolContext};
 use crate::journal::JournalFile;
@@ -21,9 +22,20 @@ use crate::relations::{
     self, Certificates, Cni, Credentials, CredentialsRef, Dns, EndpointData, KubeControl, Runtime,
     CERTIFICATES, CNI, CONTAINER_RUNTIME, KUBE_API_ENDPOINT, KUBE_CONTROL,
 };
-use crate::unit_state::{NodeOptions, Problem, Recorded};
+use crate::unit_state::{DaemonRecord, NodeOptions, Problem, Recorded};
 
 const DAEMONS: [&str; 2] = ["kubelet", "kube-proxy"];
+/// The files each of [`DAEMONS`] reads at start.
+const READS: [&[&str]; 2] = [
+    &[
+        daemons::CA,
+        daemons::SERVER_CERT,
+        daemons::SERVER_KEY,
+        daemons::KUBELET_KUBECONFIG,
+        daemons::KUBELET_CONFIG,
+    ],
+    &[daemons::PROXY_KUBECONFIG, daemons::KUBE_PROXY_CONFIG],
+];
 const ROOT_KUBECONFIG: &str = "/root/.kube/config";
 const SYSCTL_FILE: &str = "/etc/sysctl.d/50-kubernetes-charm.conf";
 /// The first release without a built-in container runtime.
@@ -509,9 +521,13 @@ impl Node<'_> {
                 Ok(creds) => {
                     if let Some(versions) = versions {
                         let node_ips = self.node_ips(recorded, fresh.addresses)?;
+                        // Daemons found running that the charm has no record
+                        // of: what they read now is kept to compare.
+                        let before = self.files_before_adoption(recorded)?;
                         let configs =
                             self.write_files(&ready, &creds, options, versions, &node_ips)?;
-                        let inactive = self.run_daemons(recorded, &configs)?;
+                        let adopting = self.files_same_in_effect(&before)?;
+                        let inactive = self.run_daemons(recorded, &configs, &adopting)?;
                         if !inactive.is_empty() {
                             problems.push(Problem::waiting(format!(
                                 "Waiting for {} to start.",
@@ -744,27 +760,108 @@ impl Node<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
-        let kubelet_reads = vec![
-            daemons::CA,
-            daemons::SERVER_CERT,
-            daemons::SERVER_KEY,
-            daemons::KUBELET_KUBECONFIG,
-            daemons::KUBELET_CONFIG,
-        ];
-        let proxy_reads = vec![daemons::PROXY_KUBECONFIG, daemons::KUBE_PROXY_CONFIG];
-        Ok(vec![(kubelet, kubelet_reads), (proxy, proxy_reads)])
+        Ok(vec![
+            (kubelet, READS[0].to_vec()),
+            (proxy, READS[1].to_vec()),
+        ])
+    }
+
+    /// For each daemon to adopt (its snap was found installed, and the
+    /// charm has no record of how it runs it): the content of the files it
+    /// reads, before the charm writes them.
+    fn files_before_adoption(&self, recorded: &Recorded) -> Result<Adopting, Error> {
+        let mut before = Adopting::new();
+        for (snap_name, reads) in DAEMONS.iter().zip(READS) {
+            let adopt = !recorded.journal.daemons.contains_key(*snap_name)
+                && recorded
+                    .journal
+                    .snaps
+                    .get(*snap_name)
+                    .is_some_and(|s| s.adopted);
+            if !adopt {
+                continue;
+            }
+            let mut contents = BTreeMap::new();
+            for path in reads {
+                contents.insert(*path, files::read_optional(&self.root.path(path))?);
+            }
+            before.insert(snap_name, contents);
+        }
+        Ok(before)
+    }
+
+    /// Whether each adopted daemon's files are, as written now, what it
+    /// read before in effect.
+    fn files_same_in_effect(
+        &self,
+        before: &Adopting,
+    ) -> Result<BTreeMap<&'static str, bool>, Error> {
+        let mut same = BTreeMap::new();
+        for (snap_name, contents) in before {
+            let mut all = true;
+            for (path, old) in contents {
+                let now = files::read_optional(&self.root.path(path))?;
+                if !adoption::same_in_effect(path, old.as_deref(), now.as_deref()) {
+                    log::info!("{snap_name}: {path} differs in effect from what it runs with");
+                    all = false;
+                }
+            }
+            same.insert(*snap_name, all);
+        }
+        Ok(same)
     }
 
     /// Sets each daemon's snap config in one call, restarts it exactly when
     /// its binary or anything it reads changed, and returns those that are
-    /// not running.
+    /// not running. A daemon in `adopting` (the value: its files are the
+    /// same in effect) is compared with what its snap holds now, and
+    /// restarted only if it differs in effect.
     fn run_daemons(
         &self,
         recorded: &mut Recorded,
         configs: &[(DaemonConfig, Vec<&'static str>)],
+        adopting: &BTreeMap<&'static str, bool>,
     ) -> Result<Vec<&'static str>, Error> {
         let mut inactive = Vec::new();
         for (snap_name, (config, reads)) in DAEMONS.iter().zip(configs) {
+            let mut keep_running = false;
+            if let Some(files_same) = adopting.get(snap_name) {
+                let on_machine = SnapCli.config(snap_name)?;
+                let flags_now = adoption::flags_in_effect(&on_machine);
+                let flags_same = flags_now.as_ref() == Some(&config.flags);
+                let mut keys: BTreeMap<String, String> = on_machine
+                    .iter()
+                    .map(|(k, v)| (k.clone(), adoption::value_text(v)))
+                    .collect();
+                if flags_same {
+                    // The snap's options stand for what the charm would set:
+                    // only options it would not set at all are unset.
+                    keys.retain(|k, _| !config.snap_keys.contains_key(k));
+                    keys.extend(config.snap_keys.clone());
+                } else {
+                    let why = match &flags_now {
+                        Some(now) => adoption::flag_differences(now, &config.flags).join(", "),
+                        None => "its args cannot be read without a shell".into(),
+                    };
+                    log::info!("{snap_name}: its flags differ in effect ({why})");
+                }
+                keep_running = flags_same && *files_same;
+                log::info!(
+                    "adopted {snap_name}: {}",
+                    if keep_running {
+                        "it runs with the configuration the charm computes, so it keeps running"
+                    } else {
+                        "reconfiguring it and restarting it"
+                    }
+                );
+                recorded.journal.daemons.insert(
+                    snap_name.to_string(),
+                    DaemonRecord {
+                        keys,
+                        fingerprint: String::new(),
+                    },
+                );
+            }
             let record = recorded
                 .journal
                 .daemons
@@ -800,6 +897,9 @@ impl Node<'_> {
                 .or_default();
             let service = format!("snap.{snap_name}.daemon");
             let systemctl = Systemctl;
+            if keep_running {
+                record.fingerprint = fingerprint.clone();
+            }
             if record.fingerprint != fingerprint {
                 log::info!("restarting {snap_name}: its configuration or binary changed");
                 systemctl.restart(&service).map_err(|e| Error::Exec {
@@ -994,6 +1094,10 @@ struct Account {
     owner: Owner,
     home: String,
 }
+
+/// Per daemon to adopt: the files it reads, by machine path, as they were
+/// before the charm wrote them.
+type Adopting = BTreeMap<&'static str, BTreeMap<&'static str, Option<Vec<u8>>>>;
 
 /// `endpoints[unit_number % len]`: the control plane's endpoints spread
 /// over the workers.

@@ -33,8 +33,18 @@ const STORE_BACKOFF: [Duration; 2] = [Duration::from_secs(1), Duration::from_sec
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "from", rename_all = "kebab-case")]
 pub enum Source {
-    Store { channel: String },
-    Resource { sha256: String },
+    Store {
+        channel: String,
+    },
+    Resource {
+        sha256: String,
+    },
+    /// Found installed when the charm took the machine over, from a file
+    /// it cannot match to the attached resource, or from the store on a
+    /// channel snapd does not name: `revision` as snapd numbers it.
+    Found {
+        revision: String,
+    },
 }
 
 impl fmt::Display for Source {
@@ -48,6 +58,7 @@ impl fmt::Display for Source {
                     &sha256[..sha256.len().min(12)]
                 )
             }
+            Source::Found { revision } => write!(f, "revision {revision} found on the machine"),
         }
     }
 }
@@ -57,6 +68,83 @@ impl fmt::Display for Source {
 pub struct Installed {
     pub source: Source,
     pub version: String,
+    /// Found on the machine rather than installed by this charm: its
+    /// daemon's configuration is read from the snap before any change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
+}
+
+/// What the charm records of a snap it finds installed and has no record
+/// of (a machine taken over from the Python charm, a lost journal): the
+/// source snapd reports, matched to what is wanted where they agree, so
+/// that only a real difference is an upgrade. `None`: not installed.
+pub fn adopt(
+    name: &str,
+    wanted: &Wanted,
+    root: &MachineRoot,
+    listed: Option<&snap::Listed>,
+) -> Result<Option<Installed>, Error> {
+    let Some(meta) = snap::installed(root, name)? else {
+        return Ok(None);
+    };
+    let Some(revision) = snap::current_revision(root, name) else {
+        return Ok(None);
+    };
+    let source = if revision.starts_with('x') {
+        match &wanted.source {
+            Source::Resource { sha256 } if same_file(root, name, &revision, sha256, wanted)? => {
+                wanted.source.clone()
+            }
+            _ => Source::Found { revision },
+        }
+    } else {
+        match (listed.and_then(|l| l.tracking.as_deref()), &wanted.source) {
+            (Some(tracking), Source::Store { channel })
+                if snap::normalize_channel(tracking) == snap::normalize_channel(channel) =>
+            {
+                wanted.source.clone()
+            }
+            (Some(tracking), _) => Source::Store {
+                channel: tracking.to_string(),
+            },
+            (None, _) => Source::Found { revision },
+        }
+    };
+    let from = match &source {
+        Source::Store { channel } => channel.clone(),
+        other => other.to_string(),
+    };
+    log::info!("adopted {name} {} from {from}", meta.version);
+    Ok(Some(Installed {
+        source,
+        version: meta.version,
+        adopted: true,
+    }))
+}
+
+/// Whether the file snapd mounts for `revision` is the attached one.
+fn same_file(
+    root: &MachineRoot,
+    name: &str,
+    revision: &str,
+    sha256: &str,
+    wanted: &Wanted,
+) -> Result<bool, Error> {
+    let kept = snap::revision_file(root, name, revision);
+    let (Ok(kept_meta), Some(Ok(attached))) = (
+        std::fs::metadata(&kept),
+        wanted.file.as_ref().map(std::fs::metadata),
+    ) else {
+        return Ok(false);
+    };
+    if kept_meta.len() != attached.len() {
+        return Ok(false);
+    }
+    let hash = resources::fingerprint(&kept).map_err(|source| Error::Io {
+        doing: format!("reading {}", kept.display()),
+        source,
+    })?;
+    Ok(hash == sha256)
 }
 
 /// What the operator's resources and config ask for.
@@ -199,10 +287,10 @@ pub fn converge(
                 }
             }
         }
-        (Source::Resource { .. }, None) => {
+        (Source::Resource { .. }, None) | (Source::Found { .. }, _) => {
             return Err(Error::Io {
                 doing: format!("installing {name}"),
-                source: std::io::Error::other("a resource source without its file"),
+                source: std::io::Error::other("a wanted source that names no file or channel"),
             })
         }
     };
@@ -212,6 +300,7 @@ pub fn converge(
     *installed = Some(Installed {
         source: wanted.source.clone(),
         version: version.clone(),
+        adopted: false,
     });
     Ok(Outcome::Done(format!("{done}: version {version}")))
 }

@@ -169,25 +169,5 @@ impl Recorded {
 /// moved aside (to `<file>.corrupt`, for a post-mortem) and started afresh:
 /// everything in it can be read again. Returns where it went and why.
 pub fn load(charm_dir: &Path) -> Result<(StateFile<Recorded>, Option<String>), StateError> {
-    let path = charm_dir.join(STATE_FILE);
-    match StateFile::load(&path) {
-        Ok(file) => Ok((file, None)),
-        Err(StateError::Corrupt { source, .. }) => {
-            let aside = charm_dir.join(format!("{STATE_FILE}.corrupt"));
-            std::fs::rename(&path, &aside).map_err(|source| {
-                StateError::File(charm::files::FileError {
-                    action: "moving aside the unreadable",
-                    path: path.clone(),
-                    source,
-                })
-            })?;
-            let why = format!(
-                "{} could not be read ({source}); moved to {}",
-                path.display(),
-                aside.display()
-            );
-            Ok((StateFile::load(&path)?, Some(why)))
-        }
-        Err(e) => Err(e),
-    }
+    StateFile::load_or_set_aside(charm_dir.join(STATE_FILE))
 }

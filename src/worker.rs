@@ -61,11 +61,17 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
     };
     // The journal first: it takes over facts an earlier revision kept in
     // the state file, which forgets them when it is next saved.
-    let (mut journal, facts) = journal::load(&ctx.charm_dir)?;
+    let (mut journal, facts, journal_afresh) = journal::load(&ctx.charm_dir)?;
     journal.persist(&facts)?;
     // The cache of Juju inputs may be lost or unreadable: everything is
     // read again.
     let cache_existed = ctx.charm_dir.join(unit_state::STATE_FILE).exists();
+    // A journal lost or unreadable on a unit that ran: what the machine
+    // holds is adopted again, which takes a look at everything.
+    let journal_lost = journal_afresh && cache_existed;
+    if journal_lost {
+        log::warn!("the charm's journal is gone or unreadable; taking over what the machine holds");
+    }
     let (mut state, corrupt) = unit_state::load(&ctx.charm_dir)?;
     let installed = facts.cni.is_some() || !facts.snaps.is_empty();
     let cache_lost = match corrupt {
@@ -79,7 +85,7 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         }
         None => false,
     };
-    let recovering = recovering || cache_lost && hook.is_some();
+    let recovering = recovering || (cache_lost || journal_lost) && hook.is_some();
     state.get_mut().journal = facts;
     let (machine, arch) = arch::detect();
     let node = Node {

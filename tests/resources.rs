@@ -377,12 +377,22 @@ fn a_cni_change_that_drops_a_plugin_removes_it_but_not_a_subordinates_file() {
 
 #[test]
 fn a_plugin_name_owned_by_someone_else_is_not_replaced() {
-    let (sim, _s) = provisioned();
-    std::fs::create_dir_all(cni_bin(&sim)).unwrap();
-    std::fs::write(cni_bin(&sim).join("bridge"), b"someone else's").unwrap();
+    let (sim, scratch) = provisioned();
+    let two = cni_tgz(scratch.path(), arch(), Some(&["bridge", "loopback"]));
+    sim.attach_file(&format!("cni-{}", arch()), &two);
     sim.hook("install").assert_ok();
+    // A subordinate places a plugin of a name the charm's next tarball
+    // also holds: once the charm keeps a record, it is someone else's.
+    std::fs::write(cni_bin(&sim).join("portmap"), b"someone else's").unwrap();
+    let three = cni_tgz(
+        scratch.path(),
+        arch(),
+        Some(&["bridge", "loopback", "portmap"]),
+    );
+    sim.attach_file(&format!("cni-{}", arch()), &three);
+    sim.hook("upgrade-charm").assert_ok();
     assert_eq!(
-        std::fs::read(cni_bin(&sim).join("bridge")).unwrap(),
+        std::fs::read(cni_bin(&sim).join("portmap")).unwrap(),
         b"someone else's"
     );
     assert!(cni_bin(&sim).join("loopback").exists());

@@ -60,6 +60,9 @@ pub enum Outcome {
     Blocked(String),
     /// The resource could not be fetched now: why, for a waiting message.
     Unavailable(String),
+    /// Found in place, the same as the tarball's: taken as the charm's
+    /// without a change.
+    Adopted(usize),
 }
 
 /// The prefix of the charm's staging directories under /opt/cni.
@@ -128,7 +131,13 @@ pub fn converge(
             return Ok(Outcome::Unchanged);
         }
     }
-    announce(&format!("Unpacking {name} resource."))?;
+    // No record at all: the machine was set up by another charm (the
+    // Python charms untarred straight into /opt/cni/bin) or the journal
+    // was lost. The plugins the tarball holds are taken as the charm's.
+    let adopting = journal.cni.is_none();
+    if !adopting {
+        announce(&format!("Unpacking {name} resource."))?;
+    }
     log::debug!("unpacking {name} ({len} bytes, sha256 {sha256})");
     files::ensure_dir(&bin, 0o755)?;
     charm::intent::before_change()?;
@@ -153,11 +162,21 @@ pub fn converge(
             unpacked.skipped.join(", ")
         );
     }
-    let previous = journal
-        .cni
-        .as_ref()
-        .map(|i| i.plugins.clone())
-        .unwrap_or_default();
+    let previous: BTreeSet<String> = match &journal.cni {
+        Some(installed) => installed.plugins.clone(),
+        None => {
+            let found: BTreeSet<String> = unpacked
+                .plugins
+                .iter()
+                .filter(|p| bin.join(p).symlink_metadata().is_ok_and(|m| m.is_file()))
+                .cloned()
+                .collect();
+            if !found.is_empty() {
+                log::info!("adopted {} CNI plugins", found.len());
+            }
+            found
+        }
+    };
     let ours: BTreeSet<String> = unpacked
         .plugins
         .iter()
@@ -174,6 +193,33 @@ pub fn converge(
         })
         .cloned()
         .collect();
+    // A plugin already there with the same bytes, mode and owner is left
+    // in place: adopting or reinstalling an unchanged set moves nothing.
+    let to_place: BTreeSet<String> = ours
+        .iter()
+        .filter(|p| !same_file(&staging.path().join(p), &bin.join(p)))
+        .cloned()
+        .collect();
+    let to_remove: Vec<&String> = previous
+        .difference(&ours)
+        .filter(|gone| bin.join(gone).symlink_metadata().is_ok())
+        .collect();
+    if to_place.is_empty() && to_remove.is_empty() {
+        let count = ours.len();
+        journal.cni = Some(Installed {
+            resource: name,
+            sha256,
+            plugins: ours,
+        });
+        return Ok(if adopting {
+            Outcome::Adopted(count)
+        } else {
+            Outcome::Unchanged
+        });
+    }
+    if adopting {
+        announce(&format!("Unpacking {name} resource."))?;
+    }
     // Written ahead: from here on, a kill or a failure leaves a record
     // that owns every plugin this install may have moved.
     journal.cni_pending = Some(Pending {
@@ -182,7 +228,7 @@ pub fn converge(
         plugins: previous.union(&ours).cloned().collect(),
     });
     file.persist(journal)?;
-    place(staging.path(), &bin, &ours)?;
+    place(staging.path(), &bin, &to_place)?;
     let mut removed = 0;
     for gone in previous.difference(&ours) {
         if files::remove_if_present(&bin.join(gone))? == files::Change::Written {
@@ -192,14 +238,14 @@ pub fn converge(
     sync_dir(&bin)?;
     log::info!(
         "installed {} CNI plugins from {name} into {CNI_BIN}{}",
-        ours.len(),
+        to_place.len(),
         if removed > 0 {
             format!(", removed {removed} it no longer has")
         } else {
             String::new()
         }
     );
-    let added = ours.len();
+    let added = to_place.len();
     journal.cni = Some(Installed {
         resource: name,
         sha256,
@@ -208,6 +254,22 @@ pub fn converge(
     journal.cni_pending = None;
     file.persist(journal)?;
     Ok(Outcome::Installed { added, removed })
+}
+
+/// Whether `installed` is a regular file with `staged`'s content, mode and
+/// owner.
+fn same_file(staged: &Path, installed: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(a), Ok(b)) = (staged.symlink_metadata(), installed.symlink_metadata()) else {
+        return false;
+    };
+    if !b.is_file() || a.len() != b.len() || a.mode() != b.mode() || a.uid() != b.uid() {
+        return false;
+    }
+    match (std::fs::read(staged), std::fs::read(installed)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
 }
 
 /// Removes staging directories an earlier hook left when it was killed.
