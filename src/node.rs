@@ -490,6 +490,7 @@ impl Node<'_> {
     pub fn converge(
         &self,
         recorded: &mut Recorded,
+        journal: &mut JournalFile,
         options: &NodeOptions,
         fresh: &Fresh,
     ) -> Result<(), Error> {
@@ -522,11 +523,18 @@ impl Node<'_> {
                     if let Some(versions) = versions {
                         let node_ips = self.node_ips(recorded, fresh.addresses)?;
                         // Daemons found running that the charm has no record
-                        // of: what they read now is kept to compare.
-                        let before = self.files_before_adoption(recorded)?;
-                        let configs =
-                            self.write_files(&ready, &creds, options, versions, &node_ips)?;
-                        let adopting = self.files_same_in_effect(&before)?;
+                        // of are looked at before any file is written.
+                        let mut adopting = BTreeMap::new();
+                        let configs = self.write_files(
+                            &ready,
+                            &creds,
+                            (options, versions, &node_ips),
+                            &mut |new_files, configs| {
+                                adopting =
+                                    self.adopt_daemons(recorded, journal, new_files, configs)?;
+                                Ok(())
+                            },
+                        )?;
                         let inactive = self.run_daemons(recorded, &configs, &adopting)?;
                         if !inactive.is_empty() {
                             problems.push(Problem::waiting(format!(
@@ -659,13 +667,14 @@ impl Node<'_> {
 
     /// Writes certificates, kubeconfigs and the daemons' config files;
     /// returns each daemon's configuration and the machine paths it reads.
+    /// `before_writing` sees every file's new content and both daemons'
+    /// configurations before the first write.
     fn write_files(
         &self,
         ready: &Ready,
         creds: &Credentials,
-        options: &NodeOptions,
-        versions: [Version; 2],
-        node_ips: &[String],
+        (options, versions, node_ips): (&NodeOptions, [Version; 2], &[String]),
+        before_writing: &mut dyn FnMut(&NewFiles, [&DaemonConfig; 2]) -> Result<(), Error>,
     ) -> Result<Vec<(DaemonConfig, Vec<&'static str>)>, Error> {
         for dir in ["/root/cdk", "/root/cdk/kubelet", "/root/cdk/kubeproxy"] {
             files::ensure_dir(&self.root.path(dir), 0o755)?;
@@ -731,6 +740,11 @@ impl Node<'_> {
                 written.push((path, content.clone(), 0o644));
             }
         }
+        let new_files: NewFiles = written
+            .iter()
+            .map(|(path, content, _)| (*path, content.as_str()))
+            .collect();
+        before_writing(&new_files, [&kubelet, &proxy])?;
         for (path, content, mode) in &written {
             if files::write_atomic(&self.root.path(path), content.as_bytes(), *mode, None)?
                 == Change::Written
@@ -766,12 +780,21 @@ impl Node<'_> {
         ])
     }
 
-    /// For each daemon to adopt (its snap was found installed, and the
-    /// charm has no record of how it runs it): the content of the files it
-    /// reads, before the charm writes them.
-    fn files_before_adoption(&self, recorded: &Recorded) -> Result<Adopting, Error> {
-        let mut before = Adopting::new();
-        for (snap_name, reads) in DAEMONS.iter().zip(READS) {
+    /// Looks at each daemon to adopt (its snap was found installed, and the
+    /// charm has no record of how it runs it) before any file is written:
+    /// whether what it runs with now (its snap options, the files it
+    /// reads) is, in effect, what the charm is about to give it. One that
+    /// must restart is recorded so before the first change, so that a hook
+    /// killed after rewriting its files still restarts it when retried.
+    fn adopt_daemons(
+        &self,
+        recorded: &mut Recorded,
+        journal: &mut JournalFile,
+        new_files: &NewFiles,
+        configs: [&DaemonConfig; 2],
+    ) -> Result<BTreeMap<&'static str, Adopted>, Error> {
+        let mut adopted = BTreeMap::new();
+        for ((snap_name, reads), config) in DAEMONS.iter().zip(READS).zip(configs) {
             let adopt = !recorded.journal.daemons.contains_key(*snap_name)
                 && recorded
                     .journal
@@ -781,87 +804,85 @@ impl Node<'_> {
             if !adopt {
                 continue;
             }
-            let mut contents = BTreeMap::new();
+            let mut files_same = true;
             for path in reads {
-                contents.insert(*path, files::read_optional(&self.root.path(path))?);
-            }
-            before.insert(snap_name, contents);
-        }
-        Ok(before)
-    }
-
-    /// Whether each adopted daemon's files are, as written now, what it
-    /// read before in effect.
-    fn files_same_in_effect(
-        &self,
-        before: &Adopting,
-    ) -> Result<BTreeMap<&'static str, bool>, Error> {
-        let mut same = BTreeMap::new();
-        for (snap_name, contents) in before {
-            let mut all = true;
-            for (path, old) in contents {
                 let now = files::read_optional(&self.root.path(path))?;
-                if !adoption::same_in_effect(path, old.as_deref(), now.as_deref()) {
+                let new = new_files.get(path).map(|c| c.as_bytes());
+                if !adoption::same_in_effect(path, now.as_deref(), new) {
                     log::info!("{snap_name}: {path} differs in effect from what it runs with");
-                    all = false;
+                    files_same = false;
                 }
             }
-            same.insert(*snap_name, all);
-        }
-        Ok(same)
-    }
-
-    /// Sets each daemon's snap config in one call, restarts it exactly when
-    /// its binary or anything it reads changed, and returns those that are
-    /// not running. A daemon in `adopting` (the value: its files are the
-    /// same in effect) is compared with what its snap holds now, and
-    /// restarted only if it differs in effect.
-    fn run_daemons(
-        &self,
-        recorded: &mut Recorded,
-        configs: &[(DaemonConfig, Vec<&'static str>)],
-        adopting: &BTreeMap<&'static str, bool>,
-    ) -> Result<Vec<&'static str>, Error> {
-        let mut inactive = Vec::new();
-        for (snap_name, (config, reads)) in DAEMONS.iter().zip(configs) {
-            let mut keep_running = false;
-            if let Some(files_same) = adopting.get(snap_name) {
-                let on_machine = SnapCli.config(snap_name)?;
-                let flags_now = adoption::flags_in_effect(&on_machine);
-                let flags_same = flags_now.as_ref() == Some(&config.flags);
-                let mut keys: BTreeMap<String, String> = on_machine
-                    .iter()
-                    .map(|(k, v)| (k.clone(), adoption::value_text(v)))
-                    .collect();
-                if flags_same {
-                    // The snap's options stand for what the charm would set:
-                    // only options it would not set at all are unset.
-                    keys.retain(|k, _| !config.snap_keys.contains_key(k));
-                    keys.extend(config.snap_keys.clone());
+            let on_machine = SnapCli.config(snap_name)?;
+            let flags_now = adoption::flags_in_effect(&on_machine);
+            let flags_same = flags_now.as_ref() == Some(&config.flags);
+            let mut keys: BTreeMap<String, String> = on_machine
+                .iter()
+                .map(|(k, v)| (k.clone(), adoption::value_text(v)))
+                .collect();
+            if flags_same {
+                // The snap's options stand for what the charm would set:
+                // only options it would not set at all are unset.
+                keys.retain(|k, _| !config.snap_keys.contains_key(k));
+                keys.extend(config.snap_keys.clone());
+            } else {
+                let why = match &flags_now {
+                    Some(now) => adoption::flag_differences(now, &config.flags).join(", "),
+                    None => "its args cannot be read without a shell".into(),
+                };
+                log::info!("{snap_name}: its flags differ in effect ({why})");
+            }
+            let keep_running = flags_same && files_same;
+            log::info!(
+                "adopted {snap_name}: {}",
+                if keep_running {
+                    "it runs with the configuration the charm computes, so it keeps running"
                 } else {
-                    let why = match &flags_now {
-                        Some(now) => adoption::flag_differences(now, &config.flags).join(", "),
-                        None => "its args cannot be read without a shell".into(),
-                    };
-                    log::info!("{snap_name}: its flags differ in effect ({why})");
+                    "reconfiguring it and restarting it"
                 }
-                keep_running = flags_same && *files_same;
-                log::info!(
-                    "adopted {snap_name}: {}",
-                    if keep_running {
-                        "it runs with the configuration the charm computes, so it keeps running"
-                    } else {
-                        "reconfiguring it and restarting it"
-                    }
-                );
+            );
+            if !keep_running {
                 recorded.journal.daemons.insert(
                     snap_name.to_string(),
                     DaemonRecord {
-                        keys,
+                        keys: keys.clone(),
                         fingerprint: String::new(),
                     },
                 );
             }
+            adopted.insert(*snap_name, Adopted { keys, keep_running });
+        }
+        if adopted.values().any(|a| !a.keep_running) {
+            journal.persist(&recorded.journal)?;
+        }
+        Ok(adopted)
+    }
+
+    /// Sets each daemon's snap config in one call, restarts it exactly when
+    /// its binary or anything it reads changed, and returns those that are
+    /// not running. A daemon just adopted starts from the snap options it
+    /// had, and keeps running if it already ran as the charm would run it.
+    fn run_daemons(
+        &self,
+        recorded: &mut Recorded,
+        configs: &[(DaemonConfig, Vec<&'static str>)],
+        adopting: &BTreeMap<&'static str, Adopted>,
+    ) -> Result<Vec<&'static str>, Error> {
+        let mut inactive = Vec::new();
+        for (snap_name, (config, reads)) in DAEMONS.iter().zip(configs) {
+            let keep_running = match adopting.get(snap_name) {
+                Some(adopted) => {
+                    recorded.journal.daemons.insert(
+                        snap_name.to_string(),
+                        DaemonRecord {
+                            keys: adopted.keys.clone(),
+                            fingerprint: String::new(),
+                        },
+                    );
+                    adopted.keep_running
+                }
+                None => false,
+            };
             let record = recorded
                 .journal
                 .daemons
@@ -1095,9 +1116,17 @@ struct Account {
     home: String,
 }
 
-/// Per daemon to adopt: the files it reads, by machine path, as they were
-/// before the charm wrote them.
-type Adopting = BTreeMap<&'static str, BTreeMap<&'static str, Option<Vec<u8>>>>;
+/// The files the charm is about to write: machine path -> content.
+type NewFiles<'a> = BTreeMap<&'static str, &'a str>;
+
+/// A daemon found running without a record, as the charm takes it over.
+struct Adopted {
+    /// Its snap options as the charm's record: what it would set, plus
+    /// options the charm does not set (to be unset).
+    keys: BTreeMap<String, String>,
+    /// It already runs as the charm would run it.
+    keep_running: bool,
+}
 
 /// `endpoints[unit_number % len]`: the control plane's endpoints spread
 /// over the workers.

@@ -199,7 +199,7 @@ fn run(
                     recorded.config_problems.is_empty(),
                     recorded.options.clone(),
                 ) {
-                    node.converge(recorded, &options, &Fresh::default())?;
+                    node.converge(recorded, journal, &options, &Fresh::default())?;
                 }
             }
             "pause" => return actions::pause(tools, node, recorded),
@@ -302,7 +302,7 @@ fn run(
             }
             if !recorded.journal.stopped && recorded.config_problems.is_empty() {
                 if let Some(options) = recorded.options.clone() {
-                    node.converge(recorded, &options, &fresh)?;
+                    node.converge(recorded, journal, &options, &fresh)?;
                 }
             }
             // After converging: the cni relation carries the kubeconfig's hash.

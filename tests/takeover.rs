@@ -166,6 +166,13 @@ fn untar_plugins(sim: &Sim, tarball: &Path) {
 /// A node as today's ops charm leaves it after a full deployment next to
 /// today's control plane, containerd, flannel and easyrsa, on `channel`.
 fn ops_node(channel: &str) -> (Predecessor, Cluster, cluster::Relations) {
+    let c = Cluster::new();
+    let (p, rels) = ops_node_of(&c, channel);
+    (p, c, rels)
+}
+
+/// [`ops_node`] in cluster `c`.
+fn ops_node_of(c: &Cluster, channel: &str) -> (Predecessor, cluster::Relations) {
     let p = predecessor(OPS_CONFIG);
     let sim = &p.sim;
     sim.set_config("channel", channel);
@@ -179,7 +186,6 @@ fn ops_node(channel: &str) -> (Predecessor, Cluster, cluster::Relations) {
     }
     let cni = common::cni_tgz(p.scratch.path(), common::arch(), None);
     untar_plugins(sim, &cni);
-    let c = Cluster::new();
     let rels = c.relate(sim, Master::Today);
     let unit = sim.unit();
     let node_ip = unit.private_address.clone();
@@ -275,7 +281,7 @@ fn ops_node(channel: &str) -> (Predecessor, Cluster, cluster::Relations) {
         &["set", "kube-proxy", &format!("args={proxy_args}")],
     );
     run(sim, "systemctl", &["restart", "snap.kube-proxy.daemon"]);
-    (p, c, rels)
+    (p, rels)
 }
 
 /// The 2017 reactive charm's node: 1.7 snaps with one snap option per
@@ -673,4 +679,101 @@ fn a_lost_or_unreadable_record_changes_nothing_on_the_machine() {
             .iter()
             .all(|c| !c.is_mutating()));
     }
+}
+
+/// What the takeover leaves: the files under /root/cdk and /opt/cni, the
+/// snaps' options and holds, the daemons (running, and whether each was
+/// restarted since the Python charm left the node), the status.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    files: BTreeMap<String, Vec<u8>>,
+    snap_config: String,
+    held: Vec<bool>,
+    restarted: BTreeMap<String, bool>,
+    status: (String, String),
+}
+
+fn outcome(sim: &Sim, before: &BTreeMap<String, u32>) -> Outcome {
+    let mut files = BTreeMap::new();
+    for dir in ["root/cdk", "opt/cni"] {
+        let base = sim.root().join(dir);
+        for rel in common::tree(&base) {
+            let path = base.join(&rel);
+            if path.is_file() {
+                files.insert(format!("{dir}/{rel}"), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let machine = sim.machine();
+    Outcome {
+        files,
+        snap_config: serde_json::to_string(&machine.snap_config).unwrap(),
+        held: machine.snaps.values().map(|s| s.held).collect(),
+        restarted: machine
+            .services
+            .iter()
+            .map(|(name, s)| (name.clone(), s.active && s.starts > before[name]))
+            .collect(),
+        status: sim.status(),
+    }
+}
+
+/// The switch of a node whose kubelet runs with a flag this charm does not
+/// set, killed at call `kill` (counted over upgrade-charm and the
+/// config-changed after it) and retried as Juju retries.
+fn killed_switch(c: &Cluster, kill: Option<(u32, juju_sim::kill::Moment)>) -> (Outcome, u32) {
+    let (mut p, _rels) = ops_node_of(c, "1.31/stable");
+    let args = p.sim.machine().snap_config["kubelet"]["args"]
+        .as_str()
+        .unwrap()
+        .replace("--v=\"0\"", "--v=\"2\"");
+    run(&p.sim, "snap", &["set", "kubelet", &format!("args={args}")]);
+    let before = starts(&p.sim);
+    p.sim.kill_overall(kill);
+    switch(&mut p);
+    // Whatever hook comes next finishes what a killed one left.
+    p.sim.hook("update-status").assert_ok();
+    (outcome(&p.sim, &before), p.sim.calls_overall())
+}
+
+fn every_point_of_the_switch(moment: juju_sim::kill::Moment) {
+    if std::env::var_os("KW_TEST_BINARY").is_some() {
+        println!("failure injection runs with the native test binary only");
+        return;
+    }
+    let c = Cluster::new();
+    let (reference, points) = killed_switch(&c, None);
+    assert_eq!(reference.status.0, "active", "{:?}", reference.status);
+    assert!(reference.restarted["snap.kubelet.daemon.service"]);
+    assert!(!reference.restarted["snap.kube-proxy.daemon.service"]);
+    println!("takeover: {points} external calls, each killed {moment:?}");
+    let mut diverged = Vec::new();
+    for at in 0..points {
+        let (got, _) = killed_switch(&c, Some((at, moment)));
+        if got != reference {
+            let differs: Vec<&String> = got
+                .files
+                .keys()
+                .chain(reference.files.keys())
+                .filter(|k| got.files.get(*k) != reference.files.get(*k))
+                .collect();
+            diverged.push(format!(
+                "call {at}: files {differs:?}, restarted {:?}, status {:?}, options equal {}",
+                got.restarted,
+                got.status,
+                got.snap_config == reference.snap_config
+            ));
+        }
+    }
+    assert!(diverged.is_empty(), "{}", diverged.join("\n"));
+}
+
+#[test]
+fn a_switch_killed_before_any_call_ends_as_one_never_killed() {
+    every_point_of_the_switch(juju_sim::kill::Moment::Before);
+}
+
+#[test]
+fn a_switch_killed_after_any_call_ends_as_one_never_killed() {
+    every_point_of_the_switch(juju_sim::kill::Moment::After);
 }
