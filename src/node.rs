@@ -674,7 +674,7 @@ impl Node<'_> {
         ready: &Ready,
         creds: &Credentials,
         (options, versions, node_ips): (&NodeOptions, [Version; 2], &[String]),
-        before_writing: &mut dyn FnMut(&NewFiles, [&DaemonConfig; 2]) -> Result<(), Error>,
+        before_writing: &mut BeforeWriting,
     ) -> Result<Vec<(DaemonConfig, Vec<&'static str>)>, Error> {
         for dir in ["/root/cdk", "/root/cdk/kubelet", "/root/cdk/kubeproxy"] {
             files::ensure_dir(&self.root.path(dir), 0o755)?;
@@ -1118,6 +1118,9 @@ struct Account {
 
 /// The files the charm is about to write: machine path -> content.
 type NewFiles<'a> = BTreeMap<&'static str, &'a str>;
+
+/// What looks at the files and daemon configurations about to be written.
+type BeforeWriting<'a> = dyn FnMut(&NewFiles, [&DaemonConfig; 2]) -> Result<(), Error> + 'a;
 
 /// A daemon found running without a record, as the charm takes it over.
 struct Adopted {
