@@ -231,7 +231,7 @@ fn ops_node_of(c: &Cluster, channel: &str) -> (Predecessor, cluster::Relations) 
             &[("sandbox_image", &format!("{}/pause:3.9", cluster::REGISTRY))],
         );
     }
-    write_certs(sim, &c);
+    write_certs(sim, c);
     let ca = read(sim, "/root/cdk/ca.crt");
     for (path, user, token) in [
         ("/root/cdk/kubeconfig", "kubelet", &c.kubelet_token),
