@@ -777,3 +777,79 @@ fn a_switch_killed_before_any_call_ends_as_one_never_killed() {
 fn a_switch_killed_after_any_call_ends_as_one_never_killed() {
     every_point_of_the_switch(juju_sim::kill::Moment::After);
 }
+
+#[test]
+fn snaps_installed_from_attached_files_are_matched_by_their_content() {
+    let (sim, scratch) = common::provisioned();
+    let dir = scratch.path().join("snaps");
+    std::fs::create_dir_all(&dir).unwrap();
+    for snap in SNAPS {
+        let mut test_snap = juju_sim::fixtures::TestSnap::daemon(snap, "1.31.9", common::arch());
+        if snap == "kubectl" {
+            test_snap.apps.retain(|(_, daemon)| daemon.is_none());
+        }
+        sim.attach_file(snap, &test_snap.build(&dir));
+    }
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let c = Cluster::new();
+    c.relate(&sim, Master::Today);
+    assert!(sim.machine().snaps.values().all(|s| s.revision == "x1"));
+    assert_eq!(sim.status().0, "active", "{}", sim.timeline());
+
+    // The journal is lost: the files snapd keeps are the attached ones.
+    std::fs::remove_file(sim.charm_dir().join(".kubernetes-worker-journal.json")).unwrap();
+    let logs = sim.unit().logs.len();
+    let mark = sim.mark();
+    sim.hook("config-changed").assert_ok();
+    assert_eq!(
+        disruptive(&sim.machine_calls_since(mark)),
+        Vec::<String>::new()
+    );
+    let log = logs_since(&sim, logs);
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("INFO adopted kubelet 1.31.9 from the attached resource")),
+        "{log:#?}"
+    );
+
+    // Lost again, and the operator attached another kubelet meanwhile: an
+    // upgrade like any other, behind the gate.
+    std::fs::remove_file(sim.charm_dir().join(".kubernetes-worker-journal.json")).unwrap();
+    let newer = dir.join("newer");
+    std::fs::create_dir_all(&newer).unwrap();
+    sim.attach_file(
+        "kubelet",
+        &juju_sim::fixtures::TestSnap::daemon("kubelet", "1.31.10", common::arch()).build(&newer),
+    );
+    let logs = sim.unit().logs.len();
+    let mark = sim.mark();
+    sim.hook("upgrade-charm").assert_ok();
+    assert_eq!(
+        disruptive(&sim.machine_calls_since(mark)),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        sim.status(),
+        (
+            "blocked".into(),
+            "Needs manual upgrade, run the upgrade action".into()
+        )
+    );
+    let log = logs_since(&sim, logs);
+    assert!(
+        log.contains(
+            &"INFO adopted kubelet 1.31.9 from revision x1 found on the machine".to_string()
+        ),
+        "{log:#?}"
+    );
+    let (run, _) = sim.action("upgrade", serde_json::json!({}));
+    run.assert_ok();
+    assert_eq!(sim.machine().snaps["kubelet"].version, "1.31.10");
+    assert_eq!(
+        sim.machine().snaps["kubectl"].revision,
+        "x1",
+        "only kubelet changed"
+    );
+}
