@@ -28,7 +28,7 @@ fn every_hook_in_metadata_runs_with_exit_0_in_a_fresh_unit() {
             endpoints.push(name.clone());
         }
     }
-    assert_eq!(endpoints.len(), 9);
+    assert_eq!(endpoints.len(), 12);
     for endpoint in &endpoints {
         let id = sim.relate(endpoint, "remote-app");
         for run in sim.join(id, "remote-app/0", &[("key", "value")]) {
