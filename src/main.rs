@@ -21,6 +21,7 @@ mod args;
 mod cli;
 mod cni;
 mod config;
+mod cos;
 mod daemons;
 mod elf;
 mod error;

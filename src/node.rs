@@ -13,6 +13,7 @@ use charm::tools::Databag;
 use charm::{HookTools, RelationId};
 
 use crate::adoption;
+use crate::cos;
 use crate::daemons::{self, DaemonConfig, Inputs, Version};
 use crate::error::{Error, ToolContext};
 use crate::journal::JournalFile;
@@ -62,6 +63,8 @@ pub struct Fresh {
     /// kube-control as read in this hook, tokens and all (the cache holds
     /// only their fingerprints).
     pub kube_control: Option<EndpointData>,
+    /// The tokens relation as read in this hook, the COS token included.
+    pub tokens: Option<EndpointData>,
     /// A secret-changed hook: the secret's new revision is to be read.
     pub secret_changed: bool,
     /// Re-read this unit's addresses (they can have changed).
@@ -126,6 +129,11 @@ impl Node<'_> {
                     .relations
                     .insert(endpoint.to_string(), relations::redact_tokens(&data));
                 fresh.kube_control = Some(data);
+            } else if *endpoint == cos::TOKENS {
+                recorded
+                    .relations
+                    .insert(endpoint.to_string(), relations::redact_cos_tokens(&data));
+                fresh.tokens = Some(data);
             } else {
                 recorded.relations.insert(endpoint.to_string(), data);
             }
@@ -179,6 +187,7 @@ impl Node<'_> {
                     ("image-registry", self.registry(recorded)),
                 ]
             }
+            cos::TOKENS => vec![("requests", cos::requests(&self.name))],
             CONTAINER_RUNTIME => vec![(
                 "sandbox_image",
                 format!("{}/{PAUSE_IMAGE}", self.registry(recorded)),
@@ -222,6 +231,93 @@ impl Node<'_> {
             .relation_set(&id, &bag)
             .doing("publishing relation data")?;
         recorded.published.insert(rid.to_string(), bag);
+        Ok(())
+    }
+
+    /// Publishes the COS configuration on every cos-agent relation, where
+    /// its content changed, and records what keeps it from being
+    /// published. Needs the tokens relation as read in this hook (`fresh`).
+    pub fn publish_cos(&self, recorded: &mut Recorded, fresh: &Fresh) -> Result<(), Error> {
+        let rids: Vec<String> = recorded
+            .relations
+            .get(cos::COS_AGENT)
+            .map(|d| d.relations.keys().cloned().collect())
+            .unwrap_or_default();
+        if rids.is_empty() {
+            // Without cos-agent, the tokens relation is nothing to wait on.
+            recorded.cos_problems.clear();
+            return Ok(());
+        }
+        let Some(tokens) = &fresh.tokens else {
+            return Ok(());
+        };
+        let waiting = |why: String| vec![Problem::waiting(why)];
+        let token = match cos::token(tokens, &cos::user(&self.name)) {
+            Err(why) => Err(waiting(format!("Waiting for the COS token: {why}"))),
+            Ok(None) if !tokens.is_related() => Err(waiting(format!(
+                "Waiting for the COS token: relate {}:tokens to the control plane",
+                self.app()
+            ))),
+            Ok(None) => Err(waiting("Waiting for the COS token".into())),
+            Ok(Some(token)) => Ok(token),
+        };
+        let tag = self.control(recorded).and_then(|c| c.cluster_tag);
+        let (token, tag) = match (token, tag) {
+            (Err(problems), _) => {
+                recorded.cos_problems = problems;
+                return Ok(());
+            }
+            (Ok(_), None) => {
+                recorded.cos_problems = waiting(
+                    "Waiting for the cluster-tag from kube-control (COS labels by it)".into(),
+                );
+                return Ok(());
+            }
+            (Ok(token), Some(tag)) => (token, tag),
+        };
+        let ca_file = self.root.path(daemons::CA).exists().then_some(daemons::CA);
+        if ca_file.is_none() {
+            log::info!(
+                "COS scrape jobs skip checking kubelet's certificate until the cluster CA is known"
+            );
+        }
+        let max_pods = recorded
+            .options
+            .as_ref()
+            .map(|o| cos::max_pods(&o.kubelet_extra_config))
+            .unwrap_or(cos::DEFAULT_MAX_PODS);
+        let config = cos::config(&cos::Inputs {
+            node: &self.name,
+            token: &token,
+            cluster_tag: &tag,
+            ca_file,
+            max_pods,
+        })
+        .map_err(|why| Error::Io {
+            doing: "building the COS configuration".into(),
+            source: std::io::Error::other(why),
+        })?;
+        // The cache keeps the content's fingerprint: it carries the token.
+        let kept: Databag = [("config".to_string(), Fingerprint::of(&config))].into();
+        for rid in rids {
+            if recorded.published.get(&rid) == Some(&kept) {
+                continue;
+            }
+            let id: RelationId = rid.parse().map_err(|why: String| Error::Io {
+                doing: format!("publishing on {rid}"),
+                source: std::io::Error::other(why),
+            })?;
+            let bag: Databag = [("config".to_string(), config.clone())].into();
+            self.tools
+                .relation_set(&id, &bag)
+                .doing("publishing the COS configuration")?;
+            log::info!(
+                "published the COS configuration on {rid} ({} bytes)",
+                config.len()
+            );
+            recorded.published.insert(rid, kept.clone());
+        }
+        recorded.cos_problems.clear();
         Ok(())
     }
 

@@ -19,14 +19,16 @@ pub const KUBE_CONTROL: &str = "kube-control";
 pub const CERTIFICATES: &str = "certificates";
 pub const CNI: &str = "cni";
 pub const CONTAINER_RUNTIME: &str = "container-runtime";
-/// The endpoints whose data the worker reads. `tokens`, `cos-agent` and
-/// `ingress-proxy` are declared for today's bundles but not read yet.
-pub const ENDPOINTS: [&str; 5] = [
+/// The endpoints whose data the worker reads. `ingress-proxy` and the
+/// cloud integrations are declared for today's bundles but not read yet.
+pub const ENDPOINTS: [&str; 7] = [
     KUBE_API_ENDPOINT,
     KUBE_CONTROL,
     CERTIFICATES,
     CNI,
     CONTAINER_RUNTIME,
+    crate::cos::TOKENS,
+    crate::cos::COS_AGENT,
 ];
 
 /// The image registry when the control plane names none.
@@ -196,6 +198,23 @@ pub fn token_matches(reference: &str, token: &str) -> bool {
     } else {
         reference == token
     }
+}
+
+/// The tokens relation as the charm may keep it: each unit's `tokens`
+/// answer replaced by its fingerprint (the COS token is read again when
+/// the configuration that carries it is rebuilt).
+pub fn redact_cos_tokens(data: &EndpointData) -> EndpointData {
+    let mut data = data.clone();
+    for units in data.relations.values_mut() {
+        for bag in units.values_mut() {
+            if let Some(v) = bag.get_mut("tokens") {
+                if !v.starts_with(REDACTED) {
+                    *v = token_fingerprint(v);
+                }
+            }
+        }
+    }
+    data
 }
 
 /// The kube-control data as the charm may keep it: every token (flat keys

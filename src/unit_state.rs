@@ -69,6 +69,10 @@ pub struct Recorded {
     /// What stands in the way of a configured, running node.
     #[serde(default)]
     pub node_problems: Vec<Problem>,
+    /// What keeps the COS configuration from being published (only while
+    /// cos-agent is related).
+    #[serde(default)]
+    pub cos_problems: Vec<Problem>,
     /// Whether the ingress ports are open, as this unit last set them;
     /// rolled back with a failed hook, as Juju rolls back the ports.
     #[serde(default)]

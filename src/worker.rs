@@ -18,7 +18,7 @@ use crate::journal::{self, JournalFile};
 use crate::node::{self, Fresh, Node};
 use crate::relations::{CERTIFICATES, ENDPOINTS, KUBE_CONTROL};
 use crate::unit_state::{self, ProblemKind, Recorded};
-use crate::{actions, install};
+use crate::{actions, cos, install};
 
 /// The variable that moves the machine's root (for tests).
 pub const ROOT_VAR: &str = "KUBERNETES_WORKER_ROOT";
@@ -295,6 +295,22 @@ fn run(
                 ..Fresh::default()
             };
             node.refresh(recorded, &endpoints, broken.as_deref(), &mut fresh)?;
+            // The COS configuration carries the token, which the cache does
+            // not keep: where its inputs can have changed, it is read again.
+            let cos_inputs = recovering
+                || matches!(
+                    kind,
+                    HookKind::Install | HookKind::UpgradeCharm | HookKind::ConfigChanged
+                )
+                || matches!(kind, HookKind::Relation { endpoint, .. }
+                    if [KUBE_CONTROL, CERTIFICATES, cos::COS_AGENT, cos::TOKENS].contains(&endpoint.as_str()));
+            let cos_related = recorded
+                .relations
+                .get(cos::COS_AGENT)
+                .is_some_and(|d| d.is_related());
+            if cos_inputs && cos_related && fresh.tokens.is_none() {
+                node.refresh(recorded, &[cos::TOKENS], broken.as_deref(), &mut fresh)?;
+            }
             if fresh.addresses {
                 // A re-addressed machine needs a certificate for its new
                 // addresses: read them again where they can have changed.
@@ -307,6 +323,9 @@ fn run(
             }
             // After converging: the cni relation carries the kubeconfig's hash.
             node.publish_all(recorded)?;
+            if cos_inputs {
+                node.publish_cos(recorded, &fresh)?;
+            }
             // Kept for `stop`, which runs after every relation is gone.
             if let Some((url, ca)) = node.api_target(recorded) {
                 recorded.journal.api_server = Some(journal::ApiServer { url, ca });
@@ -364,6 +383,7 @@ fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
             .iter()
             .chain(&recorded.config_problems)
             .chain(&recorded.node_problems)
+            .chain(&recorded.cos_problems)
     };
     let interrupted = recorded.interrupted.iter();
     for kind in [ProblemKind::Blocked, ProblemKind::ManualUpgrade] {
