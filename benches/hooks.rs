@@ -205,8 +205,39 @@ fn hook_rows(arch: &str, runs: usize) -> Vec<Row> {
             .expect("the unit tracks the secret")
         }),
     ));
+    // Observability: grafana-agent on cos-agent, the COS token on tokens.
+    let agent = sim.relate("cos-agent", "grafana-agent");
+    for run in sim.join(agent, "grafana-agent/0", &[]) {
+        run.assert_ok();
+    }
+    let tokens = sim.relate("tokens", control_unit.split('/').next().unwrap_or_default());
+    let user = format!("system:cos:{}", cluster.node);
+    let answer = |i: usize| serde_json::json!({ &user: format!("uid-{i}::cos-token") }).to_string();
+    for run in sim.join(tokens, control_unit, &[("tokens", &answer(0))]) {
+        run.assert_ok();
+    }
+    assert_eq!(sim.status().0, "active", "{:?}", sim.status());
+    rows.push(row(
+        "cos-agent-relation-changed, no change",
+        repeat(&|s, _| s.change(agent, "grafana-agent/0", &[])),
+    ));
+    rows.push(row(
+        "tokens-relation-changed, COS token rotated",
+        repeat(&|s, i| s.change(tokens, control_unit, &[("tokens", &answer(i + 1))])),
+    ));
+    let config = sim
+        .unit()
+        .relations
+        .iter()
+        .find(|r| r.id == agent)
+        .and_then(|r| r.local_unit.get("config").cloned())
+        .unwrap_or_default();
+    COS_PAYLOAD.store(config.len(), std::sync::atomic::Ordering::Relaxed);
     rows
 }
+
+/// The size of the published cos-agent `config`, measured by hook_rows.
+static COS_PAYLOAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Median wall times of the charm's extraction (`check-cni`, which runs
 /// the install's unpack into a scratch directory) and of `tar -xzf` into an
@@ -320,10 +351,23 @@ fn main() {
                     met(r.tool_calls <= 12 && r.mutating == 0)
                 )
             }
+            "cos-agent-relation-changed, no change" => format!(
+                "≤12 calls, 0 mutating, <5 ms CPU: {}",
+                met(r.tool_calls <= 12 && r.mutating == 0 && r.cpu_us < 5000)
+            ),
+            "tokens-relation-changed, COS token rotated" => format!(
+                "≤14 calls (one relation-set), 0 mutating, <10 ms CPU: {}",
+                met(r.tool_calls <= 14 && r.mutating == 0 && r.cpu_us < 10_000)
+            ),
             _ => "-".into(),
         };
         out.push_str(&format!("{} {budget} |\n", cells(&r)));
     }
+    let payload = COS_PAYLOAD.load(std::sync::atomic::Ordering::Relaxed);
+    out.push_str(&format!(
+        "\n## cos-agent payload\n\n| published `config` (5 jobs, 6 alerts, 1 dashboard) | budget |\n|---|---|\n| {payload} bytes | ≤ 16 KiB: {} |\n",
+        met(payload > 0 && payload <= 16 * 1024)
+    ));
     let (ours, tar) = cni_ratio(arch);
     let ratio = ours.as_secs_f64() / tar.as_secs_f64();
     out.push_str(&format!(

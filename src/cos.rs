@@ -81,9 +81,9 @@ pub struct Inputs<'a> {
     pub node: &'a str,
     pub token: &'a str,
     pub cluster_tag: &'a str,
-    /// The cluster CA is on disk at this path: kubelet's serving
-    /// certificate is checked against it. `None`: skip the check.
-    pub ca_file: Option<&'a str>,
+    /// The cluster CA (PEM): kubelet's serving certificate is checked
+    /// against it. `None` (not known yet): the check is skipped.
+    pub ca: Option<&'a str>,
     pub max_pods: u64,
 }
 
@@ -107,9 +107,11 @@ pub fn scrape_jobs(inputs: &Inputs) -> Vec<Value> {
             instance,
         ],
     })];
-    let tls = match inputs.ca_file {
-        // The serving certificate names the node, not localhost.
-        Some(ca) => json!({ "ca_file": ca, "server_name": inputs.node }),
+    // The CA goes inline: the grafana-agent snap is strictly confined and
+    // cannot read /root/cdk. The serving certificate names the node, not
+    // localhost.
+    let tls = match inputs.ca {
+        Some(ca) => json!({ "ca": ca, "server_name": inputs.node }),
         None => json!({ "insecure_skip_verify": true }),
     };
     for (name, path) in [

@@ -275,8 +275,9 @@ impl Node<'_> {
             }
             (Ok(token), Some(tag)) => (token, tag),
         };
-        let ca_file = self.root.path(daemons::CA).exists().then_some(daemons::CA);
-        if ca_file.is_none() {
+        let ca = files::read_optional(&self.root.path(daemons::CA))?
+            .map(|pem| String::from_utf8_lossy(&pem).into_owned());
+        if ca.is_none() {
             log::info!(
                 "COS scrape jobs skip checking kubelet's certificate until the cluster CA is known"
             );
@@ -290,7 +291,7 @@ impl Node<'_> {
             node: &self.name,
             token: &token,
             cluster_tag: &tag,
-            ca_file,
+            ca: ca.as_deref(),
             max_pods,
         })
         .map_err(|why| Error::Io {

@@ -182,9 +182,9 @@ fn the_configuration_is_published_once_the_token_and_cluster_tag_are_known() {
         assert_eq!(sc["targets"], serde_json::json!(["localhost:10250"]));
         assert_eq!(job["scheme"], "https");
         assert_eq!(job["authorization"]["credentials"], "uid-1::secretsecret");
-        // The CA is on disk: kubelet's certificate is checked, by the name
-        // it was issued for.
-        assert_eq!(job["tls_config"]["ca_file"], "/root/cdk/ca.crt");
+        // kubelet's certificate is checked against the cluster CA (inline:
+        // the agent's snap cannot read /root), by the name it was issued for.
+        assert_eq!(job["tls_config"]["ca"], c.cluster.pki.ca_pem().as_str());
         assert_eq!(job["tls_config"]["server_name"], node);
         assert!(job["tls_config"].get("insecure_skip_verify").is_none());
         assert!(relabels
