@@ -112,6 +112,20 @@ fn scenario(cluster: &Cluster, kill: Option<(u32, Moment)>) -> (World, World, u3
         run.assert_ok();
     }
     let rels = cluster.relate(&sim, Master::Today);
+    // Observability: grafana-agent, and the COS token from the control plane.
+    let agent = sim.relate("cos-agent", "grafana-agent");
+    for run in sim.join(agent, "grafana-agent/0", &[]) {
+        run.assert_ok();
+    }
+    let tokens = sim.relate("tokens", "kubernetes-control-plane");
+    let answer = serde_json::json!({ format!("system:cos:{}", cluster.node): "uid-9::cos" });
+    for run in sim.join(
+        tokens,
+        "kubernetes-control-plane/0",
+        &[("tokens", &answer.to_string())],
+    ) {
+        run.assert_ok();
+    }
     sim.configure("kubelet-extra-args", "v=3").assert_ok();
     sim.change(rels.cni, "flannel/0", &[("cidr", "\"10.2.0.0/16\"")])
         .assert_ok();
