@@ -29,6 +29,12 @@ const DASHBOARD: &str = include_str!(concat!(env!("OUT_DIR"), "/dashboard.xz.b64
 /// kubelet's default `maxPods`.
 pub const DEFAULT_MAX_PODS: u64 = 110;
 
+/// The charm's own part of the configuration (the rules and the dashboard
+/// it carries). A new revision publishes again in upgrade-charm anyway.
+pub fn content_version() -> String {
+    format!("{}\n{ALERTS}\n{DASHBOARD}", env!("CARGO_PKG_VERSION"))
+}
+
 /// The user whose token scrapes this node.
 pub fn user(node: &str) -> String {
     format!("system:cos:{node}")

@@ -237,7 +237,7 @@ impl Node<'_> {
     /// Publishes the COS configuration on every cos-agent relation, where
     /// its content changed, and records what keeps it from being
     /// published. Needs the tokens relation as read in this hook (`fresh`).
-    pub fn publish_cos(&self, recorded: &mut Recorded, fresh: &Fresh) -> Result<(), Error> {
+    pub fn publish_cos(&self, recorded: &mut Recorded, fresh: &mut Fresh) -> Result<(), Error> {
         let rids: Vec<String> = recorded
             .relations
             .get(cos::COS_AGENT)
@@ -247,6 +247,41 @@ impl Node<'_> {
             // Without cos-agent, the tokens relation is nothing to wait on.
             recorded.cos_problems.clear();
             return Ok(());
+        }
+        let ca = files::read_optional(&self.root.path(daemons::CA))?
+            .map(|pem| String::from_utf8_lossy(&pem).into_owned());
+        let max_pods = recorded
+            .options
+            .as_ref()
+            .map(|o| cos::max_pods(&o.kubelet_extra_config))
+            .unwrap_or(cos::DEFAULT_MAX_PODS);
+        // Everything the configuration is made of, the token by the
+        // fingerprint the cache keeps: while it is what every cos-agent
+        // relation was given, nothing is read or built again.
+        let inputs = {
+            let mut hash = Fingerprint::default();
+            let tokens = recorded
+                .relations
+                .get(cos::TOKENS)
+                .cloned()
+                .unwrap_or_default();
+            let tag = self.control(recorded).and_then(|c| c.cluster_tag);
+            hash.update(serde_json::to_string(&tokens).unwrap_or_default());
+            hash.update(format!("{}\n{tag:?}\n{max_pods}\n", self.name));
+            hash.update(ca.as_deref().unwrap_or_default());
+            hash.update(cos::content_version());
+            hash.hex()
+        };
+        let kept: Databag = [("config-inputs".to_string(), inputs)].into();
+        if recorded.cos_problems.is_empty()
+            && rids
+                .iter()
+                .all(|r| recorded.published.get(r) == Some(&kept))
+        {
+            return Ok(());
+        }
+        if fresh.tokens.is_none() {
+            self.refresh(recorded, &[cos::TOKENS], None, fresh)?;
         }
         let Some(tokens) = &fresh.tokens else {
             return Ok(());
@@ -275,18 +310,11 @@ impl Node<'_> {
             }
             (Ok(token), Some(tag)) => (token, tag),
         };
-        let ca = files::read_optional(&self.root.path(daemons::CA))?
-            .map(|pem| String::from_utf8_lossy(&pem).into_owned());
         if ca.is_none() {
             log::info!(
                 "COS scrape jobs skip checking kubelet's certificate until the cluster CA is known"
             );
         }
-        let max_pods = recorded
-            .options
-            .as_ref()
-            .map(|o| cos::max_pods(&o.kubelet_extra_config))
-            .unwrap_or(cos::DEFAULT_MAX_PODS);
         let config = cos::config(&cos::Inputs {
             node: &self.name,
             token: &token,
@@ -298,8 +326,6 @@ impl Node<'_> {
             doing: "building the COS configuration".into(),
             source: std::io::Error::other(why),
         })?;
-        // The cache keeps the content's fingerprint: it carries the token.
-        let kept: Databag = [("config".to_string(), Fingerprint::of(&config))].into();
         for rid in rids {
             if recorded.published.get(&rid) == Some(&kept) {
                 continue;

@@ -304,13 +304,7 @@ fn run(
                 )
                 || matches!(kind, HookKind::Relation { endpoint, .. }
                     if [KUBE_CONTROL, CERTIFICATES, cos::COS_AGENT, cos::TOKENS].contains(&endpoint.as_str()));
-            let cos_related = recorded
-                .relations
-                .get(cos::COS_AGENT)
-                .is_some_and(|d| d.is_related());
-            if cos_inputs && cos_related && fresh.tokens.is_none() {
-                node.refresh(recorded, &[cos::TOKENS], broken.as_deref(), &mut fresh)?;
-            }
+
             if fresh.addresses {
                 // A re-addressed machine needs a certificate for its new
                 // addresses: read them again where they can have changed.
@@ -324,7 +318,14 @@ fn run(
             // After converging: the cni relation carries the kubeconfig's hash.
             node.publish_all(recorded)?;
             if cos_inputs {
-                node.publish_cos(recorded, &fresh)?;
+                if *kind == HookKind::UpgradeCharm {
+                    // A new revision may lay the configuration out anew.
+                    let prefix = format!("{}:", cos::COS_AGENT);
+                    recorded
+                        .published
+                        .retain(|rid, _| !rid.starts_with(&prefix));
+                }
+                node.publish_cos(recorded, &mut fresh)?;
             }
             // Kept for `stop`, which runs after every relation is gone.
             if let Some((url, ca)) = node.api_target(recorded) {

@@ -246,6 +246,16 @@ fn the_configuration_is_published_once_the_token_and_cluster_tag_are_known() {
         .filter(|t| t.tool == "relation-set")
         .collect();
     assert!(sets.is_empty(), "{sets:?}");
+    // A cos-agent hook with nothing new does not read the tokens again.
+    let mark = c.sim.mark();
+    c.sim.change(c.agent, "grafana-agent/0", &[]).assert_ok();
+    let token_reads: Vec<_> = c
+        .sim
+        .tool_calls_since(mark)
+        .into_iter()
+        .filter(|t| t.args.iter().any(|a| a.starts_with("tokens:")))
+        .collect();
+    assert!(token_reads.is_empty(), "{token_reads:?}");
 }
 
 /// Every query is valid PromQL and filters only by the labels the jobs set
