@@ -111,24 +111,56 @@ fn replace(
 /// hook was killed (`.<name>.XXXXXX.tmp`): only this function makes them,
 /// and only the write in progress uses one.
 fn sweep_temporaries(dir: &Path, name: &str) {
-    let prefix = format!(".{name}.");
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        let file = entry.file_name();
-        let file = file.to_string_lossy();
-        let is_ours = file
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.strip_suffix(".tmp"))
-            .is_some_and(|random| {
-                random.len() == TEMP_RANDOM_LEN && random.chars().all(|c| c.is_ascii_alphanumeric())
-            });
+        let is_ours = is_temporary_of(&entry.file_name().to_string_lossy(), name);
         if is_ours && entry.file_type().is_ok_and(|t| t.is_file()) {
             // Best effort: a leftover that cannot be removed harms nothing.
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+/// [`sweep_temporaries`] in the directory open as `dir`, never by path:
+/// for a directory someone else owns, who could swap it for a link
+/// between a look by path and an unlink.
+fn sweep_temporaries_at(dir: &File, name: &str) {
+    use std::os::fd::AsRawFd;
+    // The descriptor's own entry lists the directory it holds open.
+    let Ok(entries) = fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        if !is_temporary_of(&file.to_string_lossy(), name) {
+            continue;
+        }
+        let is_file = nix::sys::stat::fstatat(
+            Some(dir.as_raw_fd()),
+            file.as_os_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG);
+        if is_file {
+            let _ = nix::unistd::unlinkat(
+                Some(dir.as_raw_fd()),
+                file.as_os_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+        }
+    }
+}
+
+/// Whether `file` is a temporary file a write of `name` makes
+/// (`.<name>.XXXXXX.tmp`).
+fn is_temporary_of(file: &str, name: &str) -> bool {
+    file.strip_prefix(&format!(".{name}."))
+        .and_then(|rest| rest.strip_suffix(".tmp"))
+        .is_some_and(|random| {
+            random.len() == TEMP_RANDOM_LEN && random.chars().all(|c| c.is_ascii_alphanumeric())
+        })
 }
 
 /// Removes what a killed write of `path` left behind, for records a hook
@@ -305,7 +337,7 @@ pub fn write_in_owned_dir(
         }
     }
     crate::intent::before_change()?;
-    sweep_temporaries(&dir_path, file);
+    sweep_temporaries_at(&dir_fd, file);
     let tmp_name = format!(".{file}.{}.tmp", random_suffix());
     let mut tmp = open_in(
         &dir_fd,
@@ -392,6 +424,35 @@ pub fn remove_if_present(path: &Path) -> Result<Change, FileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn me() -> Owner {
+        Owner {
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+        }
+    }
+
+    #[test]
+    fn an_owned_dirs_leftovers_are_swept_through_its_descriptor_and_links_left() {
+        let home = tempfile::tempdir().unwrap();
+        write_in_owned_dir(home.path(), ".kube", "config", b"one", 0o600, me()).unwrap();
+        let kube = home.path().join(".kube");
+        let leftover = kube.join(".config.Ab3xZ9.tmp");
+        std::fs::write(&leftover, b"torn").unwrap();
+        // A link named like a leftover is not the charm's: left alone, and
+        // never followed.
+        let victim = home.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let link = kube.join(".config.Zz9yY8.tmp");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let change =
+            write_in_owned_dir(home.path(), ".kube", "config", b"two", 0o600, me()).unwrap();
+        assert_eq!(change, Change::Written);
+        assert!(!leftover.exists());
+        assert!(link.symlink_metadata().is_ok());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(std::fs::read(kube.join("config")).unwrap(), b"two");
+    }
 
     fn mode_of(path: &Path) -> u32 {
         fs::metadata(path).unwrap().mode() & 0o7777
