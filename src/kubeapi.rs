@@ -35,6 +35,9 @@ pub enum ApiError {
         path: String,
         reason: String,
     },
+    /// The hook's intent could not be recorded before a write.
+    #[error(transparent)]
+    Intent(#[from] charm::files::FileError),
 }
 
 impl ApiError {
@@ -97,6 +100,11 @@ impl Api {
         path: &str,
         body: Option<(&str, Value)>,
     ) -> Result<Value, ApiError> {
+        if method != Method::GET {
+            // A write changes the cluster: the hook's mark precedes it, as
+            // it precedes any change to the machine.
+            charm::intent::before_change()?;
+        }
         let mut request = self
             .client
             .request(method.clone(), format!("{}{path}", self.url))
