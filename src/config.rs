@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::args;
 use crate::error::{Error, ToolContext};
-use crate::unit_state::{NodeOptions, Problem};
+use crate::unit_state::{IngressSettings, NodeOptions, Problem};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -16,6 +16,22 @@ pub struct Config {
     pub require_manual_upgrade: bool,
     /// The node's options, or what is wrong with them.
     pub node: Result<NodeOptions, Vec<Problem>>,
+    /// `ingress-default-ssl-key`, which no record keeps.
+    pub ingress_ssl_key: SecretText,
+}
+
+/// Text that is never printed (a private key).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "<none>"
+        } else {
+            "<secret>"
+        })
+    }
 }
 
 impl Config {
@@ -99,6 +115,10 @@ impl Config {
             yaml_map("proxy-extra-config", &text("proxy-extra-config", "{}")),
         );
         let sysctl = parsed(&mut problems, parse_sysctl(&text("sysctl", DEFAULT_SYSCTL)));
+        let ingress_settings = parsed(
+            &mut problems,
+            ingress_settings(&text, &flag).map(|(settings, _)| settings),
+        );
         let node = if problems.is_empty() {
             Ok(NodeOptions {
                 allow_privileged,
@@ -111,6 +131,7 @@ impl Config {
                 kubelet_extra_config,
                 proxy_extra_config,
                 sysctl,
+                ingress_settings,
             })
         } else {
             Err(problems)
@@ -119,8 +140,68 @@ impl Config {
             channel: text("channel", "1.31/stable"),
             require_manual_upgrade: flag("require-manual-upgrade", true),
             node,
+            ingress_ssl_key: SecretText(ingress_ssl_key(map)),
         }
     }
+}
+
+/// The ingress options, checked, and the default certificate's key.
+pub fn ingress_settings(
+    text: &dyn Fn(&str, &str) -> String,
+    flag: &dyn Fn(&str, bool) -> bool,
+) -> Result<(IngressSettings, String), String> {
+    use crate::validate::{self, Pem};
+    let image = text("nginx-image", "auto");
+    if image != "auto" {
+        validate::image(&image).map_err(|why| format!("nginx-image {why}"))?;
+    }
+    let (cert, key) = (
+        text("ingress-default-ssl-certificate", ""),
+        text("ingress-default-ssl-key", ""),
+    );
+    match (cert.is_empty(), key.is_empty()) {
+        (false, true) => {
+            return Err("ingress-default-ssl-certificate is set without ingress-default-ssl-key: set both or neither".into())
+        }
+        (true, false) => {
+            return Err("ingress-default-ssl-key is set without ingress-default-ssl-certificate: set both or neither".into())
+        }
+        (false, false) => {
+            validate::pem(&cert, Pem::Certificates)
+                .map_err(|why| format!("ingress-default-ssl-certificate {why}"))?;
+            validate::pem(&key, Pem::PrivateKey)
+                .map_err(|why| format!("ingress-default-ssl-key {why}"))?;
+            validate::key_matches(&cert, &key).map_err(|why| {
+                format!("ingress-default-ssl-key {why} in ingress-default-ssl-certificate")
+            })?;
+        }
+        (true, true) => {}
+    }
+    let real_ip_cidr = text("ingress-proxy-real-ip-cidr", "0.0.0.0/0");
+    validate::cidrs(&real_ip_cidr).map_err(|why| format!("ingress-proxy-real-ip-cidr {why}"))?;
+    let settings = IngressSettings {
+        image,
+        ssl_certificate: cert,
+        ssl_key_fingerprint: if key.is_empty() {
+            String::new()
+        } else {
+            charm::resources::Fingerprint::of(&key)
+        },
+        chain_completion: flag("ingress-ssl-chain-completion", false),
+        passthrough: flag("ingress-ssl-passthrough", false),
+        forwarded_headers: flag("ingress-use-forwarded-headers", false),
+        real_ip_cidr,
+    };
+    Ok((settings, key))
+}
+
+/// The default certificate's key, as configured (never cached).
+pub fn ingress_ssl_key(map: &Map<String, Value>) -> String {
+    map.get("ingress-default-ssl-key")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 /// The Python charm's default for `sysctl` (config.yaml declares the same).

@@ -85,6 +85,17 @@ pub struct Journal {
     /// not): the status says exactly that.
     #[serde(default)]
     pub stop_outcome: Option<String>,
+    /// The ingress controller's objects this unit applied as the leader.
+    #[serde(default)]
+    pub ingress: Option<IngressRecord>,
+}
+
+/// Written ahead: the paths of every object an apply may create, with an
+/// empty fingerprint until all are applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressRecord {
+    pub fingerprint: String,
+    pub paths: Vec<String>,
 }
 
 fn first_format() -> u32 {

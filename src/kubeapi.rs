@@ -197,6 +197,25 @@ impl Api {
         Ok(not_ready(&value))
     }
 
+    /// Server-side apply of `body` at `path`, this charm the field manager
+    /// (`force`: its fields win over another manager's).
+    pub fn apply(&self, path: &str, body: &Value) -> Result<(), ApiError> {
+        self.call(
+            Method::PATCH,
+            &format!("{path}?fieldManager=kubernetes-worker&force=true"),
+            Some(("application/apply-patch+yaml", body.clone())),
+        )
+        .map(drop)
+    }
+
+    /// Deletes the object at `path`; one already gone is not an error.
+    pub fn delete(&self, path: &str) -> Result<(), ApiError> {
+        match self.call(Method::DELETE, path, None) {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
     pub fn delete_node(&self, node: &str) -> Result<(), ApiError> {
         self.call(Method::DELETE, &format!("/api/v1/nodes/{node}"), None)
             .map(drop)

@@ -16,12 +16,14 @@ use crate::adoption;
 use crate::cos;
 use crate::daemons::{self, DaemonConfig, Inputs, Version};
 use crate::error::{Error, ToolContext};
+use crate::ingress;
+use crate::journal::IngressRecord;
 use crate::journal::JournalFile;
 use crate::kubeapi::{Api, ApiError};
 use crate::kubeconfig;
 use crate::relations::{
     self, Certificates, Cni, Credentials, CredentialsRef, Dns, EndpointData, KubeControl, Runtime,
-    CERTIFICATES, CNI, CONTAINER_RUNTIME, KUBE_API_ENDPOINT, KUBE_CONTROL,
+    CERTIFICATES, CNI, CONTAINER_RUNTIME, INGRESS_PROXY, KUBE_API_ENDPOINT, KUBE_CONTROL,
 };
 use crate::unit_state::{DaemonRecord, NodeOptions, Problem, Recorded};
 
@@ -192,22 +194,18 @@ impl Node<'_> {
                 "sandbox_image",
                 format!("{}/{PAUSE_IMAGE}", self.registry(recorded)),
             )],
+            // The ingress controller listens on every node of the
+            // application, on the host's port 80.
+            INGRESS_PROXY => {
+                let (_, private) = self.addresses(recorded)?;
+                vec![
+                    ("hostname", self.name.clone()),
+                    ("private-address", private),
+                    ("port", "80".into()),
+                ]
+            }
             CERTIFICATES => {
-                let (public, private) = match &recorded.addresses {
-                    Some(addresses) => addresses.clone(),
-                    None => {
-                        let public = self
-                            .tools
-                            .unit_get("public-address")
-                            .doing("reading the public address")?;
-                        let private = self
-                            .tools
-                            .unit_get("private-address")
-                            .doing("reading the private address")?;
-                        recorded.addresses = Some((public.clone(), private.clone()));
-                        (public, private)
-                    }
-                };
+                let (public, private) = self.addresses(recorded)?;
                 let sans =
                     serde_json::to_string(&[&public, &private, &self.name]).unwrap_or_default();
                 vec![
@@ -346,6 +344,137 @@ impl Node<'_> {
         }
         recorded.cos_problems.clear();
         Ok(())
+    }
+
+    /// The ingress controller, as the leader keeps it: applied when
+    /// `ingress` is on and what it would apply differs from what it last
+    /// applied (or an earlier try failed); deleted, exactly what it
+    /// applied, in reverse order, when `ingress` is off. `ssl_key`: the
+    /// default certificate's key, from config. A failure is a waiting
+    /// status and the next hook tries again.
+    pub fn converge_ingress(
+        &self,
+        recorded: &mut Recorded,
+        journal: &mut JournalFile,
+        options: &NodeOptions,
+        ssl_key: Option<&str>,
+    ) -> Result<(), Error> {
+        let (Some((url, ca)), Some(token)) = (
+            self.api_target(recorded),
+            self.disk_tokens().map(|t| t.client_token),
+        ) else {
+            // The node is not configured yet: its relation hooks come back.
+            return Ok(());
+        };
+        let waiting = |what: &str, e: &dyn std::fmt::Display| {
+            vec![Problem::waiting(format!(
+                "Waiting to {what} the ingress controller: {e}"
+            ))]
+        };
+        if !options.ingress {
+            let Some(record) = recorded.journal.ingress.clone() else {
+                recorded.ingress_problems.clear();
+                return Ok(());
+            };
+            let api = match Api::new(&url, &ca, &token) {
+                Ok(api) => api,
+                Err(e) => {
+                    recorded.ingress_problems = waiting("remove", &e);
+                    return Ok(());
+                }
+            };
+            for path in record.paths.iter().rev() {
+                if let Err(e) = api.delete(path) {
+                    recorded.ingress_problems = waiting("remove", &e);
+                    return Ok(());
+                }
+            }
+            log::info!(
+                "removed the ingress controller ({} objects)",
+                record.paths.len()
+            );
+            recorded.journal.ingress = None;
+            recorded.ingress_problems.clear();
+            return Ok(());
+        }
+        let registry = self.registry(recorded);
+        let objects = ingress::objects(&ingress::Inputs {
+            app: self.app(),
+            registry: &registry,
+            settings: &options.ingress_settings,
+            ssl_key,
+        });
+        let fingerprint = ingress::fingerprint(&objects);
+        let previous = recorded.journal.ingress.clone().unwrap_or_default();
+        if previous.fingerprint == fingerprint && recorded.ingress_problems.is_empty() {
+            return Ok(());
+        }
+        let paths: Vec<String> = objects.iter().map(|o| o.path.clone()).collect();
+        // Written ahead: whatever this apply creates is known to be the
+        // charm's, even if the hook stops half-way.
+        let mut all = previous.paths.clone();
+        all.extend(
+            paths
+                .iter()
+                .filter(|p| !previous.paths.contains(p))
+                .cloned(),
+        );
+        recorded.journal.ingress = Some(IngressRecord {
+            fingerprint: String::new(),
+            paths: all,
+        });
+        journal.persist(&recorded.journal)?;
+        let api = match Api::new(&url, &ca, &token) {
+            Ok(api) => api,
+            Err(e) => {
+                recorded.ingress_problems = waiting("configure", &e);
+                return Ok(());
+            }
+        };
+        for object in &objects {
+            if let Err(e) = api.apply(&object.path, &object.body) {
+                recorded.ingress_problems = waiting("configure", &e);
+                return Ok(());
+            }
+        }
+        // What an earlier apply created and this one does not (the default
+        // certificate's Secret once unset).
+        for gone in previous.paths.iter().rev().filter(|p| !paths.contains(p)) {
+            if let Err(e) = api.delete(gone) {
+                recorded.ingress_problems = waiting("configure", &e);
+                return Ok(());
+            }
+        }
+        log::info!(
+            "applied the ingress controller ({} objects, image {})",
+            objects.len(),
+            ingress::image(&ingress::Inputs {
+                app: self.app(),
+                registry: &registry,
+                settings: &options.ingress_settings,
+                ssl_key: None,
+            })
+        );
+        recorded.journal.ingress = Some(IngressRecord { fingerprint, paths });
+        recorded.ingress_problems.clear();
+        Ok(())
+    }
+
+    /// This unit's public and private addresses, as recorded or read now.
+    fn addresses(&self, recorded: &mut Recorded) -> Result<(String, String), Error> {
+        if let Some(addresses) = &recorded.addresses {
+            return Ok(addresses.clone());
+        }
+        let public = self
+            .tools
+            .unit_get("public-address")
+            .doing("reading the public address")?;
+        let private = self
+            .tools
+            .unit_get("private-address")
+            .doing("reading the private address")?;
+        recorded.addresses = Some((public.clone(), private.clone()));
+        Ok((public, private))
     }
 
     /// The API server's URL and the cluster CA: all an API call needs

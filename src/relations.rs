@@ -19,9 +19,10 @@ pub const KUBE_CONTROL: &str = "kube-control";
 pub const CERTIFICATES: &str = "certificates";
 pub const CNI: &str = "cni";
 pub const CONTAINER_RUNTIME: &str = "container-runtime";
-/// The endpoints whose data the worker reads. `ingress-proxy` and the
-/// cloud integrations are declared for today's bundles but not read yet.
-pub const ENDPOINTS: [&str; 7] = [
+pub const INGRESS_PROXY: &str = "ingress-proxy";
+/// The endpoints the worker reads or writes. The cloud integrations are
+/// declared for today's bundles but not served yet.
+pub const ENDPOINTS: [&str; 8] = [
     KUBE_API_ENDPOINT,
     KUBE_CONTROL,
     CERTIFICATES,
@@ -29,6 +30,7 @@ pub const ENDPOINTS: [&str; 7] = [
     CONTAINER_RUNTIME,
     crate::cos::TOKENS,
     crate::cos::COS_AGENT,
+    INGRESS_PROXY,
 ];
 
 /// The image registry when the control plane names none.

@@ -73,6 +73,14 @@ pub struct Recorded {
     /// cos-agent is related).
     #[serde(default)]
     pub cos_problems: Vec<Problem>,
+    /// What kept the ingress controller from being applied or removed:
+    /// retried by the next hook.
+    #[serde(default)]
+    pub ingress_problems: Vec<Problem>,
+    /// Whether this unit leads, as `is-leader` last said (asked again in
+    /// the leadership hooks and where config is read).
+    #[serde(default)]
+    pub leader: Option<bool>,
     /// Whether the ingress ports are open, as this unit last set them;
     /// rolled back with a failed hook, as Juju rolls back the ports.
     #[serde(default)]
@@ -118,6 +126,26 @@ pub struct NodeOptions {
     /// `sysctl`: tunable -> value.
     #[serde(default)]
     pub sysctl: BTreeMap<String, String>,
+    /// The ingress controller's options.
+    #[serde(default)]
+    pub ingress_settings: IngressSettings,
+}
+
+/// The options of the ingress controller, checked. The default
+/// certificate's key is not kept (it is read from config when needed);
+/// only its fingerprint is, to know it changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressSettings {
+    /// `nginx-image`: `auto` or an image reference.
+    pub image: String,
+    /// `ingress-default-ssl-certificate` (PEM), empty for none.
+    pub ssl_certificate: String,
+    /// sha256 of `ingress-default-ssl-key`, empty for none.
+    pub ssl_key_fingerprint: String,
+    pub chain_completion: bool,
+    pub passthrough: bool,
+    pub forwarded_headers: bool,
+    pub real_ip_cidr: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

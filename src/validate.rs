@@ -107,6 +107,61 @@ pub fn pem(value: &str, kind: Pem) -> Result<(), String> {
     }
 }
 
+/// That `key_pem` is the private key of the first certificate in
+/// `cert_pem` (both already checked with [`pem`]).
+pub fn key_matches(cert_pem: &str, key_pem: &str) -> Result<(), String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("is not PEM certificates ({e})"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|_| "is not a PEM private key".to_string())?;
+    let provider = rustls::crypto::ring::default_provider();
+    match rustls::sign::CertifiedKey::from_der(certs, key, &provider) {
+        Ok(_) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(_)) => {
+            Err("is not the private key of the certificate".into())
+        }
+        Err(e) => Err(format!("cannot be used with the certificate ({e})")),
+    }
+}
+
+/// Comma-separated CIDRs (`10.0.0.0/8,fd00::/8`).
+pub fn cidrs(value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    for item in value.split(',').map(str::trim) {
+        let ok = item.split_once('/').is_some_and(|(ip, len)| {
+            match (ip.parse::<IpAddr>(), len.parse::<u8>()) {
+                (Ok(IpAddr::V4(_)), Ok(n)) => n <= 32,
+                (Ok(IpAddr::V6(_)), Ok(n)) => n <= 128,
+                _ => false,
+            }
+        });
+        if !ok {
+            return Err(format!("holds {} which is not a CIDR", quoted(item)));
+        }
+    }
+    Ok(())
+}
+
+/// A container image reference: `[registry/]path[:tag][@digest]`.
+pub fn image(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 512
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '/' | '@'))
+        && !value.starts_with(['/', '.', '-', ':', '@']);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("is not an image reference: {}", quoted(value)))
+    }
+}
+
 /// A URL the worker may call: https, with a host, nothing a flag or file
 /// could be split on.
 pub fn https_url(value: &str) -> Result<(), String> {

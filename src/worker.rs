@@ -233,6 +233,7 @@ fn run(
             } else {
                 None
             };
+            let ssl_key = config.as_ref().map(|c| c.ingress_ssl_key.0.clone());
             // Resources are new only after attach-resource, which fires
             // upgrade-charm; config-changed looks again when the options
             // that choose the snaps changed; and a store failure is retried
@@ -257,6 +258,7 @@ fn run(
                         channel: channel.clone(),
                         require_manual_upgrade: *manual,
                         node: Err(Vec::new()),
+                        ingress_ssl_key: Default::default(),
                     },
                     (None, _) => Config::read(tools)?,
                 };
@@ -327,6 +329,51 @@ fn run(
                 }
                 node.publish_cos(recorded, &mut fresh)?;
             }
+            // The ingress controller: where what it is made of can have
+            // changed, or an earlier try is to be retried.
+            let leadership = reads_config
+                || matches!(
+                    kind,
+                    HookKind::LeaderElected | HookKind::LeaderSettingsChanged
+                )
+                || recorded.leader.is_none();
+            let wanted_not_applied = recorded.leader == Some(true)
+                && recorded.options.as_ref().is_some_and(|o| o.ingress)
+                && recorded
+                    .journal
+                    .ingress
+                    .as_ref()
+                    .is_none_or(|r| r.fingerprint.is_empty());
+            let ingress_inputs = leadership
+                || matches!(kind, HookKind::Relation { endpoint, .. }
+                    if endpoint == KUBE_CONTROL || endpoint == CERTIFICATES)
+                || !recorded.ingress_problems.is_empty()
+                || wanted_not_applied;
+            if let (true, false, true, Some(options)) = (
+                ingress_inputs,
+                recorded.journal.stopped,
+                recorded.config_problems.is_empty(),
+                recorded.options.clone(),
+            ) {
+                if leadership || recorded.leader.is_none() {
+                    recorded.leader =
+                        Some(tools.is_leader().doing("asking whether this unit leads")?);
+                }
+                if recorded.leader == Some(true) {
+                    let key = match ssl_key {
+                        Some(key) => key,
+                        None if !options.ingress_settings.ssl_key_fingerprint.is_empty() => {
+                            Config::read(tools)?.ingress_ssl_key.0
+                        }
+                        None => String::new(),
+                    };
+                    let key = Some(key.as_str()).filter(|k| !k.is_empty());
+                    node.converge_ingress(recorded, journal, &options, key)?;
+                } else {
+                    // The leader keeps the controller.
+                    recorded.ingress_problems.clear();
+                }
+            }
             // Kept for `stop`, which runs after every relation is gone.
             if let Some((url, ca)) = node.api_target(recorded) {
                 recorded.journal.api_server = Some(journal::ApiServer { url, ca });
@@ -385,6 +432,7 @@ fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
             .chain(&recorded.config_problems)
             .chain(&recorded.node_problems)
             .chain(&recorded.cos_problems)
+            .chain(&recorded.ingress_problems)
     };
     let interrupted = recorded.interrupted.iter();
     for kind in [ProblemKind::Blocked, ProblemKind::ManualUpgrade] {

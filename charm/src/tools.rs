@@ -113,6 +113,12 @@ impl HookTools {
         self.call_json("config-get", &["--format=json"])
     }
 
+    /// Whether this unit is its application's leader (for the length of a
+    /// lease; a leader change runs leader-elected).
+    pub fn is_leader(&self) -> Result<bool, ToolError> {
+        self.call_json("is-leader", &["--format=json"])
+    }
+
     /// The path of the resource's file. A zero-byte file is returned like any
     /// other; see [`crate::resources`] for what it means.
     pub fn resource_get(&self, name: &str) -> Result<PathBuf, ToolError> {

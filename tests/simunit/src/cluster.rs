@@ -50,6 +50,7 @@ pub struct Request {
     pub path: String,
     pub body: Value,
     pub authorized: bool,
+    pub content_type: String,
 }
 
 #[derive(Default)]
@@ -63,6 +64,11 @@ pub struct ApiState {
     /// Connections are accepted and never answered (a blackholed or hung
     /// server).
     pub silent: bool,
+    /// Objects created by server-side apply, by path (without the query).
+    pub objects: BTreeMap<String, Value>,
+    /// Answers for the next applies and deletes of objects: (status,
+    /// message), first first.
+    pub write_failures: std::collections::VecDeque<(u16, String)>,
 }
 
 /// The stand-in API server, on 127.0.0.1.
@@ -151,6 +157,19 @@ impl ApiServer {
         self.state.lock().unwrap().requests.clone()
     }
 
+    /// The objects applied, by path.
+    pub fn objects(&self) -> BTreeMap<String, Value> {
+        self.state.lock().unwrap().objects.clone()
+    }
+
+    /// The next applies or deletes of objects fail with `status`.
+    pub fn fail_writes(&self, status: u16, message: &str, times: usize) {
+        let mut s = self.state.lock().unwrap();
+        for _ in 0..times {
+            s.write_failures.push_back((status, message.to_string()));
+        }
+    }
+
     pub fn add_pod(&self, pod: Value) {
         self.state.lock().unwrap().pods.push(pod);
     }
@@ -216,16 +235,20 @@ fn serve(
         let authorized = headers.get("authorization").map(String::as_str) == Some(token);
         let (status, reply) = {
             let mut s = state.lock().unwrap();
+            let content_type = headers.get("content-type").cloned().unwrap_or_default();
             s.requests.push(Request {
                 method: method.clone(),
                 path: path.clone(),
                 body: body.clone(),
                 authorized,
+                content_type: content_type.clone(),
             });
-            if authorized {
-                route(&mut s, &method, &path, &body)
-            } else {
+            if !authorized {
                 (401, json!({"kind": "Status", "message": "Unauthorized"}))
+            } else if let Some(answer) = objects(&mut s, &method, &path, &content_type, &body) {
+                answer
+            } else {
+                route(&mut s, &method, &path, &body)
             }
         };
         let text = reply.to_string();
@@ -257,6 +280,61 @@ fn merge(target: &mut Value, patch: &Value) {
         }
         (t, p) => *t = p.clone(),
     }
+}
+
+/// Server-side apply (PATCH with a field manager and the apply content
+/// type) and deletion of any namespaced or cluster object but nodes and
+/// pods, as the API server answers them; `None` for other requests.
+fn objects(
+    s: &mut ApiState,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &Value,
+) -> Option<(u16, Value)> {
+    let (bare, query) = path.split_once('?').unwrap_or((path, ""));
+    let is_object = (bare.starts_with("/api/v1/namespaces/") || bare.starts_with("/apis/"))
+        && !bare.contains("/pods/");
+    if !is_object || !matches!(method, "PATCH" | "DELETE") {
+        return None;
+    }
+    if let Some((status, message)) = s.write_failures.pop_front() {
+        return Some((
+            status,
+            json!({"kind": "Status", "status": "Failure", "message": message}),
+        ));
+    }
+    if method == "DELETE" {
+        return Some(match s.objects.remove(bare) {
+            Some(_) => (200, json!({"kind": "Status", "status": "Success"})),
+            None => (
+                404,
+                json!({"kind": "Status", "message": format!("{bare} not found")}),
+            ),
+        });
+    }
+    if content_type != "application/apply-patch+yaml" {
+        return Some((
+            415,
+            json!({"kind": "Status", "message": "not an apply patch"}),
+        ));
+    }
+    if !query.split('&').any(|q| q.starts_with("fieldManager=")) {
+        return Some((
+            422,
+            json!({"kind": "Status", "message": "fieldManager is required for apply requests"}),
+        ));
+    }
+    // The object's own name must be the path's last segment.
+    let name = bare.rsplit('/').next().unwrap_or("");
+    if body["metadata"]["name"] != name {
+        return Some((
+            400,
+            json!({"kind": "Status", "message": "the name of the object does not match the path"}),
+        ));
+    }
+    s.objects.insert(bare.to_string(), body.clone());
+    Some((200, body.clone()))
 }
 
 fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Value) {
