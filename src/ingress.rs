@@ -235,7 +235,9 @@ pub fn objects(inputs: &Inputs) -> Vec<Object> {
                 labels: labels.clone(),
                 annotations: None,
             },
-            json!({ "type": "kubernetes.io/tls", "data": { "tls.crt": b64(cert), "tls.key": b64(key) } }),
+            // Opaque, as the Python charm made it: a Secret's type cannot
+            // change, and a switched unit applies over that one.
+            json!({ "type": "Opaque", "data": { "tls.crt": b64(cert), "tls.key": b64(key) } }),
         );
     }
     let mut args = vec![
@@ -249,7 +251,6 @@ pub fn objects(inputs: &Inputs) -> Vec<Object> {
             settings.chain_completion
         ),
         format!("--enable-ssl-passthrough={}", settings.passthrough),
-        format!("--ingress-class={CLASS}"),
     ];
     if ssl.is_some() {
         args.push("--default-ssl-certificate=$(POD_NAMESPACE)/default-ssl-certificate".into());

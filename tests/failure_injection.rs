@@ -33,6 +33,8 @@ struct World {
     status: (String, String),
     workload_version: String,
     node: Option<String>,
+    /// The objects applied through the API server (the ingress controller).
+    objects: BTreeMap<String, String>,
 }
 
 fn files(root: &Path) -> BTreeMap<String, String> {
@@ -95,6 +97,12 @@ fn world(sim: &Sim, cluster: &Cluster) -> World {
             .api
             .node(&cluster.node)
             .map(|n| serde_json::to_string(&n["metadata"]["labels"]).unwrap()),
+        objects: cluster
+            .api
+            .objects()
+            .into_iter()
+            .map(|(path, body)| (path, charm::resources::Fingerprint::of(body.to_string())))
+            .collect(),
     }
 }
 
@@ -127,6 +135,9 @@ fn scenario(cluster: &Cluster, kill: Option<(u32, Moment)>) -> (World, World, u3
         run.assert_ok();
     }
     sim.configure("kubelet-extra-args", "v=3").assert_ok();
+    // The ingress controller, re-applied with a changed ConfigMap.
+    sim.configure("ingress-use-forwarded-headers", true)
+        .assert_ok();
     sim.change(rels.cni, "flannel/0", &[("cidr", "\"10.2.0.0/16\"")])
         .assert_ok();
     sim.attach_file(&format!("cni-{}", common::arch()), tarballs().1);

@@ -221,7 +221,7 @@ fn options_reach_the_objects() {
     sim.hook("config-changed").assert_ok();
     active(&sim);
     let secret = &c.api.objects()[&secret_path()];
-    assert_eq!(secret["type"], "kubernetes.io/tls");
+    assert_eq!(secret["type"], "Opaque");
     use base64::Engine;
     let decode = |v: &Value| {
         String::from_utf8(
