@@ -355,7 +355,7 @@ fn run(
                 recorded.config_problems.is_empty(),
                 recorded.options.clone(),
             ) {
-                if leadership || recorded.leader.is_none() {
+                if leadership {
                     recorded.leader =
                         Some(tools.is_leader().doing("asking whether this unit leads")?);
                 }
