@@ -137,6 +137,25 @@ fn write_certs(sim: &Sim, c: &Cluster) {
     }
 }
 
+/// The certificates and the three kubeconfigs, as both Python charms
+/// left them.
+fn write_credentials(sim: &Sim, c: &Cluster) {
+    write_certs(sim, c);
+    let ca = read(sim, "/root/cdk/ca.crt");
+    for (path, user, token) in [
+        ("/root/cdk/kubeconfig", "kubelet", &c.kubelet_token),
+        ("/root/cdk/kubeproxyconfig", "kube-proxy", &c.proxy_token),
+        ("/root/.kube/config", "root", &c.client_token),
+    ] {
+        write(
+            sim,
+            path,
+            &python_kubeconfig(&c.api.url, &ca, user, token),
+            0o600,
+        );
+    }
+}
+
 /// The Python charm's relation data in this unit's bags.
 fn publish(sim: &Sim, id: u32, data: &[(&str, &str)]) {
     sim.edit_unit(|u| {
@@ -231,20 +250,7 @@ fn ops_node_of(c: &Cluster, channel: &str) -> (Predecessor, cluster::Relations) 
             &[("sandbox_image", &format!("{}/pause:3.9", cluster::REGISTRY))],
         );
     }
-    write_certs(sim, c);
-    let ca = read(sim, "/root/cdk/ca.crt");
-    for (path, user, token) in [
-        ("/root/cdk/kubeconfig", "kubelet", &c.kubelet_token),
-        ("/root/cdk/kubeproxyconfig", "kube-proxy", &c.proxy_token),
-        ("/root/.kube/config", "root", &c.client_token),
-    ] {
-        write(
-            sim,
-            path,
-            &python_kubeconfig(&c.api.url, &ca, user, token),
-            0o600,
-        );
-    }
+    write_credentials(sim, c);
     // configure_kubelet() / configure_kube_proxy(): yaml.dump after a
     // comment line; the flags in its own order, '--%s="%s"'.
     write(
@@ -319,20 +325,7 @@ fn reactive_node() -> (Predecessor, Cluster, cluster::Relations) {
             ("kubeconfig_path", "/root/cdk/kubeconfig"),
         ],
     );
-    write_certs(sim, &c);
-    let ca = read(sim, "/root/cdk/ca.crt");
-    for (path, user, token) in [
-        ("/root/cdk/kubeconfig", "kubelet", &c.kubelet_token),
-        ("/root/cdk/kubeproxyconfig", "kube-proxy", &c.proxy_token),
-        ("/root/.kube/config", "root", &c.client_token),
-    ] {
-        write(
-            sim,
-            path,
-            &python_kubeconfig(&c.api.url, &ca, user, token),
-            0o600,
-        );
-    }
+    write_credentials(sim, &c);
     let kubelet = [
         "kubeconfig=/root/cdk/kubeconfig",
         "network-plugin=cni",
