@@ -123,21 +123,30 @@ impl JournalFile {
     }
 }
 
+/// Why there was no journal to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Afresh {
+    /// None on disk: a new unit, a switch from another charm, or one lost.
+    Missing,
+    /// One that could not be read, moved aside (logged here, with where).
+    SetAside,
+}
+
 /// The journal of the charm in `charm_dir`. A charm revision that kept
 /// these facts in the unit state file (before format 1) left them there
-/// under the same names: they are taken from it. The flag: there was no
-/// journal to read (none yet, or an unreadable one moved aside).
-pub fn load(charm_dir: &Path) -> Result<(JournalFile, Journal, bool), Error> {
+/// under the same names: they are taken from it.
+pub fn load(charm_dir: &Path) -> Result<(JournalFile, Journal, Option<Afresh>), Error> {
     let path = charm_dir.join(JOURNAL_FILE);
     let existed = path.exists();
     let (mut file, corrupt) = StateFile::<Journal>::load_or_set_aside(&path)?;
-    let mut afresh = corrupt.is_some();
+    let mut afresh = None;
     if let Some(why) = corrupt {
         // What the machine holds is adopted again, as after a takeover.
         log::warn!("the charm's journal {why}; taking over what the machine holds");
+        afresh = Some(Afresh::SetAside);
     }
     if !existed {
-        afresh = true;
+        afresh = Some(Afresh::Missing);
         if let Some(bytes) = files::read_optional(&charm_dir.join(STATE_FILE))? {
             // Today's cache holds none of these facts: only an earlier
             // revision's state file gives a journal that is not empty.
@@ -150,7 +159,7 @@ pub fn load(charm_dir: &Path) -> Result<(JournalFile, Journal, bool), Error> {
                         }) =>
                 {
                     *file.get_mut() = earlier;
-                    afresh = false;
+                    afresh = None;
                 }
                 _ => {}
             }
@@ -195,7 +204,7 @@ mod tests {
         });
         std::fs::write(dir.path().join(STATE_FILE), earlier.to_string()).unwrap();
         let (mut file, journal, afresh) = load(dir.path()).unwrap();
-        assert!(!afresh);
+        assert_eq!(afresh, None);
         assert_eq!(journal.format, FORMAT);
         assert!(journal.snaps.contains_key("kubelet"), "{journal:?}");
         assert_eq!(journal.cni.as_ref().unwrap().plugins.len(), 1);

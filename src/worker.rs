@@ -67,11 +67,16 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
     // read again.
     let cache_existed = ctx.charm_dir.join(unit_state::STATE_FILE).exists();
     // A journal lost or unreadable on a unit that ran: what the machine
-    // holds is adopted again, which takes a look at everything.
-    let journal_lost = journal_afresh && cache_existed;
-    if journal_lost {
-        log::warn!("the charm's journal is gone or unreadable; taking over what the machine holds");
-    }
+    // holds is adopted again, which takes a look at everything. (An
+    // unreadable one was reported where it was moved aside.)
+    let journal_lost = match journal_afresh {
+        Some(journal::Afresh::Missing) if cache_existed => {
+            log::warn!("the charm's journal is gone; taking over what the machine holds");
+            true
+        }
+        Some(journal::Afresh::SetAside) => cache_existed,
+        _ => false,
+    };
     let (mut state, corrupt) = unit_state::load(&ctx.charm_dir)?;
     let installed = facts.cni.is_some() || !facts.snaps.is_empty();
     let cache_lost = match corrupt {

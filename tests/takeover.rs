@@ -664,6 +664,13 @@ fn a_lost_or_unreadable_record_changes_nothing_on_the_machine() {
                 "a WARNING names {aside}: {log:#?}"
             );
         }
+        if file.contains("journal") {
+            let warnings = log
+                .iter()
+                .filter(|l| l.starts_with("WARNING") && l.contains("journal"))
+                .count();
+            assert_eq!(warnings, 1, "the journal's loss said once: {log:#?}");
+        }
         // Converged again: the next hook writes nothing at all.
         let mark = sim.mark();
         sim.hook("config-changed").assert_ok();
