@@ -40,6 +40,7 @@ const READS: [&[&str]; 2] = [
     &[daemons::PROXY_KUBECONFIG, daemons::KUBE_PROXY_CONFIG],
 ];
 const ROOT_KUBECONFIG: &str = "/root/.kube/config";
+const CLIENT_KEY: &str = "/root/cdk/client.key";
 const SYSCTL_FILE: &str = "/etc/sysctl.d/50-kubernetes-charm.conf";
 /// The first release without a built-in container runtime.
 const RUNTIME_REQUIRED_SINCE: Version = Version(1, 24);
@@ -67,6 +68,9 @@ pub struct Fresh {
     pub kube_control: Option<EndpointData>,
     /// The tokens relation as read in this hook, the COS token included.
     pub tokens: Option<EndpointData>,
+    /// The certificates relation as read in this hook, private keys and
+    /// all (the cache holds only their fingerprints).
+    pub certificates: Option<EndpointData>,
     /// A secret-changed hook: the secret's new revision is to be read.
     pub secret_changed: bool,
     /// Re-read this unit's addresses (they can have changed).
@@ -107,8 +111,9 @@ impl Node<'_> {
             .unwrap_or(0)
     }
 
-    /// Re-reads `endpoints` into the cache (kube-control with its tokens
-    /// replaced by fingerprints; the tokens themselves go to `fresh`).
+    /// Re-reads `endpoints` into the cache (kube-control and tokens with
+    /// their tokens, certificates with its keys, replaced by fingerprints;
+    /// what they stand for goes to `fresh`).
     /// `broken`: the relation whose relation-broken hook is running; Juju
     /// still lists it, but it is gone.
     pub fn refresh(
@@ -136,6 +141,11 @@ impl Node<'_> {
                     .relations
                     .insert(endpoint.to_string(), relations::redact_cos_tokens(&data));
                 fresh.tokens = Some(data);
+            } else if *endpoint == CERTIFICATES {
+                recorded
+                    .relations
+                    .insert(endpoint.to_string(), relations::redact_keys(&data));
+                fresh.certificates = Some(data);
             } else {
                 recorded.relations.insert(endpoint.to_string(), data);
             }
@@ -398,12 +408,13 @@ impl Node<'_> {
             return Ok(());
         }
         let registry = self.registry(recorded);
-        let objects = ingress::objects(&ingress::Inputs {
+        let inputs = ingress::Inputs {
             app: self.app(),
             registry: &registry,
             settings: &options.ingress_settings,
             ssl_key,
-        });
+        };
+        let objects = ingress::objects(&inputs);
         let fingerprint = ingress::fingerprint(&objects);
         let previous = recorded.journal.ingress.clone().unwrap_or_default();
         if previous.fingerprint == fingerprint && recorded.ingress_problems.is_empty() {
@@ -448,12 +459,7 @@ impl Node<'_> {
         log::info!(
             "applied the ingress controller ({} objects, image {})",
             objects.len(),
-            ingress::image(&ingress::Inputs {
-                app: self.app(),
-                registry: &registry,
-                settings: &options.ingress_settings,
-                ssl_key: None,
-            })
+            ingress::image(&inputs)
         );
         recorded.journal.ingress = Some(IngressRecord { fingerprint, paths });
         recorded.ingress_problems.clear();
@@ -636,9 +642,9 @@ impl Node<'_> {
         let result = match wanted {
             CredentialsRef::Tokens(refs) => {
                 let matches = |c: &Credentials| {
-                    relations::token_matches(&refs.kubelet_token, &c.kubelet_token)
-                        && relations::token_matches(&refs.proxy_token, &c.proxy_token)
-                        && relations::token_matches(&refs.client_token, &c.client_token)
+                    relations::secret_matches(&refs.kubelet_token, &c.kubelet_token)
+                        && relations::secret_matches(&refs.proxy_token, &c.proxy_token)
+                        && relations::secret_matches(&refs.client_token, &c.client_token)
                 };
                 match disk.filter(|d| matches(d) && !recorded.credentials_stale) {
                     Some(disk) => Ok(disk),
@@ -680,6 +686,44 @@ impl Node<'_> {
             };
         }
         Ok(result)
+    }
+
+    /// The certificates with their private keys: the ones in the files this
+    /// charm wrote while they are those the relation names, else the
+    /// relation's (read again unless this hook has).
+    fn private_keys(
+        &self,
+        certs: &Certificates,
+        fresh: &Fresh,
+    ) -> Result<Result<Certificates, Problem>, Error> {
+        let mut certs = certs.clone();
+        let mut in_place = true;
+        for (key, path) in [
+            (&mut certs.server_key, daemons::SERVER_KEY),
+            (&mut certs.client_key, CLIENT_KEY),
+        ] {
+            if !relations::is_fingerprint(key) {
+                continue;
+            }
+            let disk = files::read_optional(&self.root.path(path))?
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+            match disk {
+                Some(text) if relations::secret_matches(key, &text) => *key = text,
+                _ => in_place = false,
+            }
+        }
+        if in_place {
+            return Ok(Ok(certs));
+        }
+        let data = match &fresh.certificates {
+            Some(data) => data.clone(),
+            None => relations::read(self.tools, CERTIFICATES)?,
+        };
+        Ok(match relations::certificates(&data, &self.cert_name()) {
+            Ok(Some(certs)) => Ok(certs),
+            Ok(None) => Err(Problem::waiting("Waiting for certificates")),
+            Err(malformed) => Err(Problem::blocked(malformed)),
+        })
     }
 
     /// The tokens in secret `id`, at its latest revision. A secret this
@@ -769,9 +813,13 @@ impl Node<'_> {
                     }
                 }
             }
-            Ok(ready) => match self.credentials(recorded, &ready.creds, fresh)? {
-                Err(problem) => problems.push(problem),
-                Ok(creds) => {
+            Ok(ready) => match (
+                self.credentials(recorded, &ready.creds, fresh)?,
+                self.private_keys(&ready.certs, fresh)?,
+            ) {
+                (Err(problem), _) | (_, Err(problem)) => problems.push(problem),
+                (Ok(creds), Ok(certs)) => {
+                    let ready = Ready { certs, ..ready };
                     if let Some(versions) = versions {
                         let node_ips = self.node_ips(recorded, fresh.addresses)?;
                         // Daemons found running that the charm has no record
@@ -938,7 +986,7 @@ impl Node<'_> {
             (daemons::SERVER_CERT, certs.server_cert.clone(), 0o644),
             (daemons::SERVER_KEY, certs.server_key.clone(), 0o600),
             ("/root/cdk/client.crt", certs.client_cert.clone(), 0o644),
-            ("/root/cdk/client.key", certs.client_key.clone(), 0o600),
+            (CLIENT_KEY, certs.client_key.clone(), 0o600),
         ];
         let kubeconfig =
             |user: &str, token: &str| kubeconfig::render(&ready.api_url, &certs.ca, user, token);

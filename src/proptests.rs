@@ -88,7 +88,13 @@ proptest! {
                 prop_assert!(validate::https_url(&url).is_ok(), "{}", url);
             }
         }
-        let _ = relations::certificates(&certs, "w_0");
+        // What the cache keeps is accepted or refused as the relation was.
+        let cached = relations::redact_keys(&certs);
+        prop_assert_eq!(
+            relations::certificates(&certs, "w_0").map(|c| c.is_some()),
+            relations::certificates(&cached, "w_0").map(|c| c.is_some())
+        );
+        prop_assert_eq!(&relations::redact_keys(&cached), &cached);
         if let Ok(Some(cni)) = relations::cni(&cni) {
             prop_assert!(!cni.cidr.contains(char::is_whitespace));
         }

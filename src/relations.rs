@@ -186,21 +186,53 @@ pub enum CredentialsRef {
 const TOKEN_KEYS: [&str; 3] = ["kubelet_token", "proxy_token", "client_token"];
 const REDACTED: &str = "sha256:";
 
-/// What stands for a token in the charm's cache: its fingerprint, so the
-/// cache knows which token should be in force without holding it.
-pub fn token_fingerprint(token: &str) -> String {
-    format!("{REDACTED}{}", charm::resources::Fingerprint::of(token))
+/// What stands for a secret (a token, a private key) in the charm's
+/// cache: its fingerprint, so the cache knows which one should be in force
+/// without holding it.
+pub fn secret_fingerprint(secret: &str) -> String {
+    format!("{REDACTED}{}", charm::resources::Fingerprint::of(secret))
 }
 
-/// Whether `token` is the one `reference` names: the token itself, or its
+/// Whether `secret` is the one `reference` names: the secret itself, or its
 /// fingerprint when `reference` came from the cache.
-pub fn token_matches(reference: &str, token: &str) -> bool {
-    if reference.starts_with(REDACTED) {
-        token_fingerprint(token) == reference
+pub fn secret_matches(reference: &str, secret: &str) -> bool {
+    if is_fingerprint(reference) {
+        secret_fingerprint(secret) == reference
     } else {
-        reference == token
+        reference == secret
     }
 }
+
+/// Whether `value` is a fingerprint that stands for a secret.
+pub fn is_fingerprint(value: &str) -> bool {
+    value.starts_with(REDACTED)
+}
+
+/// The certificates relation as the charm may keep it: every private key
+/// (this unit's and the others' the CA lists) replaced by its fingerprint.
+/// Keys live only in the 0600 files under /root/cdk. One that does not
+/// parse becomes a value that still does not, so it is reported as before.
+pub fn redact_keys(data: &EndpointData) -> EndpointData {
+    let mut data = data.clone();
+    for units in data.relations.values_mut() {
+        for bag in units.values_mut() {
+            for (key, v) in bag.iter_mut() {
+                if !key.ends_with(".key") || v.is_empty() || is_fingerprint(v) {
+                    continue;
+                }
+                *v = match validate::pem(v, validate::Pem::PrivateKey) {
+                    Ok(()) => secret_fingerprint(v),
+                    Err(_) if v.starts_with(UNPARSABLE) => continue,
+                    Err(_) => format!("{UNPARSABLE}{}", secret_fingerprint(v)),
+                };
+            }
+        }
+    }
+    data
+}
+
+/// What stands for a private key that does not parse, in the cache.
+const UNPARSABLE: &str = "unparsable ";
 
 /// The tokens relation as the charm may keep it: each unit's `tokens`
 /// answer replaced by its fingerprint (the COS token is read again when
@@ -211,7 +243,7 @@ pub fn redact_cos_tokens(data: &EndpointData) -> EndpointData {
         for bag in units.values_mut() {
             if let Some(v) = bag.get_mut("tokens") {
                 if !v.starts_with(REDACTED) {
-                    *v = token_fingerprint(v);
+                    *v = secret_fingerprint(v);
                 }
             }
         }
@@ -229,7 +261,7 @@ pub fn redact_tokens(data: &EndpointData) -> EndpointData {
             for key in TOKEN_KEYS {
                 if let Some(v) = bag.get_mut(key) {
                     if !v.starts_with(REDACTED) {
-                        *v = token_fingerprint(v);
+                        *v = secret_fingerprint(v);
                     }
                 }
             }
@@ -241,14 +273,14 @@ pub fn redact_tokens(data: &EndpointData) -> EndpointData {
             else {
                 // Malformed: kept whole to be reported, but its text may
                 // hold tokens, so only a fingerprint is kept.
-                *creds = token_fingerprint(creds);
+                *creds = secret_fingerprint(creds);
                 continue;
             };
             for entry in all.values_mut().filter_map(|e| e.as_object_mut()) {
                 for key in TOKEN_KEYS {
                     if let Some(serde_json::Value::String(v)) = entry.get_mut(key) {
                         if !v.is_empty() && !v.starts_with(REDACTED) {
-                            *v = token_fingerprint(v);
+                            *v = secret_fingerprint(v);
                         }
                     }
                 }
@@ -452,14 +484,26 @@ pub fn kube_control(
     Ok(best)
 }
 
-/// What the certificate authority gave this unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the certificate authority gave this unit. Read from the cache,
+/// each private key is its fingerprint (see [`redact_keys`]).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Certificates {
     pub ca: String,
     pub server_cert: String,
     pub server_key: String,
     pub client_cert: String,
     pub client_key: String,
+}
+
+impl std::fmt::Debug for Certificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keys never in a log line, whatever prints it.
+        f.debug_struct("Certificates")
+            .field("ca", &self.ca)
+            .field("server_cert", &self.server_cert)
+            .field("client_cert", &self.client_cert)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads tls-certificates for `cert_name` (`kubernetes-worker_0`). `None`
@@ -487,6 +531,10 @@ pub fn certificates(
         }
         for (key, value) in keys.iter().zip(&values) {
             let kind = if key.ends_with(".key") {
+                if is_fingerprint(value) {
+                    // Checked before it was replaced (see redact_keys).
+                    continue;
+                }
                 validate::Pem::PrivateKey
             } else {
                 validate::Pem::Certificates
@@ -797,9 +845,9 @@ mod tests {
         else {
             panic!("tokens")
         };
-        assert!(token_matches(&refs.kubelet_token, "k0"));
-        assert!(!token_matches(&refs.kubelet_token, "k1"));
-        assert!(token_matches("plain", "plain"));
+        assert!(secret_matches(&refs.kubelet_token, "k0"));
+        assert!(!secret_matches(&refs.kubelet_token, "k1"));
+        assert!(secret_matches("plain", "plain"));
         // A malformed creds value (which may hold tokens) is kept only as
         // a fingerprint, and still reported as malformed.
         let bad = redact_tokens(&data(&[("m/0", &[("creds", "{\"k0")])]));
@@ -939,6 +987,29 @@ mod tests {
             certificates(&data(&[("ca/0", &kv)]), "w_0").unwrap_err(),
             "certificates relation: w_0.server.key from ca/0 is not a PEM private key"
         );
+        // Kept in the cache, the keys are fingerprints; a bad one stays bad.
+        let cached = redact_keys(&data(&[("ca/0", &kv)]));
+        let text = serde_json::to_string(&cached).unwrap();
+        assert!(!text.contains("PRIVATE KEY"), "{text}");
+        assert_eq!(
+            certificates(&cached, "w_0").unwrap_err(),
+            "certificates relation: w_0.server.key from ca/0 is not a PEM private key"
+        );
+        assert_eq!(
+            redact_keys(&cached),
+            cached,
+            "redacting twice changes nothing"
+        );
+        kv[4] = ("w_0.server.key", key.as_str());
+        let cached = redact_keys(&data(&[("ca/0", &kv)]));
+        assert!(!serde_json::to_string(&cached)
+            .unwrap()
+            .contains("PRIVATE KEY"));
+        let from_cache = certificates(&cached, "w_0").unwrap().unwrap();
+        assert!(secret_matches(&from_cache.server_key, &key));
+        assert!(secret_matches(&from_cache.client_key, &key));
+        assert_eq!(from_cache.server_cert, cert);
+        assert!(!format!("{from_cache:?}").contains("server_key"));
     }
 
     #[test]

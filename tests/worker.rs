@@ -122,6 +122,57 @@ fn certificates_and_kubeconfigs_are_written_with_the_right_modes() {
 }
 
 #[test]
+fn private_keys_and_tokens_are_kept_only_in_their_0600_files() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Current);
+    let records = [
+        ".kubernetes-worker-state.json",
+        ".kubernetes-worker-journal.json",
+    ];
+    let secrets = [
+        read(&sim, "/root/cdk/server.key"),
+        read(&sim, "/root/cdk/client.key"),
+        c.kubelet_token.clone(),
+        c.proxy_token.clone(),
+        c.client_token.clone(),
+    ];
+    for record in records {
+        let text = std::fs::read_to_string(sim.charm_dir().join(record)).unwrap();
+        assert!(!text.contains("PRIVATE KEY"), "{record}");
+        for secret in &secrets {
+            // JSON escapes the PEM's newlines: its base64 body is what leaks.
+            let body = secret.lines().nth(1).unwrap_or(secret);
+            assert!(!text.contains(body), "{record} holds a secret");
+        }
+    }
+
+    // A key file lost: the next hook writes the relation's again (the
+    // same key, so no restart), and the one after reads nothing.
+    let key = secrets[0].clone();
+    let starts_before = starts(&sim, "kubelet");
+    std::fs::remove_file(sim.root().join("root/cdk/server.key")).unwrap();
+    let mark = sim.mark();
+    sim.hook("update-status").assert_ok();
+    assert_eq!(read(&sim, "/root/cdk/server.key"), key);
+    assert_eq!(mode(&sim, "/root/cdk/server.key"), 0o600);
+    assert_eq!(starts(&sim, "kubelet"), starts_before);
+    let reads = |mark| {
+        sim.tool_calls_since(mark)
+            .iter()
+            .filter(|call| call.tool == "relation-get")
+            .count()
+    };
+    assert!(reads(mark) > 0, "the certificates relation read again");
+    active(&sim);
+    let mark = sim.mark();
+    sim.hook("update-status").assert_ok();
+    assert_eq!(reads(mark), 0);
+    assert!(sim
+        .machine_calls_since(mark)
+        .iter()
+        .all(|call| !call.is_mutating()));
+}
+
+#[test]
 fn this_unit_publishes_what_each_relation_expects() {
     let (sim, _s, c, rels) = cluster::running(Master::Current);
     let unit = sim.unit();
