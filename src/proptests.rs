@@ -1,5 +1,6 @@
 //! Property tests of every parser of outside input: relation values,
-//! config options, extra-args and labels, tar archives, kubeconfigs. None
+//! config options, extra-args and labels, tar archives, kubeconfigs, and
+//! what a node the charm takes over holds (snap options, config files). None
 //! may panic on any input; where text is rendered and read back, the round
 //! trip gives what was rendered.
 
@@ -163,6 +164,82 @@ proptest! {
     }
 
     #[test]
+    fn ingress_and_cos_options_never_panic(
+        image in text(),
+        cert in text(),
+        key in text(),
+        cidrs in text(),
+        extra in text(),
+    ) {
+        let mut map = serde_json::Map::new();
+        map.insert("nginx-image".into(), image.into());
+        map.insert("ingress-default-ssl-certificate".into(), cert.into());
+        map.insert("ingress-default-ssl-key".into(), key.into());
+        map.insert("ingress-proxy-real-ip-cidr".into(), cidrs.into());
+        map.insert("kubelet-extra-config".into(), extra.clone().into());
+        let _ = crate::config::Config::from_map(&map);
+        let _ = crate::cos::max_pods(&extra);
+    }
+
+    #[test]
+    fn cos_tokens_never_panic_and_what_is_taken_is_a_token(data in endpoint(&["tokens"])) {
+        if let Ok(Some(token)) = crate::cos::token(&data, "system:cos:n") {
+            prop_assert!(validate::token(&token).is_ok());
+        }
+        let _ = relations::redact_cos_tokens(&data);
+    }
+
+    #[test]
+    fn a_cos_token_answered_is_found(
+        token in "[A-Za-z0-9:_-]{1,64}",
+        others in btree_map("system:cos:[a-z]{1,8}", "[A-Za-z0-9]{1,16}", 0..4),
+    ) {
+        let mut answer: serde_json::Map<String, serde_json::Value> = others
+            .into_iter()
+            .map(|(user, token)| (user, token.into()))
+            .collect();
+        answer.insert("system:cos:n".into(), token.clone().into());
+        let mut data = EndpointData::default();
+        data.relations.insert(
+            "tokens:3".into(),
+            [("cp/0".to_string(), [("tokens".to_string(), serde_json::Value::Object(answer).to_string())].into())].into(),
+        );
+        prop_assert_eq!(crate::cos::token(&data, "system:cos:n"), Ok(Some(token)));
+    }
+
+    #[test]
+    fn snap_options_found_on_a_machine_never_panic(
+        options in btree_map("[a-z-]{1,12}", text(), 0..4),
+        args in text(),
+        numbers in btree_map("[a-z-]{1,12}", any::<i64>(), 0..2),
+    ) {
+        let mut config: charm::snap::SnapConfig = options
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        config.extend(numbers.into_iter().map(|(k, v)| (k, v.into())));
+        config.insert("args".into(), args.into());
+        if let Some(flags) = crate::adoption::flags_in_effect(&config) {
+            prop_assert!(crate::adoption::flag_differences(&flags, &flags).is_empty());
+        }
+    }
+
+    #[test]
+    fn files_found_on_a_machine_are_compared_without_panic(
+        before in vec(any::<u8>(), 0..200),
+        after in text(),
+        which in proptest::sample::select(vec![
+            "/root/cdk/kubelet/config.yaml",
+            "/root/cdk/kubeproxy/config.yaml",
+            "/root/cdk/ca.crt",
+            "/root/cdk/kubeconfig",
+        ]),
+    ) {
+        let _ = crate::adoption::same_in_effect(which, Some(&before), Some(after.as_bytes()));
+        prop_assert!(crate::adoption::same_in_effect(which, Some(after.as_bytes()), Some(after.as_bytes())));
+    }
+
+    #[test]
     fn kubeconfigs_never_panic(input in text()) {
         let _ = kubeconfig::token(&input);
     }
@@ -179,6 +256,9 @@ proptest! {
             validate::simple_name(&input),
             validate::pem(&input, validate::Pem::Certificates),
             validate::pem(&input, validate::Pem::PrivateKey),
+            validate::cidrs(&input),
+            validate::image(&input),
+            validate::key_matches(&input, &input),
         ] {
             if let Err(why) = result {
                 prop_assert!(!why.contains('\n'));

@@ -476,6 +476,50 @@ mod properties {
         }
 
         #[test]
+        fn snap_list_never_panics(text in any::<String>()) {
+            let _ = parse_list(&text);
+        }
+
+        #[test]
+        fn snap_list_rows_read_back(
+            rows in proptest::collection::vec(
+                ("[a-z][a-z0-9-]{0,20}", "[0-9a-z.+~-]{1,12}", "x?[0-9]{1,5}", proptest::option::of("([0-9.]{1,5}/)?(stable|candidate|beta|edge)"), any::<bool>()),
+                0..5,
+            ),
+            wide in 2usize..6,
+        ) {
+            // As snapd prints it: columns padded to their widest cell.
+            let mut table = vec![vec!["Name".to_string(), "Version".into(), "Rev".into(), "Tracking".into(), "Publisher".into(), "Notes".into()]];
+            for (name, version, rev, tracking, held) in &rows {
+                table.push(vec![
+                    name.clone(),
+                    version.clone(),
+                    rev.clone(),
+                    tracking.clone().unwrap_or_else(|| "-".into()),
+                    "canonical**".into(),
+                    if *held { "classic,held".into() } else { "classic".into() },
+                ]);
+            }
+            let widths: Vec<usize> = (0..6).map(|c| table.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+            let text: String = table
+                .iter()
+                .map(|r| {
+                    let cells: Vec<String> = r.iter().zip(&widths).map(|(cell, w)| format!("{cell:w$}")).collect();
+                    cells.join(&" ".repeat(wide)).trim_end().to_string() + "\n"
+                })
+                .collect();
+            let listed = parse_list(&text);
+            prop_assert_eq!(listed.len(), rows.len());
+            for (l, (name, version, rev, tracking, held)) in listed.iter().zip(&rows) {
+                prop_assert_eq!(&l.name, name);
+                prop_assert_eq!(&l.version, version);
+                prop_assert_eq!(&l.revision, rev);
+                prop_assert_eq!(&l.tracking, tracking);
+                prop_assert_eq!(l.held, *held);
+            }
+        }
+
+        #[test]
         fn versions_are_kept_as_written(version in "[0-9]{1,2}\\.[0-9]{1,3}(\\.[0-9]{1,3})?") {
             let yaml = format!("name: kubelet\nversion: {version}\n");
             let meta = SnapMeta::parse(yaml.as_bytes(), Path::new("x")).unwrap();
