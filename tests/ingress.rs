@@ -7,8 +7,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::assert_active;
 use common::cluster::{self, Cluster, Master, REGISTRY};
-use juju_sim::Sim;
 use serde_json::{json, Value};
 
 const APP: &str = "kubernetes-worker";
@@ -76,19 +76,10 @@ fn writes(c: &Cluster, from: usize) -> Vec<String> {
         .collect()
 }
 
-fn active(sim: &Sim) {
-    assert_eq!(
-        sim.status(),
-        ("active".into(), "Kubernetes worker running.".into()),
-        "{}",
-        sim.timeline()
-    );
-}
-
 #[test]
 fn the_leader_applies_every_object_with_server_side_apply() {
     let (sim, _s, c, _r) = cluster::running(Master::Today);
-    active(&sim);
+    assert_active(&sim);
     assert_eq!(paths(&c), expected_paths());
     for r in c
         .api
@@ -201,7 +192,7 @@ fn options_reach_the_objects() {
     sim.set_config("ingress-use-forwarded-headers", true);
     sim.set_config("ingress-proxy-real-ip-cidr", "10.0.0.0/8, fd00::/8");
     sim.hook("config-changed").assert_ok();
-    active(&sim);
+    assert_active(&sim);
     assert_eq!(
         container(&c)["image"],
         "registry.example.com/nginx/controller:v1.12.0"
@@ -219,7 +210,7 @@ fn options_reach_the_objects() {
     sim.set_config("ingress-default-ssl-certificate", cert.as_str());
     sim.set_config("ingress-default-ssl-key", key.as_str());
     sim.hook("config-changed").assert_ok();
-    active(&sim);
+    assert_active(&sim);
     let secret = &c.api.objects()[&secret_path()];
     assert_eq!(secret["type"], "Opaque");
     use base64::Engine;
@@ -254,7 +245,7 @@ fn options_reach_the_objects() {
     sim.hook("config-changed").assert_ok();
     assert_eq!(sim.status().0, "waiting");
     sim.hook("update-status").assert_ok();
-    active(&sim);
+    assert_active(&sim);
     assert!(c.api.objects().contains_key(&secret_path()));
 
     // Unset: the Secret goes, the flag too.
@@ -277,7 +268,7 @@ fn ingress_off_deletes_what_was_applied_and_on_brings_it_back() {
     let (sim, _s, c, _r) = cluster::running(Master::Today);
     let from = c.api.requests().len();
     sim.configure("ingress", false).assert_ok();
-    active(&sim);
+    assert_active(&sim);
     assert!(c.api.objects().is_empty(), "{:?}", paths(&c));
     let deletes: Vec<String> = writes(&c, from);
     assert!(
@@ -307,7 +298,7 @@ fn only_the_leader_applies_and_a_new_leader_applies_once() {
     }
     let c = Cluster::new();
     c.relate(&sim, Master::Today);
-    active(&sim);
+    assert_active(&sim);
     assert!(c.api.objects().is_empty());
     // Ports are every unit's.
     assert!(sim.unit().ports.contains("80/tcp"));
@@ -363,7 +354,7 @@ fn bad_options_are_blocked_naming_them() {
             });
         }
         sim.hook("config-changed").assert_ok();
-        active(&sim);
+        assert_active(&sim);
     }
 }
 
@@ -389,7 +380,7 @@ fn an_api_server_that_refuses_is_waited_on_and_the_next_hook_succeeds() {
             "{text}"
         );
         sim.hook("update-status").assert_ok();
-        active(&sim);
+        assert_active(&sim);
         assert_eq!(paths(&c), expected_paths());
     }
 }

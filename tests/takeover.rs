@@ -18,6 +18,7 @@ use std::process::Command;
 
 use base64::Engine;
 use common::cluster::{self, Cluster, Master, CIDR, CONTAINERD_SOCKET, DNS_IP};
+use common::read;
 use juju_sim::machine::MachineCall;
 use juju_sim::{CharmSource, Mark, Sim, SimOptions};
 
@@ -97,10 +98,6 @@ fn write(sim: &Sim, path: &str, content: &str, mode: u32) {
     std::fs::create_dir_all(full.parent().unwrap()).unwrap();
     std::fs::write(&full, content).unwrap();
     std::fs::set_permissions(&full, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
-}
-
-fn read(sim: &Sim, path: &str) -> String {
-    std::fs::read_to_string(sim.root().join(path.trim_start_matches('/'))).unwrap()
 }
 
 /// A kubeconfig as charm-lib-kubernetes-snaps writes it (`yaml.safe_dump`
@@ -446,12 +443,7 @@ fn a_node_the_ops_charm_runs_is_taken_over_without_a_restart() {
     let log = logs_since(sim, logs);
     assert_eq!(disruptive(&calls), Vec::<String>::new(), "{log:#?}");
     assert_eq!(starts(sim), before, "no daemon restarted");
-    assert_eq!(
-        sim.status(),
-        ("active".into(), "Kubernetes worker running.".into()),
-        "{}",
-        sim.timeline()
-    );
+    common::assert_active(sim);
     for snap in SNAPS {
         let line = format!("INFO adopted {snap} 1.31.2 from 1.31/stable");
         assert!(log.contains(&line), "{line} not in {log:#?}");
@@ -550,12 +542,7 @@ fn a_node_the_2017_charm_runs_is_taken_over_without_a_restart() {
         sim.timeline()
     );
     assert_eq!(starts(sim), before, "no daemon restarted");
-    assert_eq!(
-        sim.status(),
-        ("active".into(), "Kubernetes worker running.".into()),
-        "{}",
-        sim.timeline()
-    );
+    common::assert_active(sim);
     let log = logs_since(sim, logs);
     assert!(
         log.contains(&"INFO adopted kubelet 1.7.16 from 1.7/stable".to_string()),
@@ -622,12 +609,7 @@ fn assert_nothing_changed(
     assert_eq!(disruptive(&calls), Vec::<String>::new());
     assert_eq!(&starts(sim), before);
     assert_eq!(plugins_owned(sim), plugins);
-    assert_eq!(
-        sim.status(),
-        ("active".into(), "Kubernetes worker running.".into()),
-        "{}",
-        sim.timeline()
-    );
+    common::assert_active(sim);
 }
 
 #[test]

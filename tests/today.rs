@@ -9,16 +9,9 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 
 use common::cluster::{self, Cluster, Master, CIDR, CONTAINERD_SOCKET, DNS_IP, REGISTRY};
+use common::{assert_active, read, starts, yaml};
 use juju_sim::Sim;
 use serde_json::json;
-
-fn read(sim: &Sim, path: &str) -> String {
-    std::fs::read_to_string(sim.root().join(path.trim_start_matches('/'))).unwrap()
-}
-
-fn yaml(sim: &Sim, path: &str) -> serde_yaml::Value {
-    serde_yaml::from_str(&read(sim, path)).unwrap()
-}
 
 fn args(sim: &Sim, snap: &str) -> BTreeMap<String, String> {
     let config = sim.machine().snap_config[snap].clone();
@@ -28,19 +21,6 @@ fn args(sim: &Sim, snap: &str) -> BTreeMap<String, String> {
         "{snap}: every flag in args"
     );
     common::bash_args(config["args"].as_str().unwrap())
-}
-
-fn starts(sim: &Sim, snap: &str) -> u32 {
-    sim.machine().services[&format!("snap.{snap}.daemon.service")].starts
-}
-
-fn active(sim: &Sim) {
-    assert_eq!(
-        sim.status(),
-        ("active".into(), "Kubernetes worker running.".into()),
-        "{}",
-        sim.timeline()
-    );
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -76,7 +56,7 @@ fn today() -> (Sim, tempfile::TempDir, Cluster, cluster::Relations) {
 #[test]
 fn a_node_next_to_todays_control_plane_ends_active() {
     let (sim, _s, c, rels) = today();
-    active(&sim);
+    assert_active(&sim);
     let unit = sim.unit();
 
     // kubelet and kube-proxy: every flag in `args`, as the daemons get it.
@@ -221,7 +201,7 @@ fn a_converged_node_next_to_todays_cluster_is_left_alone() {
         assert!(c.api.requests()[api_before..]
             .iter()
             .all(|r| r.method == "GET"));
-        active(&sim);
+        assert_active(&sim);
     }
     // update-status: one look at the node, no hook tool.
     let mark = sim.mark();
@@ -274,7 +254,7 @@ fn rotated_tokens_restart_only_the_daemons_that_use_them() {
         Some(2),
         "moved to the new revision"
     );
-    active(&sim);
+    assert_active(&sim);
     // Rotated once more, client token only: nothing restarts.
     sim.set_secret_content(
         &id,
@@ -326,7 +306,7 @@ fn a_secret_this_unit_may_not_read_or_that_is_gone_is_waited_for() {
         .any(|t| t.tool == "secret-get"));
     sim.grant_secret(&first);
     sim.hook("update-status").assert_ok();
-    active(&sim);
+    assert_active(&sim);
     // The control plane issues a new secret but has not granted it yet.
     let user = format!("system:node:{}", c.node);
     let new = sim.add_secret(
@@ -352,7 +332,7 @@ fn a_secret_this_unit_may_not_read_or_that_is_gone_is_waited_for() {
     // Granted: the next hook, whatever it is, reads it.
     sim.grant_secret(&new);
     sim.hook("update-status").assert_ok();
-    active(&sim);
+    assert_active(&sim);
 
     // The secret is removed: waiting again, then a new one.
     sim.remove_secret(&new);
@@ -375,7 +355,7 @@ fn a_secret_this_unit_may_not_read_or_that_is_gone_is_waited_for() {
     .to_string();
     sim.change(rels.control, control_unit, &[("creds", &creds)])
         .assert_ok();
-    active(&sim);
+    assert_active(&sim);
 }
 
 /// A running unit on the 1.15 track (one snap option per flag), with
@@ -390,7 +370,7 @@ fn on_the_1_15_track(manual_upgrade: bool) -> (Sim, tempfile::TempDir, Cluster) 
     let c = Cluster::new();
     let rels = c.relate(&sim, Master::Current);
     assert!(rels.runtime.is_none(), "1.15 has a built-in runtime");
-    active(&sim);
+    assert_active(&sim);
     let per_flag = sim.machine().snap_config["kubelet"].clone();
     assert!(!per_flag.contains_key("args"));
     assert_eq!(per_flag["kubeconfig"], "/root/cdk/kubeconfig");
@@ -403,7 +383,7 @@ fn on_the_1_15_track(manual_upgrade: bool) -> (Sim, tempfile::TempDir, Cluster) 
     ) {
         run.assert_ok();
     }
-    active(&sim);
+    assert_active(&sim);
     (sim, scratch, c)
 }
 
@@ -412,7 +392,7 @@ fn a_unit_moved_from_a_1_15_track_to_1_31_gets_args() {
     let (sim, _scratch, _c) = on_the_1_15_track(false);
     let mark = sim.mark();
     sim.configure("channel", "1.31/stable").assert_ok();
-    active(&sim);
+    assert_active(&sim);
     for snap in ["kubelet", "kube-proxy"] {
         let flags = args(&sim, snap);
         assert!(flags["config"].starts_with("/root/cdk/"), "{flags:?}");
@@ -491,7 +471,7 @@ fn container_runtime_states() {
         &[("socket", "\"unix:///run/k3s/containerd.sock\"")],
     )
     .assert_ok();
-    active(&sim);
+    assert_active(&sim);
     assert_eq!(
         args(&sim, "kubelet")["container-runtime-endpoint"],
         "unix:///run/k3s/containerd.sock"
@@ -517,7 +497,7 @@ fn without_a_cni_relation_when_told_to_ignore_it() {
         )
     );
     sim.configure("ignore-missing-cni", true).assert_ok();
-    active(&sim);
+    assert_active(&sim);
     let proxy_config = yaml(&sim, "/root/cdk/kubeproxy/config.yaml");
     assert!(proxy_config.get("clusterCIDR").is_none());
 }
@@ -562,7 +542,7 @@ fn an_external_cloud_provider_and_extra_config() {
     );
     sim.configure("proxy-extra-config", "{mode: ipvs}")
         .assert_ok();
-    active(&sim);
+    assert_active(&sim);
     assert_eq!(
         yaml(&sim, "/root/cdk/kubeproxy/config.yaml")["mode"],
         "ipvs"
@@ -583,7 +563,7 @@ fn resolv_conf_skips_the_resolved_stub() {
         run.assert_ok();
     }
     Cluster::new().relate(&sim, Master::Today);
-    active(&sim);
+    assert_active(&sim);
     assert_eq!(
         yaml(&sim, "/root/cdk/kubelet/config.yaml")["resolvConf"],
         "/run/systemd/resolve/resolv.conf"
@@ -637,7 +617,7 @@ fn sysctl_refusals_block_on_a_machine_and_are_logged_in_a_container() {
         run.assert_ok();
     }
     Cluster::new().relate(&sim, Master::Today);
-    active(&sim);
+    assert_active(&sim);
     assert_eq!(
         yaml(&sim, "/root/cdk/kubelet/config.yaml")["protectKernelDefaults"],
         false
@@ -670,7 +650,7 @@ fn update_status_tells_a_node_that_is_not_ready() {
     );
     let mark = sim.mark();
     sim.hook("update-status").assert_ok();
-    active(&sim);
+    assert_active(&sim);
     let tools: Vec<String> = sim
         .tool_calls_since(mark)
         .into_iter()
@@ -720,7 +700,7 @@ fn the_2017_relations_still_bring_up_a_1_7_node() {
     let c = Cluster::new();
     let rels = c.relate(&sim, Master::Sep2017);
     assert!(rels.runtime.is_none());
-    active(&sim);
+    assert_active(&sim);
     let config = sim.machine().snap_config["kubelet"].clone();
     assert!(!config.contains_key("args"));
     assert_eq!(config["require-kubeconfig"], true);
@@ -749,5 +729,5 @@ fn the_upgrade_action_configures_the_new_snaps_at_once() {
         .filter(|c| c.program == "systemctl" && c.args[0] == "restart")
         .count();
     assert_eq!(restarts, 2, "kubelet and kube-proxy, once each");
-    active(&sim);
+    assert_active(&sim);
 }

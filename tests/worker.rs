@@ -6,17 +6,9 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 
 use common::cluster::{self, Master, CIDR, DNS_IP};
-use common::tree;
+use common::{assert_active, read, starts, tree, yaml};
 use juju_sim::Sim;
 use serde_json::json;
-
-fn read(sim: &Sim, path: &str) -> String {
-    std::fs::read_to_string(sim.root().join(path.trim_start_matches('/'))).unwrap()
-}
-
-fn yaml(sim: &Sim, path: &str) -> serde_yaml::Value {
-    serde_yaml::from_str(&read(sim, path)).unwrap()
-}
 
 fn mode(sim: &Sim, path: &str) -> u32 {
     std::fs::metadata(sim.root().join(path.trim_start_matches('/')))
@@ -51,20 +43,6 @@ fn flags(sim: &Sim, snap: &str) -> std::collections::BTreeMap<String, String> {
     }
 }
 
-fn starts(sim: &Sim, snap: &str) -> u32 {
-    sim.machine().services[&format!("snap.{snap}.daemon.service")].starts
-}
-
-fn active(sim: &Sim) {
-    assert_eq!(
-        sim.status(),
-        (
-            "active".to_string(),
-            "Kubernetes worker running.".to_string()
-        )
-    );
-}
-
 fn blocked(sim: &Sim, message: &str) {
     assert_eq!(sim.status(), ("blocked".to_string(), message.to_string()));
 }
@@ -73,7 +51,7 @@ fn blocked(sim: &Sim, message: &str) {
 fn every_generation_of_master_brings_the_node_up() {
     for form in [Master::Sep2017, Master::Dec2017, Master::Current] {
         let (sim, _s, c, _rels) = cluster::running(form);
-        active(&sim);
+        assert_active(&sim);
         let kubeconfig = yaml(&sim, "/root/cdk/kubeconfig");
         assert_eq!(
             kubeconfig["users"][0]["user"]["token"],
@@ -162,7 +140,7 @@ fn private_keys_and_tokens_are_kept_only_in_their_0600_files() {
             .count()
     };
     assert!(reads(mark) > 0, "the certificates relation read again");
-    active(&sim);
+    assert_active(&sim);
     let mark = sim.mark();
     sim.hook("update-status").assert_ok();
     assert_eq!(reads(mark), 0);
@@ -250,7 +228,7 @@ fn a_1_7_kubelet_gets_the_2017_flag_set() {
     }
     let c = cluster::Cluster::new();
     c.relate(&sim, Master::Sep2017);
-    active(&sim);
+    assert_active(&sim);
     let kubelet = snap_config(&sim, "kubelet");
     for (key, value) in [
         ("kubeconfig", json!("/root/cdk/kubeconfig")),
@@ -422,7 +400,7 @@ fn a_token_change_rewrites_the_kubeconfig_and_restarts_kubelet() {
     );
     assert_eq!(starts(&sim, "kubelet"), before + 1);
     let _ = c;
-    active(&sim);
+    assert_active(&sim);
 }
 
 #[test]
@@ -446,7 +424,7 @@ fn dns_disabled_by_the_master_means_no_cluster_dns() {
         &[("enable-kube-dns", "False"), ("sdn-ip", "")],
     )
     .assert_ok();
-    active(&sim);
+    assert_active(&sim);
     let config = yaml(&sim, "/root/cdk/kubelet/config.yaml");
     assert!(config.get("clusterDNS").is_none());
     // Enabled but not published yet: waiting, as operators know it.
@@ -486,7 +464,7 @@ fn departure_and_return_of_the_control_plane() {
     for run in sim.join(control, "kubernetes-master/0", &refs) {
         run.assert_ok();
     }
-    active(&sim);
+    assert_active(&sim);
     for run in sim.unrelate(rels.certs) {
         run.assert_ok();
     }
@@ -545,7 +523,7 @@ fn malformed_relation_data_blocks_naming_the_key_and_writes_nothing() {
         assert_eq!(snapshot(&sim), before, "{key}: files changed");
         sim.change(id, unit, &[(key, good.as_deref().unwrap_or(""))])
             .assert_ok();
-        active(&sim);
+        assert_active(&sim);
     }
     // A value longer than one argument may be (128 KiB): every hook still
     // succeeds, and what is quoted of it is short.
@@ -581,7 +559,7 @@ fn bad_options_block_quoting_the_bad_value() {
         blocked(&sim, expected);
         assert_eq!(snap_config(&sim, "kubelet"), keys_before, "{key}: config changed");
         sim.configure(key, if key == "allow-privileged" { "auto" } else { "" }).assert_ok();
-        active(&sim);
+        assert_active(&sim);
     }
 }
 
@@ -630,7 +608,7 @@ fn an_api_server_that_never_answers_costs_a_hook_seconds_and_says_so() {
     // The server answers again: the next hook applies them.
     c.api.set_silent(false);
     sim.hook("update-status").assert_ok();
-    active(&sim);
+    assert_active(&sim);
     assert_eq!(
         c.api.node(&c.node).unwrap()["metadata"]["labels"]["disk"],
         "ssd"
@@ -642,7 +620,7 @@ fn labels_are_added_and_removed_leaving_others_alone() {
     let (sim, _s, c, _rels) = cluster::running(Master::Current);
     sim.configure("labels", "disk=ssd topology.kubernetes.io/zone=z1")
         .assert_ok();
-    active(&sim);
+    assert_active(&sim);
     let labels = c.api.node(&c.node).unwrap()["metadata"]["labels"].clone();
     assert_eq!(labels["disk"], "ssd");
     assert_eq!(labels["topology.kubernetes.io/zone"], "z1");
@@ -679,7 +657,7 @@ fn labels_are_added_and_removed_leaving_others_alone() {
         patches,
         "nothing to do the second time"
     );
-    active(&sim);
+    assert_active(&sim);
 }
 
 #[test]
@@ -715,7 +693,7 @@ fn an_unreachable_api_server_never_hangs_a_hook() {
         &[("api-endpoints", &json!([c.api.url]).to_string())],
     )
     .assert_ok();
-    active(&sim);
+    assert_active(&sim);
     assert_eq!(
         c.api.node(&c.node).unwrap()["metadata"]["labels"]["disk"],
         "ssd"
@@ -966,7 +944,7 @@ fn a_converged_node_is_left_alone() {
                 .all(|t| t.tool != "relation-set" && t.tool != "status-set"),
             "{name}: {tools:?}"
         );
-        active(&sim);
+        assert_active(&sim);
     }
     // update-status in a converged unit asks the agent nothing.
     let mark = sim.mark();
@@ -996,7 +974,7 @@ fn a_daemon_that_will_not_run_is_reported_and_restarted_by_update_status() {
     let before = starts(&sim, "kube-proxy");
     sim.hook("update-status").assert_ok();
     assert_eq!(starts(&sim, "kube-proxy"), before + 1);
-    active(&sim);
+    assert_active(&sim);
 }
 
 #[test]

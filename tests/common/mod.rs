@@ -245,3 +245,28 @@ pub fn bash_args(args: &str) -> std::collections::BTreeMap<String, String> {
         })
         .collect()
 }
+
+/// A file on the simulated machine, as text.
+pub fn read(sim: &Sim, path: &str) -> String {
+    std::fs::read_to_string(sim.root().join(path.trim_start_matches('/'))).unwrap()
+}
+
+/// A YAML file on the simulated machine.
+pub fn yaml(sim: &Sim, path: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(&read(sim, path)).unwrap()
+}
+
+/// How often the snap's daemon has been started.
+pub fn starts(sim: &Sim, snap: &str) -> u32 {
+    sim.machine().services[&format!("snap.{snap}.daemon.service")].starts
+}
+
+/// The unit says its node runs (the unit's history shown if not).
+pub fn assert_active(sim: &Sim) {
+    assert_eq!(
+        sim.status(),
+        ("active".into(), "Kubernetes worker running.".into()),
+        "{}",
+        sim.timeline()
+    );
+}
