@@ -3,13 +3,19 @@
 //! certificates relation); requests carry the client token from
 //! kube-control; every request has a short timeout, so an unreachable API
 //! server costs a hook seconds, never a wedge.
+//!
+//! Each request runs on a runtime of the calling thread (reqwest's async
+//! client, driven by `block_on`), so the hook process never has a second
+//! thread: a program the charm starts next is spawned from a process with
+//! one thread, which matters under qemu-user (it emulates the spawn with
+//! fork) and keeps the hook's behaviour simple to reason about.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use reqwest::blocking::{Client, Response};
-use reqwest::{Method, StatusCode};
+use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{json, Value};
+use tokio::runtime::Runtime;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,6 +62,7 @@ pub struct Api {
     url: String,
     token: String,
     client: Client,
+    runtime: Runtime,
 }
 
 /// A pod as far as draining cares.
@@ -87,10 +94,16 @@ impl Api {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| ApiError::Setup(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| ApiError::Setup(format!("cannot start the I/O runtime: {e}")))?;
         Ok(Api {
             url: url.trim_end_matches('/').to_string(),
             token: token.to_string(),
             client,
+            runtime,
         })
     }
 
@@ -115,44 +128,48 @@ impl Api {
                 .header("Content-Type", content_type)
                 .body(body.to_string());
         }
-        let response = request.send().map_err(|e| ApiError::Unreachable {
-            url: self.url.clone(),
-            reason: error_chain(&e),
-        })?;
-        self.decode(method, path, response)
+        self.runtime.block_on(async {
+            let response = request.send().await.map_err(|e| ApiError::Unreachable {
+                url: self.url.clone(),
+                reason: error_chain(&e),
+            })?;
+            decode(method, path, response).await
+        })
     }
+}
 
-    fn decode(&self, method: Method, path: &str, response: Response) -> Result<Value, ApiError> {
-        let status = response.status();
-        let text = response.text().map_err(|e| ApiError::Response {
+async fn decode(method: Method, path: &str, response: Response) -> Result<Value, ApiError> {
+    let status = response.status();
+    let text = response.text().await.map_err(|e| ApiError::Response {
+        method: method.to_string(),
+        path: path.to_string(),
+        reason: error_chain(&e),
+    })?;
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if !status.is_success() {
+        let message = value
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string());
+        return Err(ApiError::Status {
             method: method.to_string(),
             path: path.to_string(),
-            reason: error_chain(&e),
-        })?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if !status.is_success() {
-            let message = value
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string());
-            return Err(ApiError::Status {
-                method: method.to_string(),
-                path: path.to_string(),
-                status: status.as_u16(),
-                message,
-            });
-        }
-        if value.is_null() && status != StatusCode::NO_CONTENT && !text.trim().is_empty() {
-            return Err(ApiError::Response {
-                method: method.to_string(),
-                path: path.to_string(),
-                reason: "not JSON".into(),
-            });
-        }
-        Ok(value)
+            status: status.as_u16(),
+            message,
+        });
     }
+    if value.is_null() && status != StatusCode::NO_CONTENT && !text.trim().is_empty() {
+        return Err(ApiError::Response {
+            method: method.to_string(),
+            path: path.to_string(),
+            reason: "not JSON".into(),
+        });
+    }
+    Ok(value)
+}
 
+impl Api {
     /// Sets `labels` on the node and removes `remove`, in one merge patch.
     pub fn patch_labels(
         &self,
@@ -376,6 +393,51 @@ mod tests {
         );
         assert!(took < REQUEST_TIMEOUT + Duration::from_secs(2), "{took:?}");
         drop(listener);
+    }
+
+    #[test]
+    fn a_call_starts_no_thread() {
+        // In a process of its own, where no other test runs a thread.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "kubeapi::tests::threads_before_and_after_a_call"])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .env("KUBEAPI_THREADS_TEST", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let counts: Vec<&str> = stdout
+            .lines()
+            .find_map(|l| l.split_once("threads: ").map(|(_, n)| n))
+            .unwrap_or_else(|| panic!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+            .split(' ')
+            .collect();
+        assert_eq!(counts.len(), 3, "{stdout}");
+        assert!(
+            counts.iter().all(|n| *n == counts[0]),
+            "threads before the client, after building it, after a call: {counts:?}"
+        );
+    }
+
+    /// Run by [`a_call_starts_no_thread`] in a process of its own.
+    #[test]
+    #[ignore = "a helper run in a child process"]
+    fn threads_before_and_after_a_call() {
+        if std::env::var_os("KUBEAPI_THREADS_TEST").is_none() {
+            return;
+        }
+        let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
+        let before = threads();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let ca = juju_sim::cluster::Pki::new().ca_pem();
+        let api = Api::new(&format!("https://127.0.0.1:{port}"), &ca, "t").unwrap();
+        let built = threads();
+        assert!(api.delete_node("n").is_err());
+        // With the client still alive, as when the hook starts a program
+        // (juju-log) right after a call.
+        println!("threads: {before} {built} {}", threads());
+        drop(api);
     }
 
     #[test]
