@@ -263,3 +263,86 @@ fn an_unreadable_cache_is_moved_aside_and_read_again() {
     });
     assert!(warned, "{:#?}", sim.unit().logs.last());
 }
+
+/// A tmpfs of a given size mounted over a directory of the simulated
+/// machine, standing in for a full disk; unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// `None` (the test says it is skipped) where mounting needs a root
+    /// this process does not have; `make test` and CI run as root.
+    fn mount(path: &std::path::Path, size: &str) -> Option<SmallDisk> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        std::fs::create_dir_all(path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount a tmpfs at {}", path.display());
+        Some(SmallDisk(path.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_blocks_naming_what_was_written_and_the_next_hook_finishes() {
+    let (sim, _scratch) = common::provisioned();
+    let cni = sim.root().join("opt/cni");
+    let Some(disk) = SmallDisk::mount(&cni, "64k") else {
+        return;
+    };
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let (status, message) = sim.status();
+    assert_eq!(status, "blocked", "{message}");
+    // The path on the machine (the simulated one is under a directory).
+    let message = message.replace(sim.root().to_str().unwrap(), "");
+    assert!(
+        message.starts_with("writing /opt/cni/.kubernetes-worker-staging.")
+            && message.ends_with(": no space left on device; free some, the next hook tries again"),
+        "{message}"
+    );
+    assert!(!cni.join("bin/loopback").exists());
+
+    // Space again: the next hook, whichever it is, finishes the unpack and
+    // leaves nothing of the failed one.
+    disk.resize("256m");
+    sim.hook("update-status").assert_ok();
+    assert!(cni.join("bin/loopback").exists());
+    let debris: Vec<_> = std::fs::read_dir(&cni)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert!(debris.is_empty(), "{debris:?}");
+    let (_, message) = sim.status();
+    assert!(!message.contains("no space"), "{message}");
+}
