@@ -194,6 +194,9 @@ fn serve(
         let _ = std::io::Read::read_to_end(&mut stream, &mut Vec::new());
         return;
     }
+    // As kube-apiserver's (Go sets TCP_NODELAY on every connection): with
+    // Nagle on, the handshake's small writes wait for delayed ACKs.
+    let _ = stream.set_nodelay(true);
     let Ok(conn) = rustls::ServerConnection::new(config) else {
         return;
     };
