@@ -491,7 +491,7 @@ impl Node<'_> {
             .ok()
             .flatten();
         let http = relations::api_urls_from_http(&data(KUBE_API_ENDPOINT)).ok()?;
-        let certs = relations::certificates(&data(CERTIFICATES), &self.cert_name())
+        let certs = relations::cached_certificates(&data(CERTIFICATES), &self.cert_name())
             .ok()
             .flatten()?;
         let url = control
@@ -542,7 +542,7 @@ impl Node<'_> {
         let parsed = (
             relations::kube_control(&control, &self.user()),
             relations::api_urls_from_http(&api),
-            relations::certificates(&certs, &self.cert_name()),
+            relations::cached_certificates(&certs, &self.cert_name()),
             relations::cni(&cni),
             relations::container_runtime(&runtime),
         );

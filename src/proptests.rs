@@ -93,9 +93,8 @@ proptest! {
         let cached = relations::redact_keys(&certs);
         prop_assert_eq!(
             relations::certificates(&certs, "w_0").map(|c| c.is_some()),
-            relations::certificates(&cached, "w_0").map(|c| c.is_some())
+            relations::cached_certificates(&cached, "w_0").map(|c| c.is_some())
         );
-        prop_assert_eq!(&relations::redact_keys(&cached), &cached);
         if let Ok(Some(cni)) = relations::cni(&cni) {
             prop_assert!(!cni.cidr.contains(char::is_whitespace));
         }

@@ -208,21 +208,21 @@ pub fn is_fingerprint(value: &str) -> bool {
     value.starts_with(REDACTED)
 }
 
-/// The certificates relation as the charm may keep it: every private key
-/// (this unit's and the others' the CA lists) replaced by its fingerprint.
-/// Keys live only in the 0600 files under /root/cdk. One that does not
-/// parse becomes a value that still does not, so it is reported as before.
-pub fn redact_keys(data: &EndpointData) -> EndpointData {
-    let mut data = data.clone();
+/// The certificates relation as read, kept as the charm may keep it: every
+/// private key (this unit's and the others' the CA lists) replaced by its
+/// fingerprint. Keys live only in the 0600 files under /root/cdk. One that
+/// does not parse (a value that only looks like a fingerprint included)
+/// becomes a value that still does not, so it is reported as before.
+pub fn redact_keys(read: &EndpointData) -> EndpointData {
+    let mut data = read.clone();
     for units in data.relations.values_mut() {
         for bag in units.values_mut() {
             for (key, v) in bag.iter_mut() {
-                if !key.ends_with(".key") || v.is_empty() || is_fingerprint(v) {
+                if !key.ends_with(".key") || v.is_empty() {
                     continue;
                 }
                 *v = match validate::pem(v, validate::Pem::PrivateKey) {
                     Ok(()) => secret_fingerprint(v),
-                    Err(_) if v.starts_with(UNPARSABLE) => continue,
                     Err(_) => format!("{UNPARSABLE}{}", secret_fingerprint(v)),
                 };
             }
@@ -506,11 +506,28 @@ impl std::fmt::Debug for Certificates {
     }
 }
 
-/// Reads tls-certificates for `cert_name` (`kubernetes-worker_0`). `None`
-/// until all five are published.
+/// Reads tls-certificates for `cert_name` (`kubernetes-worker_0`), as read
+/// from the relation. `None` until all five are published.
 pub fn certificates(
     data: &EndpointData,
     cert_name: &str,
+) -> Result<Option<Certificates>, Malformed> {
+    certificates_in(data, cert_name, false)
+}
+
+/// The same from the cache ([`redact_keys`]): each key is its fingerprint,
+/// checked before it was replaced.
+pub fn cached_certificates(
+    data: &EndpointData,
+    cert_name: &str,
+) -> Result<Option<Certificates>, Malformed> {
+    certificates_in(data, cert_name, true)
+}
+
+fn certificates_in(
+    data: &EndpointData,
+    cert_name: &str,
+    cached: bool,
 ) -> Result<Option<Certificates>, Malformed> {
     for (unit, bag) in data.bags() {
         let server_cert_key = format!("{cert_name}.server.cert");
@@ -531,8 +548,7 @@ pub fn certificates(
         }
         for (key, value) in keys.iter().zip(&values) {
             let kind = if key.ends_with(".key") {
-                if is_fingerprint(value) {
-                    // Checked before it was replaced (see redact_keys).
+                if cached && is_fingerprint(value) {
                     continue;
                 }
                 validate::Pem::PrivateKey
@@ -992,20 +1008,24 @@ mod tests {
         let text = serde_json::to_string(&cached).unwrap();
         assert!(!text.contains("PRIVATE KEY"), "{text}");
         assert_eq!(
-            certificates(&cached, "w_0").unwrap_err(),
+            cached_certificates(&cached, "w_0").unwrap_err(),
             "certificates relation: w_0.server.key from ca/0 is not a PEM private key"
         );
-        assert_eq!(
-            redact_keys(&cached),
-            cached,
-            "redacting twice changes nothing"
-        );
+        // A key that only looks like a fingerprint is no key, read or kept.
+        let fake = secret_fingerprint(&key);
+        kv[4] = ("w_0.server.key", fake.as_str());
+        assert!(certificates(&data(&[("ca/0", &kv)]), "w_0").is_err());
+        assert!(cached_certificates(&redact_keys(&data(&[("ca/0", &kv)])), "w_0").is_err());
         kv[4] = ("w_0.server.key", key.as_str());
         let cached = redact_keys(&data(&[("ca/0", &kv)]));
         assert!(!serde_json::to_string(&cached)
             .unwrap()
             .contains("PRIVATE KEY"));
-        let from_cache = certificates(&cached, "w_0").unwrap().unwrap();
+        assert!(
+            certificates(&cached, "w_0").is_err(),
+            "fingerprints are accepted only from the cache"
+        );
+        let from_cache = cached_certificates(&cached, "w_0").unwrap().unwrap();
         assert!(secret_matches(&from_cache.server_key, &key));
         assert!(secret_matches(&from_cache.client_key, &key));
         assert_eq!(from_cache.server_cert, cert);
