@@ -138,7 +138,8 @@ fn check_label_key(key: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn is_label_word(s: &str) -> bool {
+/// A label value Kubernetes accepts (other than the empty one).
+pub fn is_label_word(s: &str) -> bool {
     let alnum = |c: char| c.is_ascii_alphanumeric();
     !s.is_empty()
         && s.len() <= 63

@@ -11,7 +11,7 @@ use crate::unit_state::IngressSettings;
 
 /// The image for `nginx-image=auto`, under the cluster's registry: one
 /// multi-arch tag (amd64, arm64, s390x, ppc64le).
-pub const AUTO_IMAGE: &str = "ingress-nginx/controller:v1.11.5";
+pub const AUTO_IMAGE: &str = "ingress-nginx/controller:v1.14.4";
 
 /// The controller runs as this user (the image's `www-data`).
 const UID: u64 = 101;

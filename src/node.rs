@@ -48,6 +48,7 @@ const RUNTIME_REQUIRED_SINCE: Version = Version(1, 24);
 /// tokens in a Juju secret (1); written as the Python charm writes it.
 const SCHEMA_VERSIONS: &str = "[0, 1]";
 const PAUSE_IMAGE: &str = "pause:3.9";
+const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 pub struct Node<'a> {
     pub tools: &'a HookTools,
@@ -71,8 +72,6 @@ pub struct Fresh {
     /// The certificates relation as read in this hook, private keys and
     /// all (the cache holds only their fingerprints).
     pub certificates: Option<EndpointData>,
-    /// A secret-changed hook: the secret's new revision is to be read.
-    pub secret_changed: bool,
     /// Re-read this unit's addresses (they can have changed).
     pub addresses: bool,
     /// Look at the node's Ready condition (update-status).
@@ -665,23 +664,25 @@ impl Node<'_> {
                     }
                 }
             }
-            CredentialsRef::Secret(id) => {
+            CredentialsRef::Secret { id, from } => {
                 let current = disk.filter(|_| {
                     fresh.kube_control.is_none()
-                        && !fresh.secret_changed
                         && !recorded.credentials_stale
                         && recorded.credentials_secret.as_ref() == Some(id)
                 });
                 match current {
                     Some(disk) => Ok(disk),
-                    None => self.read_secret(id)?,
+                    None => self.read_secret(id, from)?,
                 }
             }
         };
-        recorded.credentials_stale = result.is_err();
-        if result.is_ok() {
+        // Cleared once the tokens are in the kubeconfigs (see `converge`):
+        // a hook stopped before then leaves them to the next.
+        if result.is_err() {
+            recorded.credentials_stale = true;
+        } else {
             recorded.credentials_secret = match wanted {
-                CredentialsRef::Secret(id) => Some(id.clone()),
+                CredentialsRef::Secret { id, .. } => Some(id.clone()),
                 CredentialsRef::Tokens(_) => None,
             };
         }
@@ -726,10 +727,11 @@ impl Node<'_> {
         })
     }
 
-    /// The tokens in secret `id`, at its latest revision. A secret this
-    /// unit may not read, or that is gone, is something to wait for: the
-    /// control plane grants and replaces them.
-    fn read_secret(&self, id: &str) -> Result<Result<Credentials, Problem>, Error> {
+    /// The tokens in secret `id` (named by unit `from`), at its latest
+    /// revision. A secret this unit may not read, or that is gone, is
+    /// something to wait for: the control plane grants and replaces them.
+    /// Any other refusal is the relation's to mend: blocked, naming it.
+    fn read_secret(&self, id: &str, from: &str) -> Result<Result<Credentials, Problem>, Error> {
         let waiting = |why: String| {
             Ok(Err(Problem::waiting(format!(
                 "Waiting for credentials: {why}"
@@ -737,13 +739,20 @@ impl Node<'_> {
         };
         let content = match self.tools.secret_get(id, true) {
             Ok(content) => content,
-            Err(e) if e.code() == Some(1) => {
+            Err(e) if e.code().is_some() => {
                 let stderr = match &e {
                     charm::tools::ToolError::Exec(x) => x.stderr().trim().to_string(),
                     other => other.to_string(),
                 };
-                let why = stderr.strip_prefix("ERROR ").unwrap_or(&stderr).to_string();
-                return waiting(format!("cannot read secret {id}: {why}"));
+                let why = stderr.strip_prefix("ERROR ").unwrap_or(&stderr);
+                let why = charm::logging::bounded(why, 200);
+                let source = format!("{KUBE_CONTROL} relation: secret-id from {from}");
+                if e.code() == Some(1) {
+                    return waiting(format!("cannot read secret {id} ({source}): {why}"));
+                }
+                return Ok(Err(Problem::blocked(format!(
+                    "{source}: secret-get refused {id}: {why}"
+                ))));
             }
             Err(e) => {
                 return Err(Error::Tool {
@@ -835,6 +844,9 @@ impl Node<'_> {
                                 Ok(())
                             },
                         )?;
+                        // The tokens are in the kubeconfigs: nothing left
+                        // for a later hook to read again.
+                        recorded.credentials_stale = false;
                         let inactive = self.run_daemons(recorded, &configs, &adopting)?;
                         if !inactive.is_empty() {
                             problems.push(Problem::waiting(format!(
@@ -1271,8 +1283,10 @@ impl Node<'_> {
             ("juju-application".to_string(), self.app().to_string()),
             ("juju-charm".to_string(), "kubernetes-worker".to_string()),
         ]);
-        if let Some(zone) = &self.zone {
-            labels.insert("topology.kubernetes.io/zone".into(), zone.clone());
+        // An invalid value would make the API server refuse the whole
+        // patch, the application's label with it (see `label`).
+        if let Some(zone) = self.zone.as_ref().filter(|z| crate::args::is_label_word(z)) {
+            labels.insert(ZONE_LABEL.into(), zone.clone());
         }
         labels.extend(options.labels.clone());
         for key in &options.remove_labels {
@@ -1304,6 +1318,17 @@ impl Node<'_> {
             .cloned()
             .collect();
         let remove: Vec<String> = remove.into_iter().collect();
+        if let Some(zone) = self
+            .zone
+            .as_ref()
+            .filter(|z| !crate::args::is_label_word(z))
+        {
+            log::warn!(
+                "not labelling node {} with its availability zone {}: not a valid label value",
+                self.name,
+                crate::validate::quoted(zone)
+            );
+        }
         let result = api().and_then(|api| api.patch_labels(&self.name, &wanted, &remove));
         match result {
             Ok(()) => {

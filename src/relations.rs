@@ -179,8 +179,8 @@ pub enum CredentialsRef {
     /// In the relation data (schema 0, and the 2017 flat keys). Read from
     /// the cache, each token is its fingerprint (see [`redact_tokens`]).
     Tokens(Credentials),
-    /// In a Juju secret (schema 1).
-    Secret(String),
+    /// In a Juju secret (schema 1): its URI, and the unit that named it.
+    Secret { id: String, from: String },
 }
 
 const TOKEN_KEYS: [&str; 3] = ["kubelet_token", "proxy_token", "client_token"];
@@ -356,7 +356,15 @@ pub fn kube_control(
                 match all.get(node_user) {
                     None => None,
                     Some(c) => match c.secret_id.as_deref().filter(|id| !id.is_empty()) {
-                        Some(id) => Some(CredentialsRef::Secret(id.to_string())),
+                        Some(id) => {
+                            validate::secret_uri(id).map_err(|why| {
+                                bad("creds", format!("for {node_user}: its secret-id {why}"))
+                            })?;
+                            Some(CredentialsRef::Secret {
+                                id: id.to_string(),
+                                from: unit.to_string(),
+                            })
+                        }
                         None if [&c.kubelet_token, &c.proxy_token, &c.client_token]
                             .iter()
                             .all(|t| !t.is_empty()) =>
@@ -817,7 +825,10 @@ mod tests {
         let k = kube_control(&d, "system:node:w0").unwrap().unwrap();
         assert_eq!(
             k.credentials,
-            Some(CredentialsRef::Secret("secret:cu1u0g7mp25c77c7p8tg".into()))
+            Some(CredentialsRef::Secret {
+                id: "secret:cu1u0g7mp25c77c7p8tg".into(),
+                from: "kcp/0".into()
+            })
         );
         assert_eq!(k.cluster_tag.as_deref(), Some("kubernetes-abc"));
         assert_eq!(k.registry, "registry.example:5000/cdk");
@@ -1075,6 +1086,46 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_id_secret_get_would_refuse_is_malformed() {
+        let with_id = |id: &str| {
+            let creds = serde_json::json!({"u": {"kubelet_token": "", "proxy_token": "", "client_token": "",
+                                      "secret-id": id}})
+            .to_string();
+            kube_control(&data(&[("kcp/0", &[("creds", creds.as_str())])]), "u")
+        };
+        for good in [
+            "secret:cu1u0g7mp25c77c7p8tg",
+            "secret://6f7c3a8e-5b0f-4a7e-9a52-000000000001/cu1u0g7mp25c77c7p8tg",
+        ] {
+            assert!(
+                matches!(
+                    with_id(good),
+                    Ok(Some(KubeControl {
+                        credentials: Some(CredentialsRef::Secret { .. }),
+                        ..
+                    }))
+                ),
+                "{good}"
+            );
+        }
+        for bad in [
+            "cu1u0g7mp25c77c7p8tg",
+            "secret:cu1u0g7mp25c77c7p8t",
+            "secret:cu1u0g7mp25c77c7p8tz",
+            "secret:CU1U0G7MP25C77C7P8TG",
+            "secret://model/cu1u0g7mp25c77c7p8tg",
+            "secret:cu1u0g7mp25c77c7p8tg\n",
+            "vault:cu1u0g7mp25c77c7p8tg",
+        ] {
+            let why = with_id(bad).unwrap_err();
+            assert!(
+                why.starts_with("kube-control relation: creds from kcp/0 for u: its secret-id is not a Juju secret URI: "),
+                "{bad}: {why}"
+            );
+        }
+    }
+
+    #[test]
     fn cidr() {
         assert_eq!(
             cluster_cidr(&data(&[("f/0", &[("cidr", "10.1.0.0/16")])])).unwrap(),
@@ -1085,5 +1136,35 @@ mod tests {
             .unwrap()
             .is_some());
         assert_eq!(cluster_cidr(&data(&[("f/0", &[])])).unwrap(), None);
+    }
+
+    /// metadata.yaml is what an operator reads first: an endpoint the
+    /// charm serves is not described as one it does not.
+    #[test]
+    fn metadata_does_not_call_a_served_endpoint_unserved() {
+        let metadata = include_str!("../metadata.yaml");
+        let lines: Vec<&str> = metadata.lines().collect();
+        for endpoint in ENDPOINTS {
+            let at = lines
+                .iter()
+                .position(|l| l.trim_end() == format!("  {endpoint}:"))
+                .unwrap_or_else(|| panic!("{endpoint} is not declared"));
+            let comments = lines[at + 1..]
+                .iter()
+                .take_while(|l| l.starts_with("    "))
+                .chain(
+                    lines[..at]
+                        .iter()
+                        .rev()
+                        .take_while(|l| l.trim_start().starts_with('#')),
+                )
+                .filter(|l| l.trim_start().starts_with('#'));
+            for comment in comments {
+                assert!(
+                    !comment.contains("not served yet") && !comment.contains("not read yet"),
+                    "{endpoint}: {comment}"
+                );
+            }
+        }
     }
 }

@@ -191,6 +191,37 @@ pub fn registry(value: &str) -> Result<(), String> {
     }
 }
 
+/// A Juju secret URI as `secret-get` takes it (Juju's `secrets.ParseURI`):
+/// `secret:<id>` or `secret://<model-uuid>/<id>`, the id a 20-character
+/// xid (base32hex, lowercase).
+pub fn secret_uri(value: &str) -> Result<(), String> {
+    let xid = |id: &str| {
+        id.len() == 20
+            && id
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='v').contains(&c))
+    };
+    let uuid = |u: &str| {
+        let groups: Vec<&str> = u.split('-').collect();
+        groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+            && groups.iter().all(|g| {
+                g.chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+            })
+    };
+    let ok = match value.strip_prefix("secret://") {
+        Some(rest) => rest
+            .split_once('/')
+            .is_some_and(|(model, id)| uuid(model) && xid(id)),
+        None => value.strip_prefix("secret:").is_some_and(xid),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("is not a Juju secret URI: {}", quoted(value)))
+    }
+}
+
 /// A tag or file name a remote charm gives: letters, digits, `.`, `_`,
 /// `-`, at most 253 characters, not starting with a dot.
 pub fn simple_name(value: &str) -> Result<(), String> {

@@ -91,6 +91,13 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         None => false,
     };
     let recovering = recovering || (cache_lost || journal_lost) && hook.is_some();
+    if hook == Some(&HookKind::SecretChanged) {
+        // Juju fires secret-changed once per revision: that a new one is to
+        // be read is recorded before anything can stop this hook, and
+        // stands until the tokens are in place, whichever hook that is.
+        state.get_mut().credentials_stale = true;
+        state.save()?;
+    }
     state.get_mut().journal = facts;
     let (machine, arch) = arch::detect();
     let node = Node {
@@ -294,7 +301,6 @@ fn run(
                 _ => None,
             };
             let mut fresh = Fresh {
-                secret_changed: *kind == HookKind::SecretChanged,
                 addresses: reads_config
                     || matches!(kind, HookKind::Relation { endpoint, .. }
                         if endpoint == KUBE_CONTROL || endpoint == CERTIFICATES),

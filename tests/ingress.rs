@@ -109,7 +109,7 @@ fn the_leader_applies_every_object_with_server_side_apply() {
     let ctr = container(&c);
     assert_eq!(
         ctr["image"],
-        format!("{REGISTRY}/ingress-nginx/controller:v1.11.5")
+        format!("{REGISTRY}/ingress-nginx/controller:v1.14.4")
     );
     assert_eq!(ctr["securityContext"]["runAsUser"], 101);
     assert_eq!(

@@ -292,7 +292,7 @@ fn a_secret_this_unit_may_not_read_or_that_is_gone_is_waited_for() {
         sim.status(),
         (
             "waiting".into(),
-            format!("Waiting for credentials: cannot read secret {first}: permission denied")
+            format!("Waiting for credentials: cannot read secret {first} (kube-control relation: secret-id from {control_unit}): permission denied")
         )
     );
     let still = sim.machine().services["snap.kubelet.daemon.service"].active;
@@ -325,7 +325,7 @@ fn a_secret_this_unit_may_not_read_or_that_is_gone_is_waited_for() {
         sim.status(),
         (
             "waiting".into(),
-            format!("Waiting for credentials: cannot read secret {new}: permission denied")
+            format!("Waiting for credentials: cannot read secret {new} (kube-control relation: secret-id from {control_unit}): permission denied")
         )
     );
     assert_eq!(read(&sim, "/root/cdk/kubeconfig"), files_before);
@@ -346,7 +346,7 @@ fn a_secret_this_unit_may_not_read_or_that_is_gone_is_waited_for() {
         sim.status(),
         (
             "waiting".into(),
-            format!("Waiting for credentials: cannot read secret {new}: secret {new:?} not found")
+            format!("Waiting for credentials: cannot read secret {new} (kube-control relation: secret-id from {control_unit}): secret {new:?} not found")
         )
     );
     let third = sim.add_secret("kubernetes-control-plane", "x", &c.secret_content(), true);
@@ -729,5 +729,149 @@ fn the_upgrade_action_configures_the_new_snaps_at_once() {
         .filter(|c| c.program == "systemctl" && c.args[0] == "restart")
         .count();
     assert_eq!(restarts, 2, "kubelet and kube-proxy, once each");
+    assert_active(&sim);
+}
+
+#[test]
+fn an_availability_zone_that_is_not_a_label_value_is_left_out() {
+    // MAAS zones are free text; the API server refuses the whole label
+    // patch for one bad value, the application's label with it.
+    let (sim, scratch) = common::provisioned();
+    sim.edit_unit(|u| u.availability_zone = "rack 1 (east)".into());
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let c = Cluster::new();
+    c.relate(&sim, Master::Today);
+    assert_active(&sim);
+    let labels = c.api.node(&c.node).unwrap()["metadata"]["labels"].clone();
+    assert_eq!(labels["juju-application"], "kubernetes-worker");
+    assert_eq!(labels["juju-charm"], "kubernetes-worker");
+    assert!(labels.get("topology.kubernetes.io/zone").is_none());
+    let said: Vec<String> = sim
+        .unit()
+        .logs
+        .iter()
+        .filter(|l| l.message.contains("availability zone"))
+        .map(|l| format!("{} {}", l.level, l.message))
+        .collect();
+    assert_eq!(
+        said,
+        vec![format!(
+            "WARNING not labelling node {} with its availability zone \"rack 1 (east)\": not a valid label value",
+            c.node
+        )]
+    );
+    drop(scratch);
+}
+
+/// The secret's content with new kubelet and proxy tokens (the client
+/// token stays: the stand-in API server knows only the one).
+fn rotated(c: &Cluster) -> Vec<(&'static str, String)> {
+    vec![
+        ("kubelet-token", "kubelet-token-rotated".into()),
+        ("proxy-token", "proxy-token-rotated".into()),
+        ("client-token", c.client_token.clone()),
+        ("endpoint", "kube-control".into()),
+    ]
+}
+
+fn token_in(sim: &Sim, path: &str) -> String {
+    yaml(sim, path)["users"][0]["user"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_token_rotation_while_blocked_is_applied_once_the_unit_can() {
+    let (sim, _s, c, rels) = today();
+    let secret = rels.secret.clone().unwrap();
+    sim.configure("labels", "not-a-label").assert_ok();
+    assert_eq!(sim.status().0, "blocked");
+    let content = rotated(&c);
+    let pairs: Vec<(&str, &str)> = content.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    sim.set_secret_content(&secret, &pairs)
+        .expect("secret-changed")
+        .assert_ok();
+    assert_eq!(sim.status().0, "blocked");
+    // secret-changed is not fired again for this revision: the option's
+    // fix is the first hook that can act on it.
+    sim.configure("labels", "").assert_ok();
+    assert_active(&sim);
+    assert_eq!(
+        token_in(&sim, "/root/cdk/kubeconfig"),
+        "kubelet-token-rotated"
+    );
+    assert_eq!(
+        token_in(&sim, "/root/cdk/kubeproxyconfig"),
+        "proxy-token-rotated"
+    );
+}
+
+#[test]
+fn a_token_rotation_in_a_hook_that_fails_is_applied_by_the_next_hook() {
+    let (sim, _s, c, rels) = today();
+    let secret = rels.secret.clone().unwrap();
+    // The first file the node writes cannot be replaced: the hook fails
+    // after reading the new revision and before writing the kubeconfigs.
+    let ca = sim.root().join("root/cdk/ca.crt");
+    let saved = std::fs::read(&ca).unwrap();
+    std::fs::remove_file(&ca).unwrap();
+    std::fs::create_dir_all(ca.join("in-the-way")).unwrap();
+    let content = rotated(&c);
+    let pairs: Vec<(&str, &str)> = content.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = sim
+        .set_secret_content(&secret, &pairs)
+        .expect("secret-changed");
+    assert_ne!(run.exit, 0, "the hook fails");
+    assert_eq!(token_in(&sim, "/root/cdk/kubeconfig"), c.kubelet_token);
+    // The operator clears the way and resolves without a retry.
+    std::fs::remove_dir_all(&ca).unwrap();
+    std::fs::write(&ca, saved).unwrap();
+    sim.edit_unit(|u| u.error = None);
+    sim.hook("update-status").assert_ok();
+    assert_active(&sim);
+    assert_eq!(
+        token_in(&sim, "/root/cdk/kubeconfig"),
+        "kubelet-token-rotated"
+    );
+}
+
+#[test]
+fn a_secret_id_secret_get_would_refuse_blocks_naming_the_relation() {
+    let (sim, _s, c, rels) = today();
+    let before = token_in(&sim, "/root/cdk/kubeconfig");
+    let user = format!("system:node:{}", c.node);
+    let creds = json!({user.clone(): {"kubelet_token": "", "proxy_token": "", "client_token": "",
+        "scope": "kubernetes-worker/0", "secret-id": "secret:not-an-id"}})
+    .to_string();
+    sim.change(
+        rels.control,
+        "kubernetes-control-plane/0",
+        &[("creds", &creds)],
+    )
+    .assert_ok();
+    assert_eq!(
+        sim.status(),
+        (
+            "blocked".into(),
+            format!("kube-control relation: creds from kubernetes-control-plane/0 for {user}: its secret-id is not a Juju secret URI: \"secret:not-an-id\"")
+        )
+    );
+    assert_eq!(token_in(&sim, "/root/cdk/kubeconfig"), before);
+    assert!(sim.machine().services["snap.kubelet.daemon.service"].active);
+    sim.hook("update-status").assert_ok();
+    assert_eq!(sim.status().0, "blocked");
+    // Mended: running again.
+    let creds = json!({user: {"kubelet_token": "", "proxy_token": "", "client_token": "",
+        "scope": "kubernetes-worker/0", "secret-id": rels.secret.unwrap()}})
+    .to_string();
+    sim.change(
+        rels.control,
+        "kubernetes-control-plane/0",
+        &[("creds", &creds)],
+    )
+    .assert_ok();
     assert_active(&sim);
 }

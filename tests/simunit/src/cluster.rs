@@ -285,6 +285,48 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
+/// Why the API server refuses these labels, as apimachinery's
+/// `ValidateLabels` says it (qualified names for keys, label values for
+/// values), or `None`.
+fn invalid_labels(labels: &Value) -> Option<String> {
+    let word = |s: &str| {
+        let alnum = |c: char| c.is_ascii_alphanumeric();
+        s.len() <= 63
+            && (s.is_empty()
+                || s.starts_with(alnum)
+                    && s.ends_with(alnum)
+                    && s.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.')))
+    };
+    let subdomain = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 253
+            && s.split('.').all(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !p.starts_with('-')
+                    && !p.ends_with('-')
+            })
+    };
+    for (key, value) in labels.as_object()? {
+        let (prefix, name) = key
+            .rsplit_once('/')
+            .map_or((None, key.as_str()), |(p, n)| (Some(p), n));
+        if name.is_empty() || !word(name) || prefix.is_some_and(|p| !subdomain(p)) {
+            return Some(format!(
+                "metadata.labels: Invalid value: {key:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+            ));
+        }
+        let value = value.as_str().unwrap_or_default();
+        if !word(value) {
+            return Some(format!(
+                "metadata.labels: Invalid value: {value:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+            ));
+        }
+    }
+    None
+}
+
 /// Server-side apply (PATCH with a field manager and the apply content
 /// type) and deletion of any namespaced or cluster object but nodes and
 /// pods, as the API server answers them; `None` for other requests.
@@ -360,8 +402,21 @@ fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Valu
             .unwrap_or(not_found),
         ("PATCH", ["api", "v1", "nodes", name]) => match s.nodes.get_mut(*name) {
             Some(node) => {
-                merge(node, body);
-                (200, node.clone())
+                // As kube-apiserver: the patched object is validated whole,
+                // and one bad label refuses the whole patch.
+                let mut patched = node.clone();
+                merge(&mut patched, body);
+                match invalid_labels(&patched["metadata"]["labels"]) {
+                    Some(why) => (
+                        422,
+                        json!({"kind": "Status", "status": "Failure", "reason": "Invalid",
+                               "message": format!("Node \"{name}\" is invalid: {why}"), "code": 422}),
+                    ),
+                    None => {
+                        *node = patched;
+                        (200, node.clone())
+                    }
+                }
             }
             None => not_found,
         },

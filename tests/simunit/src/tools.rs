@@ -806,15 +806,39 @@ fn state_set(call: &mut Call) -> ToolResult {
     Ok(String::new())
 }
 
-/// `secret:<xid>` for either form Juju accepts (`secret:<xid>`,
-/// `secret://<model-uuid>/<xid>`).
+/// `secret:<xid>` for a URI `secret-get` takes, as Juju's
+/// `secrets.ParseURI` reads it: `secret:<xid>`, `secret://<uuid>/<xid>`,
+/// or the bare xid (20 characters of base32hex, lowercase); the host, if
+/// any, a UUID. Anything else: `None` (the tool refuses it, exit 2).
 pub fn secret_key(id: &str) -> Option<String> {
-    let xid = match id.strip_prefix("secret://") {
-        Some(rest) => rest.rsplit('/').next()?,
-        None => id.strip_prefix("secret:")?,
+    let xid = |x: &str| {
+        x.len() == 20
+            && x.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='v').contains(&c))
     };
-    (!xid.is_empty() && xid.chars().all(|c| c.is_ascii_alphanumeric()))
-        .then(|| format!("secret:{xid}"))
+    let uuid = |u: &str| {
+        let groups: Vec<&str> = u.split('-').collect();
+        groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+            && groups.iter().all(|g| {
+                g.chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+            })
+    };
+    let spec = match id.strip_prefix("secret:") {
+        Some(rest) => match rest.strip_prefix("//") {
+            Some(rest) => {
+                let (host, path) = rest.split_once('/')?;
+                if !uuid(host) {
+                    return None;
+                }
+                path
+            }
+            None => rest,
+        },
+        None if !id.contains(':') => id,
+        None => return None,
+    };
+    xid(spec).then(|| format!("secret:{spec}"))
 }
 
 fn secret_get(call: &mut Call) -> ToolResult {
@@ -913,8 +937,15 @@ mod tests {
                 .unwrap(),
             "secret:cu1u0g7mp25c77c7p8tg"
         );
+        assert_eq!(
+            secret_key("cu1u0g7mp25c77c7p8tg").unwrap(),
+            "secret:cu1u0g7mp25c77c7p8tg"
+        );
         assert_eq!(secret_key("cu1u0g"), None);
         assert_eq!(secret_key("secret:"), None);
+        assert_eq!(secret_key("secret:cu1u0g7mp25c77c7p8tz"), None);
+        assert_eq!(secret_key("secret://model/cu1u0g7mp25c77c7p8tg"), None);
+        assert_eq!(secret_key("vault:cu1u0g7mp25c77c7p8tg"), None);
     }
 
     #[test]
