@@ -10,6 +10,12 @@ use std::collections::BTreeMap;
 /// spaces (`node-labels="a=b c=d"`); inside it `\"` and `\\` stand for `"`
 /// and `\`. Any other value is taken as written, quotes and all.
 pub fn parse_extra_args(option: &str, text: &str) -> Result<BTreeMap<String, String>, String> {
+    if text.len() > EXTRA_ARGS_MAX {
+        return Err(format!(
+            "{option} is {} bytes long; at most {EXTRA_ARGS_MAX} fit in the daemon's arguments",
+            text.len()
+        ));
+    }
     let mut args = BTreeMap::new();
     let mut rest = text.trim_start();
     while !rest.is_empty() {
@@ -59,6 +65,11 @@ pub fn parse_extra_args(option: &str, text: &str) -> Result<BTreeMap<String, Str
     }
     Ok(args)
 }
+
+/// The longest `*-extra-args` option: the daemon's flags reach `snap set`
+/// as one argument, which the kernel caps at 128 KiB (MAX_ARG_STRLEN),
+/// and escaping for the snaps' bash can double a value.
+pub const EXTRA_ARGS_MAX: usize = 32 * 1024;
 
 /// The text up to the closing `"` (unescaped) and how many bytes it took,
 /// the closing quote included.

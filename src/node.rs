@@ -847,7 +847,8 @@ impl Node<'_> {
                         // The tokens are in the kubeconfigs: nothing left
                         // for a later hook to read again.
                         recorded.credentials_stale = false;
-                        let inactive = self.run_daemons(recorded, &configs, &adopting)?;
+                        let inactive =
+                            self.run_daemons(recorded, &configs, &adopting, &mut problems)?;
                         if !inactive.is_empty() {
                             problems.push(Problem::waiting(format!(
                                 "Waiting for {} to start.",
@@ -1179,6 +1180,7 @@ impl Node<'_> {
         recorded: &mut Recorded,
         configs: &[(DaemonConfig, Vec<&'static str>)],
         adopting: &BTreeMap<&'static str, Adopted>,
+        refused: &mut Vec<Problem>,
     ) -> Result<Vec<&'static str>, Error> {
         let mut inactive = Vec::new();
         for (snap_name, (config, reads)) in DAEMONS.iter().zip(configs) {
@@ -1214,8 +1216,25 @@ impl Node<'_> {
                     .map(|k| (k.clone(), None)),
             );
             if !changes.is_empty() {
-                SnapCli.set(snap_name, &changes)?;
-                record.keys = config.snap_keys.clone();
+                match SnapCli.set(snap_name, &changes) {
+                    Ok(()) => record.keys = config.snap_keys.clone(),
+                    Err(e) => match refusal(&e) {
+                        // What the snap will not take is the operator's to
+                        // mend; the daemon keeps what it runs with, and the
+                        // next hook tries again.
+                        Some(why) => {
+                            let option = match *snap_name {
+                                "kubelet" => "kubelet-extra-args",
+                                _ => "proxy-extra-args",
+                            };
+                            refused.push(Problem::blocked(format!(
+                                "snap set {snap_name} refused its configuration ({why}); check {option}"
+                            )));
+                            continue;
+                        }
+                        None => return Err(e.into()),
+                    },
+                }
             }
             let fingerprint = self.fingerprint(
                 snap_name,
@@ -1454,6 +1473,36 @@ struct Adopted {
     keys: BTreeMap<String, String>,
     /// It already runs as the charm would run it.
     keep_running: bool,
+}
+
+/// Why snapd would not take a `snap set`, when it is the values' fault
+/// rather than the machine's: it ran and said no, or the kernel refused
+/// the arguments as too long. A full disk or a deadline is not this.
+fn refusal(e: &snap::SnapError) -> Option<String> {
+    let snap::SnapError::Exec(e) = e else {
+        return None;
+    };
+    match e {
+        charm::exec::ExecError::Failed {
+            code: Some(_),
+            stderr,
+            ..
+        } if !stderr.contains("no space left on device") => {
+            // snapd says what failed on the lines after its first.
+            let said: Vec<&str> = stderr
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            Some(charm::logging::bounded(&said.join(" "), 200).into_owned())
+        }
+        charm::exec::ExecError::Spawn { source, .. }
+            if source.raw_os_error() == Some(nix::libc::E2BIG) =>
+        {
+            Some("its arguments are longer than the kernel accepts".into())
+        }
+        _ => None,
+    }
 }
 
 /// `endpoints[unit_number % len]`: the control plane's endpoints spread

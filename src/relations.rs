@@ -655,8 +655,10 @@ pub fn container_runtime(data: &EndpointData) -> Result<Option<Runtime>, Malform
         let path = socket
             .strip_prefix("unix://")
             .or_else(|| socket.strip_prefix("npipe://"));
+        // A unix socket's path fits in sun_path (108 bytes with its NUL).
         let valid = path.is_some_and(|p| {
             !p.is_empty()
+                && p.len() <= 107
                 && !p
                     .chars()
                     .any(|c| c.is_whitespace() || c.is_control() || c == '"')

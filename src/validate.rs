@@ -169,7 +169,17 @@ pub fn https_url(value: &str) -> Result<(), String> {
         return Err(format!("is not a URL: {}", quoted(value)));
     }
     match reqwest::Url::parse(value) {
-        Ok(u) if u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        // The parser takes port 0, which no server listens on.
+        Ok(u) if u.port() == Some(0) => {
+            Err(format!("has a port outside 1-65535: {}", quoted(value)))
+        }
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) => {
+            match u.domain() {
+                Some(name) => dns_name(name)
+                    .map_err(|_| format!("has a host that is not a DNS name: {}", quoted(value))),
+                None => Ok(()),
+            }
+        }
         Ok(_) => Err(format!("is not an https URL: {}", quoted(value))),
         Err(e) => Err(format!("is not a URL: {} ({e})", quoted(value))),
     }
@@ -335,5 +345,26 @@ mod tests {
     fn long_values_are_quoted_short() {
         let why = dns_name(&"x".repeat(100_000)).unwrap_err();
         assert!(why.len() < 120, "{}", why.len());
+    }
+
+    #[test]
+    fn urls_are_bounded_like_what_reads_them() {
+        assert!(https_url("https://10.0.0.1:6443").is_ok());
+        assert!(https_url("https://[fd00::1]:6443").is_ok());
+        assert!(https_url("https://api.example.com").is_ok());
+        for bad in [
+            "https://10.0.0.1:0",
+            "https://10.0.0.1:65536",
+            "https://10.0.0.1:99999999",
+            "https://api.example.com:0/",
+        ] {
+            assert!(https_url(bad).is_err(), "{bad}");
+        }
+        let long_label = format!("https://{}.example.com:6443", "a".repeat(64));
+        assert!(https_url(&long_label).is_err());
+        let long_name = format!("https://{}:6443", ["abc"; 100].join("."));
+        assert!(https_url(&long_name)
+            .unwrap_err()
+            .contains("not a DNS name"));
     }
 }

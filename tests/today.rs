@@ -875,3 +875,104 @@ fn a_secret_id_secret_get_would_refuse_blocks_naming_the_relation() {
     .assert_ok();
     assert_active(&sim);
 }
+
+#[test]
+fn values_past_what_their_readers_take_are_refused_and_the_last_good_stays() {
+    let (sim, _s, c, rels) = today();
+    let kubeconfig = read(&sim, "/root/cdk/kubeconfig");
+    let kubelet_args = sim.machine().snap_config["kubelet"].clone();
+
+    // An API endpoint on port 0: no server listens there.
+    let url = "https://127.0.0.1:0";
+    sim.change(
+        rels.control,
+        "kubernetes-control-plane/0",
+        &[("api-endpoints", &json!([url]).to_string())],
+    )
+    .assert_ok();
+    assert_eq!(
+        sim.status(),
+        (
+            "blocked".into(),
+            format!("kube-control relation: api-endpoints from kubernetes-control-plane/0 has a port outside 1-65535: \"{url}\"")
+        )
+    );
+    assert_eq!(read(&sim, "/root/cdk/kubeconfig"), kubeconfig);
+    sim.change(
+        rels.control,
+        "kubernetes-control-plane/0",
+        &[("api-endpoints", &json!([c.api.url]).to_string())],
+    )
+    .assert_ok();
+    assert_active(&sim);
+
+    // A socket path longer than a unix socket's can be.
+    let socket = format!("unix:///run/{}.sock", "s".repeat(200));
+    sim.change(
+        rels.runtime.unwrap(),
+        "containerd/0",
+        &[("socket", &json!(socket).to_string())],
+    )
+    .assert_ok();
+    assert_eq!(sim.status().0, "blocked");
+    assert!(
+        sim.status().1.starts_with(
+            "container-runtime relation: socket from containerd/0 is not a unix:// or npipe:// URL"
+        ),
+        "{:?}",
+        sim.status()
+    );
+    assert_eq!(sim.machine().snap_config["kubelet"], kubelet_args);
+    sim.change(
+        rels.runtime.unwrap(),
+        "containerd/0",
+        &[("socket", &json!(CONTAINERD_SOCKET).to_string())],
+    )
+    .assert_ok();
+    assert_active(&sim);
+
+    // An extra argument longer than the kernel takes for one argument.
+    let huge = format!("feature-gates={}", "A".repeat(200_000));
+    sim.configure("kubelet-extra-args", huge.as_str())
+        .assert_ok();
+    assert_eq!(
+        sim.status(),
+        (
+            "blocked".into(),
+            format!(
+                "kubelet-extra-args is {} bytes long; at most 32768 fit in the daemon's arguments",
+                huge.len()
+            )
+        )
+    );
+    assert_eq!(sim.machine().snap_config["kubelet"], kubelet_args);
+    sim.configure("kubelet-extra-args", "").assert_ok();
+    assert_active(&sim);
+}
+
+#[test]
+fn a_snap_set_the_snap_refuses_is_a_status_naming_the_option() {
+    let (sim, _s, _c, _rels) = today();
+    sim.edit_machine(|m| {
+        m.faults.push(juju_sim::machine::Fault {
+            command: "set".into(),
+            target: Some("kubelet".into()),
+            remaining: 1,
+            exit: 1,
+            stderr: "error: cannot perform the following tasks:\n- Run configure hook of \"kubelet\" snap (invalid value)\n".into(),
+        })
+    });
+    let run = sim.configure("kubelet-extra-args", "v=3");
+    run.assert_ok();
+    assert_eq!(
+        sim.status(),
+        (
+            "blocked".into(),
+            "snap set kubelet refused its configuration (error: cannot perform the following tasks: - Run configure hook of \"kubelet\" snap (invalid value)); check kubelet-extra-args".into()
+        )
+    );
+    // The next hook tries again.
+    sim.hook("update-status").assert_ok();
+    assert_active(&sim);
+    assert_eq!(args(&sim, "kubelet")["v"], "3");
+}
