@@ -361,12 +361,15 @@ impl Node<'_> {
     /// applied, in reverse order, when `ingress` is off. `ssl_key`: the
     /// default certificate's key, from config. A failure is a waiting
     /// status and the next hook tries again.
+    /// `leads_now`: this hook asked `is-leader`; otherwise it is asked
+    /// before the first write, since Juju 4 tells no deposed leader.
     pub fn converge_ingress(
         &self,
         recorded: &mut Recorded,
         journal: &mut JournalFile,
         options: &NodeOptions,
         ssl_key: Option<&str>,
+        leads_now: bool,
     ) -> Result<(), Error> {
         let (Some((url, ca)), Some(token)) = (
             self.api_target(recorded),
@@ -385,6 +388,9 @@ impl Node<'_> {
                 recorded.ingress_problems.clear();
                 return Ok(());
             };
+            if !self.still_leads(recorded, leads_now)? {
+                return Ok(());
+            }
             let api = match Api::new(&url, &ca, &token) {
                 Ok(api) => api,
                 Err(e) => {
@@ -417,6 +423,9 @@ impl Node<'_> {
         let fingerprint = ingress::fingerprint(&objects);
         let previous = recorded.journal.ingress.clone().unwrap_or_default();
         if previous.fingerprint == fingerprint && recorded.ingress_problems.is_empty() {
+            return Ok(());
+        }
+        if !self.still_leads(recorded, leads_now)? {
             return Ok(());
         }
         let paths: Vec<String> = objects.iter().map(|o| o.path.clone()).collect();
@@ -463,6 +472,25 @@ impl Node<'_> {
         recorded.journal.ingress = Some(IngressRecord { fingerprint, paths });
         recorded.ingress_problems.clear();
         Ok(())
+    }
+
+    /// Whether this unit leads, before a leader-only write: asked unless
+    /// this hook already did (`leads_now`). A deposed leader leaves the
+    /// controller to the new one.
+    fn still_leads(&self, recorded: &mut Recorded, leads_now: bool) -> Result<bool, Error> {
+        if leads_now {
+            return Ok(true);
+        }
+        let leads = self
+            .tools
+            .is_leader()
+            .doing("asking whether this unit still leads")?;
+        recorded.leader = Some(leads);
+        if !leads {
+            log::info!("no longer the leader: the new leader keeps the ingress controller");
+            recorded.ingress_problems.clear();
+        }
+        Ok(leads)
     }
 
     /// This unit's public and private addresses, as recorded or read now.

@@ -379,7 +379,7 @@ fn run(
                         None => String::new(),
                     };
                     let key = Some(key.as_str()).filter(|k| !k.is_empty());
-                    node.converge_ingress(recorded, journal, &options, key)?;
+                    node.converge_ingress(recorded, journal, &options, key, leadership)?;
                 } else {
                     // The leader keeps the controller.
                     recorded.ingress_problems.clear();

@@ -384,3 +384,52 @@ fn an_api_server_that_refuses_is_waited_on_and_the_next_hook_succeeds() {
         assert_eq!(paths(&c), expected_paths());
     }
 }
+
+#[test]
+fn a_deposed_leader_asks_before_it_writes_and_then_leaves_the_controller_alone() {
+    let (sim, _s, c, rels) = cluster::running(Master::Today);
+    assert_eq!(paths(&c), expected_paths());
+    // Juju 4 moves leadership and tells the old leader nothing.
+    sim.edit_unit(|u| u.leader = false);
+    let from = c.api.requests().len();
+    let mark = sim.mark();
+    // A change that would change the controller's image.
+    sim.change(
+        rels.control,
+        "kubernetes-control-plane/0",
+        &[("registry-location", "registry.example.com/cdk")],
+    )
+    .assert_ok();
+    assert_eq!(writes(&c, from), Vec::<String>::new());
+    let asked = sim
+        .tool_calls_since(mark)
+        .iter()
+        .filter(|t| t.tool == "is-leader")
+        .count();
+    assert_eq!(asked, 1, "one is-leader, when a write is due");
+    assert!(container(&c)["image"]
+        .as_str()
+        .unwrap()
+        .starts_with(REGISTRY));
+    // Known not to lead now: later hooks neither ask nor write.
+    let mark = sim.mark();
+    sim.hook("update-status").assert_ok();
+    assert!(sim.tool_calls_since(mark).is_empty());
+    assert_active(&sim);
+}
+
+#[test]
+fn a_leader_asks_nothing_when_no_write_is_due() {
+    let (sim, _s, _c, rels) = cluster::running(Master::Today);
+    let mark = sim.mark();
+    sim.change(
+        rels.control,
+        "kubernetes-control-plane/0",
+        &[("cluster-tag", "kubernetes-y")],
+    )
+    .assert_ok();
+    assert!(!sim
+        .tool_calls_since(mark)
+        .iter()
+        .any(|t| t.tool == "is-leader"));
+}
