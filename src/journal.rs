@@ -74,6 +74,11 @@ pub struct Journal {
     /// after every relation is gone and must still reach it.
     #[serde(default)]
     pub api_server: Option<ApiServer>,
+    /// The name the node was configured under (kubelet's
+    /// `--hostname-override`): `stop` deletes that node, whatever the
+    /// relations it no longer has would name it.
+    #[serde(default)]
+    pub node_name: Option<String>,
     /// The node whose deletion `stop` sent: a stop retried after a kill
     /// finds it gone, and knows why.
     #[serde(default)]

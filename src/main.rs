@@ -25,6 +25,7 @@ mod cos;
 mod daemons;
 mod elf;
 mod error;
+mod identity;
 mod ingress;
 mod install;
 mod journal;

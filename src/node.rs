@@ -16,6 +16,7 @@ use crate::adoption;
 use crate::cos;
 use crate::daemons::{self, DaemonConfig, Inputs, Version};
 use crate::error::{Error, ToolContext};
+use crate::identity;
 use crate::ingress;
 use crate::journal::IngressRecord;
 use crate::journal::JournalFile;
@@ -48,14 +49,18 @@ const RUNTIME_REQUIRED_SINCE: Version = Version(1, 24);
 /// tokens in a Juju secret (1); written as the Python charm writes it.
 const SCHEMA_VERSIONS: &str = "[0, 1]";
 const PAUSE_IMAGE: &str = "pause:3.9";
+/// Interfaces whose addresses no certificate names: LXD's, libvirt's and
+/// Docker's bridges and the CNI's (as kubernetes-snaps leaves them out).
+const BRIDGES: [&str; 5] = ["lxdbr", "flannel", "cni", "virbr", "docker"];
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
+#[derive(Clone)]
 pub struct Node<'a> {
     pub tools: &'a HookTools,
     pub root: &'a MachineRoot,
     /// `kubernetes-worker/0`.
     pub unit: &'a str,
-    /// The node's name: the hostname, lowercased.
+    /// The node's name ([`crate::identity`]).
     pub name: String,
     /// `JUJU_AVAILABILITY_ZONE`, for the zone label.
     pub zone: Option<String>,
@@ -214,9 +219,9 @@ impl Node<'_> {
                 ]
             }
             CERTIFICATES => {
-                let (public, private) = self.addresses(recorded)?;
+                let (public, _) = self.addresses(recorded)?;
                 let sans =
-                    serde_json::to_string(&[&public, &private, &self.name]).unwrap_or_default();
+                    serde_json::to_string(&self.sans(recorded, &public)?).unwrap_or_default();
                 vec![
                     ("common_name", public),
                     ("sans", sans),
@@ -472,6 +477,32 @@ impl Node<'_> {
         recorded.journal.ingress = Some(IngressRecord { fingerprint, paths });
         recorded.ingress_problems.clear();
         Ok(())
+    }
+
+    /// The names kubelet's serving certificate is for, as today's Python
+    /// charm requests them: the public address, 127.0.0.1, the host name
+    /// and FQDN, the kube-control binding's addresses (the API server
+    /// reaches kubelet there: `--node-ip`), and the machine's global
+    /// addresses but those of container and CNI bridges; sorted, once each.
+    fn sans(&self, recorded: &mut Recorded, public: &str) -> Result<Vec<String>, Error> {
+        let fqdn = identity::fqdn(&mut recorded.fqdn, identity::Look::IfUnknown)?;
+        let node_ips = self.node_ips(recorded, false)?;
+        let bind = recorded
+            .bind_addresses
+            .get_or_insert_with(|| charm::host::global_addresses(&BRIDGES))
+            .clone();
+        let all: BTreeSet<String> = [
+            public.to_string(),
+            "127.0.0.1".into(),
+            charm::host::hostname(),
+            fqdn,
+        ]
+        .into_iter()
+        .chain(node_ips)
+        .chain(bind)
+        .filter(|s| !s.is_empty())
+        .collect();
+        Ok(all.into_iter().collect())
     }
 
     /// Whether this unit leads, before a leader-only write: asked unless
@@ -858,6 +889,11 @@ impl Node<'_> {
                 (Ok(creds), Ok(certs)) => {
                     let ready = Ready { certs, ..ready };
                     if let Some(versions) = versions {
+                        // Written ahead: `stop` deletes the node by this name.
+                        if recorded.journal.node_name.as_ref() != Some(&self.name) {
+                            recorded.journal.node_name = Some(self.name.clone());
+                            journal.persist(&recorded.journal)?;
+                        }
                         let node_ips = self.node_ips(recorded, fresh.addresses)?;
                         // Daemons found running that the charm has no record
                         // of are looked at before any file is written.
@@ -1410,33 +1446,36 @@ impl Node<'_> {
     /// still in the kubeconfig the charm wrote.
     pub fn stop(&self, recorded: &mut Recorded, file: &mut JournalFile) -> Result<(), Error> {
         recorded.journal.stopped = true;
+        // The node as it was configured: the relations that named it are gone.
+        let name = recorded
+            .journal
+            .node_name
+            .clone()
+            .unwrap_or_else(|| self.name.clone());
         let known = recorded.journal.api_server.clone();
         let api = self.api(recorded).or_else(|| {
             let server = known?;
             let token = self.disk_tokens()?.client_token;
             Some(Api::new(&server.url, &server.ca, &token))
         });
-        let sent_before = recorded.journal.node_deleted.as_ref() == Some(&self.name);
+        let sent_before = recorded.journal.node_deleted.as_ref() == Some(&name);
         if api.as_ref().is_some_and(|a| a.is_ok()) {
             // Written ahead: a stop killed after the delete, run again,
             // finds the node gone and must still say it removed it.
-            recorded.journal.node_deleted = Some(self.name.clone());
+            recorded.journal.node_deleted = Some(name.clone());
             file.persist(&recorded.journal)?;
         }
         let outcome = match api {
-            Some(Ok(api)) => match api.delete_node(&self.name) {
+            Some(Ok(api)) => match api.delete_node(&name) {
                 Ok(()) => "node removed from the cluster".to_string(),
                 Err(e) if e.is_not_found() && sent_before => {
                     "node removed from the cluster".to_string()
                 }
-                Err(e) if e.is_not_found() => format!("node {} was not in the cluster", self.name),
-                Err(e) => format!("could not remove node {} from the cluster ({e})", self.name),
+                Err(e) if e.is_not_found() => format!("node {name} was not in the cluster"),
+                Err(e) => format!("could not remove node {name} from the cluster ({e})"),
             },
-            Some(Err(e)) => format!("could not remove node {} from the cluster ({e})", self.name),
-            None => format!(
-                "no API server known, node {} left to the control plane",
-                self.name
-            ),
+            Some(Err(e)) => format!("could not remove node {name} from the cluster ({e})"),
+            None => format!("no API server known, node {name} left to the control plane"),
         };
         if outcome.starts_with("could not") {
             log::warn!("{outcome}");
@@ -1537,14 +1576,6 @@ fn refusal(e: &snap::SnapError) -> Option<String> {
 /// over the workers.
 fn pick(endpoints: &[String], unit_number: usize) -> Option<String> {
     (!endpoints.is_empty()).then(|| endpoints[unit_number % endpoints.len()].clone())
-}
-
-/// The machine's host name, lowercased: the name kubelet registers the
-/// node under (upper-case host names broke the Python charm's labelling).
-pub fn node_name() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.nodename().to_string_lossy().to_lowercase())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -85,6 +85,10 @@ pub struct Recorded {
     /// rolled back with a failed hook, as Juju rolls back the ports.
     #[serde(default)]
     pub ingress_open: Option<bool>,
+    /// This machine's global addresses, for the certificate's SANs (read
+    /// again where the unit's addresses are).
+    #[serde(default)]
+    pub bind_addresses: Option<Vec<String>>,
     /// The kube-control binding's ingress addresses (kubelet's node IPs).
     #[serde(default)]
     pub node_ips: Option<Vec<String>>,
@@ -99,6 +103,10 @@ pub struct Recorded {
     /// when Ready (or not looked at yet), else the condition's message.
     #[serde(default)]
     pub node_not_ready: Option<String>,
+    /// The FQDN last found for the host name (on AWS with an external
+    /// cloud provider the node is named by it).
+    #[serde(default)]
+    pub fqdn: crate::identity::KnownFqdn,
     /// What stopped the last hook half-way, though the machine is not
     /// broken (a program that did not answer in time, a full disk): for the
     /// status, until a hook gets through.

@@ -15,10 +15,10 @@ use crate::arch::{self, Arch};
 use crate::config::Config;
 use crate::error::{Error, ToolContext};
 use crate::journal::{self, JournalFile};
-use crate::node::{self, Fresh, Node};
+use crate::node::{Fresh, Node};
 use crate::relations::{CERTIFICATES, ENDPOINTS, KUBE_CONTROL};
 use crate::unit_state::{self, ProblemKind, Recorded};
-use crate::{actions, cos, install};
+use crate::{actions, cos, identity, install};
 
 /// The variable that moves the machine's root (for tests).
 pub const ROOT_VAR: &str = "KUBERNETES_WORKER_ROOT";
@@ -104,7 +104,15 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         tools: &tools,
         root: &root,
         unit: &ctx.unit,
-        name: node::node_name(),
+        name: {
+            let cached = state.get_mut();
+            identity::node_name(
+                &root,
+                cached.relations.get(KUBE_CONTROL),
+                &mut cached.fqdn,
+                identity::Look::Never,
+            )?
+        },
         zone: ctx.availability_zone.clone(),
     };
 
@@ -308,6 +316,33 @@ fn run(
                 ..Fresh::default()
             };
             node.refresh(recorded, &endpoints, broken.as_deref(), &mut fresh)?;
+            // The name follows kube-control (has-xcp) and, on AWS, the FQDN.
+            // Looked up again where a machine can have been re-addressed
+            // or renamed under the unit: a new revision, or after a kill.
+            let look = if recovering || matches!(kind, HookKind::Install | HookKind::UpgradeCharm) {
+                identity::Look::Again
+            } else {
+                identity::Look::IfUnknown
+            };
+            if look == identity::Look::Again {
+                identity::fqdn(&mut recorded.fqdn, look)?;
+            }
+            let name = identity::node_name(
+                root,
+                recorded.relations.get(KUBE_CONTROL),
+                &mut recorded.fqdn,
+                identity::Look::IfUnknown,
+            )?;
+            let renamed;
+            let node = if name != node.name {
+                renamed = Node {
+                    name,
+                    ..node.clone()
+                };
+                &renamed
+            } else {
+                node
+            };
             // The COS configuration carries the token, which the cache does
             // not keep: where its inputs can have changed, it is read again.
             let cos_inputs = recovering
@@ -322,6 +357,7 @@ fn run(
                 // A re-addressed machine needs a certificate for its new
                 // addresses: read them again where they can have changed.
                 recorded.addresses = None;
+                recorded.bind_addresses = None;
             }
             if !recorded.journal.stopped && recorded.config_problems.is_empty() {
                 if let Some(options) = recorded.options.clone() {

@@ -104,6 +104,9 @@ pub mod deadline {
     /// A query of the machine (`systemctl is-active`, `snap list`,
     /// `unsquashfs -cat`, `sysctl`).
     pub const QUERY: Duration = Duration::from_secs(60);
+    /// A name lookup (`getent`): the resolver's own timeouts (5 s a try,
+    /// two tries) with room for a second nameserver.
+    pub const LOOKUP: Duration = Duration::from_secs(25);
     /// A change snapd or systemd makes: `snap set` runs the snap's configure
     /// hook, a restart waits for the old process to stop (systemd gives it
     /// 90 s).

@@ -15,6 +15,7 @@
 //! - [`snap`], [`service`]: snaps (the CLI, and the metadata snapd lays
 //!   out) and systemd services;
 //! - [`sysctl`]: kernel tunables;
+//! - [`host`]: the machine's host name and FQDN;
 //! - [`files`]: atomic, mode-correct file writes that skip unchanged content;
 //! - [`state`]: what the charm recorded in earlier hooks;
 //! - [`intent`]: a mark written before a hook's first change, so that the
@@ -28,6 +29,7 @@
 pub mod context;
 pub mod exec;
 pub mod files;
+pub mod host;
 pub mod intent;
 pub mod logging;
 pub mod resources;

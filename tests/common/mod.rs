@@ -45,6 +45,11 @@ pub fn charm() -> CharmSource {
 /// A fresh unit of the real charm, on a machine of the architecture under
 /// test.
 pub fn unit() -> Sim {
+    unit_on(None)
+}
+
+/// The same on a machine with names of its own (see [`juju_sim::Host`]).
+pub fn unit_on(host: Option<juju_sim::Host>) -> Sim {
     Sim::new(
         &charm(),
         SimOptions {
@@ -52,6 +57,7 @@ pub fn unit() -> Sim {
             root_var: Some(ROOT_VAR.into()),
             machine: (arch() != juju_sim::host_arch())
                 .then(|| juju_sim::kernel_machine(arch()).to_string()),
+            host,
             ..SimOptions::default()
         },
     )
@@ -198,7 +204,12 @@ pub fn cni_tgz(dir: &Path, arch: &str, names: Option<&[&str]>) -> PathBuf {
 /// A unit as an operator deploys it: the store serving the snaps, this
 /// arch's CNI tarball attached, zero-byte snap resources (use the store).
 pub fn provisioned() -> (Sim, tempfile::TempDir) {
-    let sim = unit();
+    provisioned_on(None)
+}
+
+/// The same on a machine with names of its own.
+pub fn provisioned_on(host: Option<juju_sim::Host>) -> (Sim, tempfile::TempDir) {
+    let sim = unit_on(host);
     let scratch = tempfile::tempdir().unwrap();
     sim.edit_machine(|m| m.store = juju_sim::fixtures::kubernetes_store());
     sim.attach_file(

@@ -498,6 +498,9 @@ pub struct Cluster {
     pub client_token: String,
     pub kubelet_token: String,
     pub proxy_token: String,
+    /// kube-control's `has-xcp`: the control plane runs the external
+    /// cloud provider.
+    pub has_xcp: bool,
     issued: Mutex<BTreeMap<String, (String, String, String, String)>>,
 }
 
@@ -543,6 +546,7 @@ impl Cluster {
             client_token,
             kubelet_token: "kubelet-token-4567".into(),
             proxy_token: "proxy-token-89ab".into(),
+            has_xcp: false,
             issued: Mutex::default(),
         }
     }
@@ -587,7 +591,7 @@ impl Cluster {
                 ("default-cni".into(), "\"\"".into()),
                 ("domain".into(), "cluster.local".into()),
                 ("enable-kube-dns".into(), "True".into()),
-                ("has-xcp".into(), "false".into()),
+                ("has-xcp".into(), self.has_xcp.to_string()),
                 ("labels".into(), "[]".into()),
                 ("port".into(), "53".into()),
                 ("registry-location".into(), REGISTRY.into()),

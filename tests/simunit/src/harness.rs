@@ -61,6 +61,47 @@ pub struct SimOptions {
     /// The machine's own `snap` and `systemctl` serve the charm, not the
     /// simulated ones.
     pub real_machine: bool,
+    /// Hooks run as on a machine of this name: in their own UTS and mount
+    /// namespaces, with this host name and this `/etc/hosts` bound over
+    /// the real one, so the C library's resolver (`getent`, NSS) answers
+    /// for it. Needs root ([`Host::possible`]).
+    pub host: Option<Host>,
+}
+
+/// A machine's names as its resolver knows them.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub hostname: String,
+    /// The whole of its `/etc/hosts`.
+    pub hosts: String,
+}
+
+impl Host {
+    /// Whether hooks can run in namespaces of their own here (root, and a
+    /// kernel that lets us): `Err` says why not.
+    pub fn possible() -> Result<(), String> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err("a host name of its own needs root".into());
+        }
+        let out = Command::new("/usr/bin/unshare")
+            .args([
+                "--uts",
+                "--mount",
+                "/bin/sh",
+                "-c",
+                "hostname probe && mount --bind /etc/hosts /etc/hosts",
+            ])
+            .output()
+            .map_err(|e| format!("cannot run unshare: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "cannot make namespaces here: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
 }
 
 impl Default for SimOptions {
@@ -72,6 +113,7 @@ impl Default for SimOptions {
             machine: None,
             exec_in: None,
             real_machine: false,
+            host: None,
         }
     }
 }
@@ -431,10 +473,13 @@ impl Sim {
             id = s.next_relation_id;
             s.next_relation_id += 1;
             let mut local = Databag::new();
-            // The agent writes these into the unit's own bag on entering scope.
-            local.insert("private-address".into(), s.private_address.clone());
-            local.insert("ingress-address".into(), s.private_address.clone());
-            local.insert("egress-subnets".into(), format!("{}/32", s.private_address));
+            // The agent writes these into the unit's own bag on entering
+            // scope: the addresses of the endpoint's binding.
+            let address = s.binding_addresses(endpoint)[0].clone();
+            let cidr = if address.contains(':') { 128 } else { 32 };
+            local.insert("private-address".into(), address.clone());
+            local.insert("ingress-address".into(), address.clone());
+            local.insert("egress-subnets".into(), format!("{address}/{cidr}"));
             s.relations.push(Relation {
                 id,
                 endpoint: endpoint.to_string(),
@@ -802,13 +847,28 @@ impl Sim {
             ),
             None => (0, String::new(), String::new()),
             Some(handler) => {
-                let mut command = match &self.options.exec_in {
-                    None => {
+                let mut command = match (&self.options.exec_in, &self.options.host) {
+                    (None, None) => {
                         let mut c = Command::new(&handler);
                         c.env_clear().envs(env).current_dir(&state.charm_dir);
                         c
                     }
-                    Some(prefix) => {
+                    (None, Some(host)) => {
+                        let hosts = self.layout.dir.join("etc-hosts");
+                        std::fs::write(&hosts, &host.hosts).expect("hosts file");
+                        let mut c = Command::new("/usr/bin/unshare");
+                        c.args(["--uts", "--mount", "/bin/sh", "-c"])
+                            .arg("/bin/hostname \"$1\" && /bin/mount --bind \"$2\" /etc/hosts && shift 2 && exec \"$@\"")
+                            .arg("sh")
+                            .arg(&host.hostname)
+                            .arg(&hosts)
+                            .arg(&handler)
+                            .env_clear()
+                            .envs(env)
+                            .current_dir(&state.charm_dir);
+                        c
+                    }
+                    (Some(prefix), _) => {
                         let mut c = Command::new(&prefix[0]);
                         c.args(&prefix[1..])
                             .args(["env", "-i", "-C"])

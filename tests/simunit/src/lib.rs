@@ -26,4 +26,4 @@ pub mod model;
 pub mod store;
 pub mod tools;
 
-pub use harness::{host_arch, kernel_machine, CharmSource, HookRun, Mark, Sim, SimOptions};
+pub use harness::{host_arch, kernel_machine, CharmSource, HookRun, Host, Mark, Sim, SimOptions};

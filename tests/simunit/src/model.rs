@@ -71,6 +71,24 @@ pub struct UnitState {
     /// `JUJU_AVAILABILITY_ZONE`.
     #[serde(default)]
     pub availability_zone: String,
+    /// Endpoints bound to a space of their own (`juju deploy --bind
+    /// kube-control=internal`): the unit's addresses in that space, first
+    /// the one Juju gives as ingress and private address. Others are in
+    /// the default space (`private_address`, `ipv6_address`).
+    #[serde(default)]
+    pub bindings: BTreeMap<String, Vec<String>>,
+}
+
+impl UnitState {
+    /// The unit's addresses on `endpoint`'s binding, the primary first.
+    pub fn binding_addresses(&self, endpoint: &str) -> Vec<String> {
+        match self.bindings.get(endpoint) {
+            Some(addresses) if !addresses.is_empty() => addresses.clone(),
+            _ => std::iter::once(self.private_address.clone())
+                .chain(self.ipv6_address.clone())
+                .collect(),
+        }
+    }
 }
 
 /// A Juju secret owned by another application.

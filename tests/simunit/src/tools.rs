@@ -659,16 +659,24 @@ fn network_get(call: &mut Call) -> ToolResult {
             "no network config found for binding {binding:?}"
         )));
     }
-    let address = call.state.private_address.clone();
-    let subnet = format!("{address}/32");
-    let mut addresses =
-        vec![json!({"hostname": "", "address": address, "cidr": subnet, "value": address})];
-    let mut ingress = vec![json!(address)];
-    let mut egress = vec![json!(subnet)];
-    if let Some(v6) = &call.state.ipv6_address {
-        let cidr = format!("{v6}/128");
-        addresses.push(json!({"hostname": "", "address": v6, "cidr": cidr, "value": v6}));
-        ingress.push(json!(v6));
+    // Each binding has the addresses of its space.
+    let all = call.state.binding_addresses(&binding);
+    let address = all[0].clone();
+    let host_cidr = |a: &str| {
+        if a.contains(':') {
+            format!("{a}/128")
+        } else {
+            format!("{a}/32")
+        }
+    };
+    let subnet = host_cidr(&address);
+    let mut addresses = Vec::new();
+    let mut ingress = Vec::new();
+    let mut egress = Vec::new();
+    for a in &all {
+        let cidr = host_cidr(a);
+        addresses.push(json!({"hostname": "", "address": a, "cidr": cidr, "value": a}));
+        ingress.push(json!(a));
         egress.push(json!(cidr));
     }
     let wanted: Vec<(&str, Value)> = [
