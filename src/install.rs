@@ -94,7 +94,7 @@ pub fn converge(
                 target,
                 name,
                 (config, allow_upgrade),
-                recorded,
+                (recorded, &mut *journal),
                 announce,
                 Findings {
                     report: &mut report,
@@ -184,7 +184,7 @@ fn look_at_snap(
     target: &Target,
     name: &str,
     (config, allow_upgrade): (&Config, bool),
-    recorded: &mut Recorded,
+    (recorded, journal): (&mut Recorded, &mut JournalFile),
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
     found: Findings,
 ) -> Result<(), Error> {
@@ -203,6 +203,26 @@ fn look_at_snap(
         }
     };
     let mut installed = recorded.journal.snaps.get(name).cloned();
+    if let Some(pending) = recorded.journal.snap_pending.remove(name) {
+        // A change this charm began and a stopped hook did not record:
+        // the machine says whether it went through.
+        let now = snap::current_revision(root, name);
+        if let (Some(_), Some(meta)) = (&now, snap::installed(root, name)?) {
+            if now != pending.from_revision {
+                log::info!("{name}: the change a stopped hook began went through");
+                let done = snaps::Installed {
+                    source: pending.source,
+                    version: meta.version,
+                    adopted: false,
+                };
+                recorded
+                    .journal
+                    .snaps
+                    .insert(name.to_string(), done.clone());
+                installed = Some(done);
+            }
+        }
+    }
     if installed.is_none() && snap::installed(root, name)?.is_some() {
         // Installed by someone else (the Python charm before a switch), or
         // by this charm before its journal was lost: what snapd says is the
@@ -221,18 +241,44 @@ fn look_at_snap(
             recorded.journal.snaps_held = Some(true);
         }
     }
+    let daemon = snaps::DAEMONS.contains(&name);
+    let mut before_change = |pending: &snaps::Pending| -> Result<(), Error> {
+        recorded
+            .journal
+            .snap_pending
+            .insert(name.to_string(), pending.clone());
+        // snapd restarts a running daemon on its new binary with the old
+        // options; one stopped and disabled it leaves so, and the node's
+        // configuration starts it once, configured for the new version.
+        let park = daemon && pending.from_revision.is_some();
+        if park {
+            recorded.journal.parked.insert(name.to_string());
+        }
+        journal.persist(&recorded.journal)?;
+        if park {
+            log::info!("stopping {name} until it is configured for its new version");
+            charm::service::Systemctl
+                .disable_now(&format!("snap.{name}.daemon"))
+                .map_err(|e| Error::Exec {
+                    doing: "stopping a daemon ahead of its refresh",
+                    source: e,
+                })?;
+        }
+        Ok(())
+    };
     let outcome = snaps::converge(
         name,
         &wanted,
         &mut installed,
         allow_upgrade,
-        arch,
-        root,
+        (arch, root),
         announce,
+        &mut before_change,
     )?;
     if let Some(installed) = installed {
         recorded.journal.snaps.insert(name.to_string(), installed);
     }
+    recorded.journal.snap_pending.remove(name);
     let (text, problem) = match outcome {
         snaps::Outcome::Unchanged => ("unchanged".to_string(), None),
         snaps::Outcome::Done(what) => {

@@ -47,6 +47,18 @@ pub struct Journal {
     /// The snaps the charm installed, each with its source.
     #[serde(default)]
     pub snaps: BTreeMap<String, snaps::Installed>,
+    /// A snap install or refresh under way: written before the call, with
+    /// the revision the machine had, and cleared once recorded. A hook
+    /// stopped in between learns from it whether the change went through,
+    /// and does not take its own snap for another's.
+    #[serde(default)]
+    pub snap_pending: BTreeMap<String, snaps::Pending>,
+    /// Daemons stopped and disabled ahead of their snap's refresh, so that
+    /// snapd does not start the new binary on the old options: each is
+    /// started once, on its new configuration (or, if the node cannot be
+    /// configured, on the one it has).
+    #[serde(default)]
+    pub parked: BTreeSet<String>,
     /// Whether `snap refresh --hold` was done (`Some(false)`: snapd too
     /// old to hold).
     #[serde(default)]

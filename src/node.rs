@@ -28,7 +28,7 @@ use crate::relations::{
 };
 use crate::unit_state::{DaemonRecord, NodeOptions, Problem, Recorded};
 
-const DAEMONS: [&str; 2] = ["kubelet", "kube-proxy"];
+use crate::snaps::DAEMONS;
 /// The files each of [`DAEMONS`] reads at start.
 const READS: [&[&str]; 2] = [
     &[
@@ -1316,7 +1316,21 @@ impl Node<'_> {
             if keep_running {
                 record.fingerprint = fingerprint.clone();
             }
-            if record.fingerprint != fingerprint {
+            if recorded.journal.parked.contains(*snap_name) {
+                // Stopped for its refresh: started once, configured.
+                log::info!("starting {snap_name} on its new version's configuration");
+                systemctl.enable_now(&service).map_err(|e| Error::Exec {
+                    doing: "starting a daemon after its refresh",
+                    source: e,
+                })?;
+                let record = recorded
+                    .journal
+                    .daemons
+                    .entry(snap_name.to_string())
+                    .or_default();
+                record.fingerprint = fingerprint;
+                recorded.journal.parked.remove(*snap_name);
+            } else if record.fingerprint != fingerprint {
                 log::info!("restarting {snap_name}: its configuration or binary changed");
                 systemctl.restart(&service).map_err(|e| Error::Exec {
                     doing: "restarting a daemon",
@@ -1494,6 +1508,26 @@ impl Node<'_> {
             }
         }
         recorded.journal.daemons.clear();
+        Ok(())
+    }
+
+    /// Starts, on the configuration they have, the daemons stopped for a
+    /// refresh that the node's configuration did not start (it could not
+    /// be configured in this hook): a node waiting on its relations or
+    /// options keeps running rather than staying down.
+    pub fn unpark(&self, recorded: &mut Recorded) -> Result<(), Error> {
+        for snap_name in recorded.journal.parked.clone() {
+            log::warn!(
+                "starting {snap_name} on the configuration it has: the node could not be configured for its new version"
+            );
+            Systemctl
+                .enable_now(&format!("snap.{snap_name}.daemon"))
+                .map_err(|e| Error::Exec {
+                    doing: "starting a daemon after its refresh",
+                    source: e,
+                })?;
+            recorded.journal.parked.remove(&snap_name);
+        }
         Ok(())
     }
 

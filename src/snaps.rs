@@ -24,6 +24,8 @@ use crate::arch::Arch;
 use crate::error::Error;
 
 pub const SNAPS: [&str; 3] = ["kubectl", "kubelet", "kube-proxy"];
+/// The snaps whose daemon the node runs (`snap.<name>.daemon`).
+pub const DAEMONS: [&str; 2] = ["kubelet", "kube-proxy"];
 
 /// Pauses between store attempts within one hook (the attempts are one
 /// more than these).
@@ -72,6 +74,14 @@ pub struct Installed {
     /// daemon's configuration is read from the snap before any change.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopted: bool,
+}
+
+/// A change to a snap the charm is about to make: what it will record,
+/// and the revision the machine had before (`None`: not installed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub source: Source,
+    pub from_revision: Option<String>,
 }
 
 /// What the charm records of a snap it finds installed and has no record
@@ -210,15 +220,16 @@ pub enum Outcome {
 }
 
 /// Brings snap `name` in line with `wanted`. `allow_upgrade`: whether a
-/// change of source may be applied now.
+/// change of source may be applied now. `before_change` sees the change
+/// before snapd is asked to make it (to record it ahead).
 pub fn converge(
     name: &str,
     wanted: &Wanted,
     installed: &mut Option<Installed>,
     allow_upgrade: bool,
-    arch: Arch,
-    root: &MachineRoot,
+    (arch, root): (Arch, &MachineRoot),
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
+    before_change: &mut dyn FnMut(&Pending) -> Result<(), Error>,
 ) -> Result<Outcome, Error> {
     let on_machine = snap::installed(root, name)?;
     match (installed.as_ref(), &on_machine) {
@@ -235,12 +246,19 @@ pub fn converge(
         _ => {}
     }
     let cli = SnapCli;
+    let pending = Pending {
+        source: wanted.source.clone(),
+        from_revision: on_machine
+            .as_ref()
+            .and_then(|_| snap::current_revision(root, name)),
+    };
     let done = match (&wanted.source, &wanted.file) {
         (Source::Resource { .. }, Some(file)) => {
             if let Some(problem) = check_file(name, file, arch) {
                 return Ok(Outcome::Blocked(problem));
             }
             announce(&format!("Installing {name} snap"))?;
+            before_change(&pending)?;
             match cli.install_file(file, true) {
                 Ok(_) => format!("installed {name} from {}", wanted.source),
                 Err(SnapError::Exec(e)) if e.code().is_some() => {
@@ -254,6 +272,7 @@ pub fn converge(
         }
         (Source::Store { channel }, _) => {
             announce(&format!("Installing {name} snap"))?;
+            before_change(&pending)?;
             let amend = snap::installed_from_file(root, name);
             let mut attempt = 0;
             loop {

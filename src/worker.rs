@@ -221,6 +221,9 @@ fn run(
                 ) {
                     node.converge(recorded, journal, &options, &Fresh::default())?;
                 }
+                if !recorded.journal.stopped {
+                    node.unpark(recorded)?;
+                }
             }
             "pause" => return actions::pause(tools, node, recorded),
             "resume" => return actions::resume(tools, node, recorded),
@@ -363,6 +366,9 @@ fn run(
                 if let Some(options) = recorded.options.clone() {
                     node.converge(recorded, journal, &options, &fresh)?;
                 }
+            }
+            if !recorded.journal.stopped {
+                node.unpark(recorded)?;
             }
             // After converging: the cni relation carries the kubeconfig's hash.
             node.publish_all(recorded)?;

@@ -5,7 +5,9 @@
 //! (one test) or just after it (the other) and retried as Juju does. Every
 //! run must end in the same state: files (path, kind, mode, owner,
 //! content), snaps and their options, services, published relation data,
-//! ports, status, the node in the API server.
+//! ports, status, the node in the API server, and the charm's journal (what
+//! it knows of the machine: a retried hook must not record its own work as
+//! someone else's).
 //!
 //! The points are counted by the simulated tools and programs themselves,
 //! so a new external call is covered without a change here. The number of
@@ -35,6 +37,8 @@ struct World {
     node: Option<String>,
     /// The objects applied through the API server (the ingress controller).
     objects: BTreeMap<String, String>,
+    /// The charm's journal, as JSON.
+    journal: String,
 }
 
 fn files(root: &Path) -> BTreeMap<String, String> {
@@ -103,7 +107,20 @@ fn world(sim: &Sim, cluster: &Cluster) -> World {
             .into_iter()
             .map(|(path, body)| (path, charm::resources::Fingerprint::of(body.to_string())))
             .collect(),
+        journal: journal(sim),
     }
+}
+
+/// The journal, one field a line. Nothing in it may differ between a
+/// killed and an unkilled run: it holds facts (sources, fingerprints of
+/// content, names), no inode numbers or times.
+fn journal(sim: &Sim) -> String {
+    let path = sim.charm_dir().join(".kubernetes-worker-journal.json");
+    let value: serde_json::Value = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    serde_json::to_string_pretty(&value).unwrap()
 }
 
 /// The deployment, step by step; the state after the upgrade (with its

@@ -353,3 +353,35 @@ fn a_full_disk_blocks_naming_what_was_written_and_the_next_hook_finishes() {
     let (_, message) = sim.status();
     assert!(!message.contains("no space"), "{message}");
 }
+
+fn journal(sim: &Sim) -> serde_json::Value {
+    serde_json::from_slice(
+        &std::fs::read(sim.charm_dir().join(".kubernetes-worker-journal.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_install_killed_after_snapd_installed_records_its_snap_as_its_own() {
+    let unkilled = {
+        let (sim, _scratch) = common::provisioned();
+        sim.hook("install").assert_ok();
+        journal(&sim)
+    };
+    assert!(unkilled["snaps"]["kubelet"].get("adopted").is_none());
+    for call in [
+        "snap install kubelet",
+        "snap install kube-proxy",
+        "snap install kubectl",
+    ] {
+        let (sim, _scratch) = common::provisioned();
+        sim.kill_next_at(call, Moment::After);
+        let killed = sim.hook("install");
+        assert!(killed.killed, "{call}");
+        // Juju runs the hook again.
+        sim.hook("install").assert_ok();
+        let retried = journal(&sim);
+        assert_eq!(retried["snaps"], unkilled["snaps"], "killed after {call}");
+        assert_eq!(retried["snap_pending"], serde_json::json!({}), "{call}");
+    }
+}

@@ -390,6 +390,13 @@ fn on_the_1_15_track(manual_upgrade: bool) -> (Sim, tempfile::TempDir, Cluster) 
 #[test]
 fn a_unit_moved_from_a_1_15_track_to_1_31_gets_args() {
     let (sim, _scratch, _c) = on_the_1_15_track(false);
+    let runs_before: BTreeMap<String, usize> = ["kubelet", "kube-proxy"]
+        .iter()
+        .map(|s| {
+            let unit = format!("snap.{s}.daemon.service");
+            (s.to_string(), sim.machine().services[&unit].runs.len())
+        })
+        .collect();
     let mark = sim.mark();
     sim.configure("channel", "1.31/stable").assert_ok();
     assert_active(&sim);
@@ -413,16 +420,27 @@ fn a_unit_moved_from_a_1_15_track_to_1_31_gets_args() {
             sets[0].iter().any(|a| a == "config!") && sets[0].iter().any(|a| a == "v!"),
             "{snap}: the per-flag options unset in the same call: {sets:?}"
         );
-        let restarts = calls
-            .iter()
-            .filter(|c| {
-                c.program == "systemctl"
-                    && c.args[0] == "restart"
-                    && c.args[1] == format!("snap.{snap}.daemon")
-            })
-            .count();
-        assert_eq!(restarts, 1, "{snap} restarted once by the charm");
+        // Started once, by the new revision on its new options: never the
+        // new binary on the 1.15 options.
+        let service = &sim.machine().services[&format!("snap.{snap}.daemon.service")];
+        let runs = &service.runs[runs_before[snap]..];
+        assert_eq!(runs.len(), 1, "{snap} started once: {runs:?}");
+        assert_eq!(runs[0].revision, sim.machine().snaps[snap].revision);
+        assert!(
+            runs[0].config.keys().collect::<Vec<_>>() == vec!["args"],
+            "{snap} started on its final options: {:?}",
+            runs[0].config
+        );
+        assert!(service.active && service.enabled, "{snap}");
     }
+    // Converged: nothing more on the next hooks.
+    let mark = sim.mark();
+    sim.hook("update-status").assert_ok();
+    sim.hook("config-changed").assert_ok();
+    assert!(sim
+        .machine_calls_since(mark)
+        .iter()
+        .all(|c| !c.is_mutating()));
 }
 
 #[test]

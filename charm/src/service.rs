@@ -26,6 +26,19 @@ impl Systemctl {
         exec::run("systemctl", &["start", unit], None, deadline::CHANGE).map(drop)
     }
 
+    /// Enables `unit` and starts it if it is not running (a running one is
+    /// left as it is).
+    pub fn enable_now(&self, unit: &str) -> Result<(), ExecError> {
+        exec::before_change("systemctl", unit)?;
+        exec::run(
+            "systemctl",
+            &["enable", "--now", unit],
+            None,
+            deadline::CHANGE,
+        )
+        .map(drop)
+    }
+
     pub fn disable_now(&self, unit: &str) -> Result<(), ExecError> {
         exec::before_change("systemctl", unit)?;
         exec::run(

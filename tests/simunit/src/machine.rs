@@ -104,6 +104,35 @@ pub struct Service {
     pub enabled: bool,
     /// How many times it was started (or restarted).
     pub starts: u32,
+    /// What each start ran: the snap's revision and its options then.
+    #[serde(default)]
+    pub runs: Vec<Run>,
+}
+
+/// One start of a snap's daemon.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub revision: String,
+    pub config: Map<String, Value>,
+}
+
+/// Notes what a start of `unit` (`snap.<name>.<app>.service`) runs.
+fn note_start(m: &mut Machine, unit: &str) {
+    let name = unit
+        .strip_prefix("snap.")
+        .and_then(|u| u.split('.').next())
+        .unwrap_or_default();
+    let run = Run {
+        revision: m
+            .snaps
+            .get(name)
+            .map(|s| s.revision.clone())
+            .unwrap_or_default(),
+        config: m.snap_config.get(name).cloned().unwrap_or_default(),
+    };
+    if let Some(s) = m.services.get_mut(unit) {
+        s.runs.push(run);
+    }
 }
 
 /// Makes the next `remaining` calls of `snap <command> ... <target>` fail.
@@ -563,7 +592,10 @@ fn install_from_store(
 }
 
 /// Points `current` at the new revision, links its apps into /snap/bin,
-/// and (re)starts its daemons as snapd does on install and refresh.
+/// and (re)starts its daemons as snapd does on install and refresh: a
+/// daemon that was disabled before a refresh stays disabled and stopped
+/// (snapd's stop-snap-services records the disabled ones, and
+/// start-snap-services leaves them out).
 fn activate(m: &mut Machine, name: &str, snap: InstalledSnap) {
     let base = m.root.join("snap").join(name);
     let current = base.join("current");
@@ -571,6 +603,7 @@ fn activate(m: &mut Machine, name: &str, snap: InstalledSnap) {
     let _ = std::os::unix::fs::symlink(&snap.revision, &current);
     let bin = m.root.join("snap/bin");
     let _ = std::fs::create_dir_all(&bin);
+    let mut started = Vec::new();
     for (app, daemon) in &snap.apps {
         let link = if app == name {
             bin.join(name)
@@ -580,16 +613,23 @@ fn activate(m: &mut Machine, name: &str, snap: InstalledSnap) {
         let _ = std::fs::remove_file(&link);
         let _ = std::os::unix::fs::symlink("/usr/bin/snap", &link);
         if daemon.is_some() {
-            let svc = m
-                .services
-                .entry(format!("snap.{name}.{app}.service"))
-                .or_default();
-            svc.active = true;
-            svc.enabled = true;
-            svc.starts += 1;
+            let unit = format!("snap.{name}.{app}.service");
+            let disabled = m.services.get(&unit).is_some_and(|s| !s.enabled);
+            let svc = m.services.entry(unit.clone()).or_default();
+            if disabled {
+                svc.active = false;
+            } else {
+                svc.active = true;
+                svc.enabled = true;
+                svc.starts += 1;
+                started.push(unit);
+            }
         }
     }
     m.snaps.insert(name.to_string(), snap);
+    for unit in started {
+        note_start(m, &unit);
+    }
 }
 
 fn snap_refresh(m: &mut Machine, rest: &[String]) -> Out {
@@ -973,6 +1013,7 @@ fn systemctl(m: &mut Machine, args: &[String]) -> Out {
             }
             let crashing = m.crashing.clone();
             for u in &units {
+                let before = m.services.get(u).map(|s| s.starts).unwrap_or(0);
                 let s = m.services.entry(u.clone()).or_default();
                 match verb.as_str() {
                     "start" if !s.active => {
@@ -1001,6 +1042,9 @@ fn systemctl(m: &mut Machine, args: &[String]) -> Out {
                 }
                 if crashing.contains(u) {
                     s.active = false;
+                }
+                if s.starts > before {
+                    note_start(m, u);
                 }
             }
             ok("")
