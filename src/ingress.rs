@@ -284,7 +284,13 @@ pub fn objects(inputs: &Inputs) -> Vec<Object> {
                     // hostPort does not work with every CNI: the host's network.
                     "hostNetwork": true,
                     "containers": [{
-                        "name": "nginx-ingress-controller",
+                        // The ops charm's name for it (no dash): a node
+                        // switched from it has this container, made with
+                        // client-side apply, and server-side apply merges
+                        // into an item of the same name (under another
+                        // name the pod would get a second controller on
+                        // the same host ports).
+                        "name": format!("nginx-ingress-controller{app}"),
                         "image": image(inputs),
                         "args": args,
                         "securityContext": {

@@ -433,3 +433,36 @@ fn a_leader_asks_nothing_when_no_write_is_due() {
         .iter()
         .any(|t| t.tool == "is-leader"));
 }
+
+#[test]
+fn the_controller_container_is_named_as_the_ops_charm_named_it_and_an_earlier_name_goes() {
+    let (sim, scratch) = common::provisioned();
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let c = Cluster::new();
+    // This charm's earlier revisions named the container without the
+    // application: the DaemonSet as one of them applied it.
+    let earlier = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": format!("nginx-ingress-controller-{APP}"), "namespace": ns()},
+        "spec": {"selector": {"matchLabels": {"app.kubernetes.io/name": ns()}},
+            "template": {"metadata": {"labels": {"app.kubernetes.io/name": ns()}},
+                "spec": {"hostNetwork": true, "containers": [{
+                    "name": "nginx-ingress-controller",
+                    "image": format!("{REGISTRY}/ingress-nginx/controller:v1.11.5"),
+                    "ports": [{"name": "http", "containerPort": 80}]}]}}}});
+    c.api
+        .server_side_apply(&daemonset_path(), "kubernetes-worker", &earlier);
+    c.relate(&sim, Master::Today);
+    assert_active(&sim);
+    let containers = c.api.objects()[&daemonset_path()]["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let names: Vec<&str> = containers
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec![format!("nginx-ingress-controller{APP}")]);
+    drop(scratch);
+}

@@ -445,3 +445,87 @@ fn sysctl_loads_a_file_and_reports_the_keys_it_cannot_set() {
         .unwrap();
     assert!(call.is_mutating());
 }
+
+/// The test API server's server-side apply is kube-apiserver's: lists
+/// merged by their keys, items and fields kept for the manager that owns
+/// them (force or not), an applier's dropped items removed, conflicts
+/// without force.
+#[test]
+fn server_side_apply_merges_as_kube_apiserver_does() {
+    use juju_sim::ssa::{write, Outcome};
+    use serde_json::json;
+    let ds = |containers: serde_json::Value| {
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+               "metadata": {"name": "d", "namespace": "n"},
+               "spec": {"template": {"spec": {"containers": containers}}}})
+    };
+    let stored = |o: Result<Outcome, String>| match o.unwrap() {
+        Outcome::Stored(v) => v,
+        Outcome::Conflicts(c) => panic!("{c}"),
+    };
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // kubectl's client-side apply made it: an Update.
+    let live = stored(write(
+        "Update",
+        "kubectl-client-side-apply",
+        false,
+        None,
+        &ds(json!([{"name": "old", "image": "i:1", "ports": [{"containerPort": 80}]}])),
+    ));
+    // Another manager applies a container of another name: both stay.
+    let both = stored(write(
+        "Apply",
+        "charm",
+        true,
+        Some(&live),
+        &ds(json!([{"name": "new", "image": "i:2"}])),
+    ));
+    assert_eq!(names(&both), vec!["old", "new"]);
+    // The same name without force: the image is the other manager's.
+    match write(
+        "Apply",
+        "charm",
+        false,
+        Some(&live),
+        &ds(json!([{"name": "old", "image": "i:2"}])),
+    )
+    .unwrap()
+    {
+        Outcome::Conflicts(c) => assert!(
+            c.contains(r#"conflict with "kubectl-client-side-apply" using apps/v1"#)
+                && c.contains(r#".spec.template.spec.containers[name="old"].image"#),
+            "{c}"
+        ),
+        Outcome::Stored(v) => panic!("no conflict: {v}"),
+    }
+    // With force: one item, the image taken over, the port (set by the
+    // other manager alone) kept; a port is keyed by containerPort and
+    // protocol (defaulted to TCP).
+    let merged = stored(write(
+        "Apply",
+        "charm",
+        true,
+        Some(&live),
+        &ds(json!([{"name": "old", "image": "i:2", "ports": [{"containerPort": 443}]}])),
+    ));
+    assert_eq!(names(&merged), vec!["old"]);
+    let ctr = &merged["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(ctr["image"], "i:2");
+    assert_eq!(ctr["ports"].as_array().unwrap().len(), 2, "{ctr}");
+    // What an applier owned and no longer applies goes.
+    let again = stored(write(
+        "Apply",
+        "charm",
+        true,
+        Some(&both),
+        &ds(json!([{"name": "newer", "image": "i:3"}])),
+    ));
+    assert_eq!(names(&again), vec!["old", "newer"]);
+}

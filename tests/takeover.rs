@@ -12,6 +12,8 @@
 
 mod common;
 
+use serde_json::json;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -287,6 +289,90 @@ fn ops_node_of(c: &Cluster, channel: &str) -> (Predecessor, cluster::Relations) 
     (p, rels)
 }
 
+const APP: &str = "kubernetes-worker";
+
+fn ingress_daemonset_path() -> String {
+    format!(
+        "/apis/apps/v1/namespaces/ingress-nginx-{APP}/daemonsets/nginx-ingress-controller-{APP}"
+    )
+}
+
+/// The ingress objects the ops charm's leader made with `kubectl apply`
+/// (client-side) from its templates/ingress-daemon-set.yaml, as rendered
+/// for `nginx-image=auto` with its v1.11.5: the container is named
+/// `nginx-ingress-controller<application>`, no dash.
+fn python_ingress(c: &Cluster) {
+    let ns = format!("ingress-nginx-{APP}");
+    let part = json!({"app.kubernetes.io/name": ns, "app.kubernetes.io/part-of": ns});
+    let mut labels = part.clone();
+    labels[format!("cdk-{APP}-ingress")] = json!("true");
+    let objects = [
+        (
+            format!("/api/v1/namespaces/{ns}"),
+            json!({"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": ns, "labels": {format!("cdk-{APP}-ingress"): "true"}}}),
+        ),
+        (
+            format!("/api/v1/namespaces/{ns}/configmaps/nginx-configuration"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "nginx-configuration", "namespace": ns, "labels": labels},
+                   "data": {"use-forwarded-headers": "false", "proxy-real-ip-cidr": "0.0.0.0/0"}}),
+        ),
+        (
+            format!("/api/v1/namespaces/{ns}/serviceaccounts/nginx-ingress-serviceaccount-{APP}"),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": format!("nginx-ingress-serviceaccount-{APP}"),
+                                "namespace": ns, "labels": labels}}),
+        ),
+        (
+            ingress_daemonset_path(),
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                "metadata": {"name": format!("nginx-ingress-controller-{APP}"), "namespace": ns,
+                    "labels": {"app.kubernetes.io/name": ns, "app.kubernetes.io/part-of": ns,
+                               "juju-application": format!("nginx-ingress-{APP}"),
+                               format!("cdk-{APP}-ingress"): "true",
+                               "cdk-restart-on-ca-change": "true"}},
+                "spec": {"selector": {"matchLabels": part},
+                    "template": {"metadata": {"labels": part,
+                            "annotations": {"prometheus.io/port": "10254", "prometheus.io/scrape": "true"}},
+                        "spec": {"serviceAccountName": format!("nginx-ingress-serviceaccount-{APP}"),
+                            "nodeSelector": {"juju-application": APP},
+                            "terminationGracePeriodSeconds": 60, "hostNetwork": true,
+                            "containers": [{
+                                "name": format!("nginx-ingress-controller{APP}"),
+                                "image": format!("{}/ingress-nginx/controller:v1.11.5", cluster::REGISTRY),
+                                "args": ["/nginx-ingress-controller",
+                                         "--configmap=$(POD_NAMESPACE)/nginx-configuration",
+                                         "--tcp-services-configmap=$(POD_NAMESPACE)/tcp-services",
+                                         "--udp-services-configmap=$(POD_NAMESPACE)/udp-services",
+                                         "--annotations-prefix=nginx.ingress.kubernetes.io",
+                                         "--enable-ssl-chain-completion=False",
+                                         "--enable-ssl-passthrough=False"],
+                                "securityContext": {"capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+                                                    "runAsUser": 101},
+                                "env": [
+                                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+                                "ports": [{"name": "http", "containerPort": 80},
+                                          {"name": "https", "containerPort": 443}],
+                                "livenessProbe": {"failureThreshold": 3, "httpGet": {"path": "/healthz", "port": 10254, "scheme": "HTTP"},
+                                                  "initialDelaySeconds": 10, "periodSeconds": 10, "successThreshold": 1, "timeoutSeconds": 1},
+                                "readinessProbe": {"failureThreshold": 3, "httpGet": {"path": "/healthz", "port": 10254, "scheme": "HTTP"},
+                                                   "periodSeconds": 10, "successThreshold": 1, "timeoutSeconds": 1}}]}}}}),
+        ),
+        (
+            "/apis/networking.k8s.io/v1/ingressclasses/nginx-ingress-controller".to_string(),
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                   "metadata": {"name": "nginx-ingress-controller", "labels": labels,
+                                "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+                   "spec": {"controller": "k8s.io/ingress-nginx"}}),
+        ),
+    ];
+    for (path, object) in objects {
+        c.api.client_side_apply(&path, &object);
+    }
+}
+
 /// The 2017 reactive charm's node: 1.7 snaps with one snap option per
 /// flag, next to a December 2017 master.
 fn reactive_node() -> (Predecessor, Cluster, cluster::Relations) {
@@ -435,6 +521,7 @@ fn plugins_owned(sim: &Sim) -> Vec<String> {
 #[test]
 fn a_node_the_ops_charm_runs_is_taken_over_without_a_restart() {
     let (mut p, c, rels) = ops_node("1.31/stable");
+    python_ingress(&c);
     let before = starts(&p.sim);
     let flannel = p.sim.root().join("opt/cni/bin/flannel");
     let (mark, logs) = switch(&mut p);
@@ -479,6 +566,42 @@ fn a_node_the_ops_charm_runs_is_taken_over_without_a_restart() {
     );
     assert!(bag(rels.certs).contains_key("cert_requests"));
     assert_ne!(bag(rels.cni)["kubeconfig-hash"], "0", "the real hash now");
+
+    // The ingress controller: one container (the ops charm's, taken over),
+    // running this charm's image; the ops charm's manager keeps only what
+    // this charm does not set.
+    let ds = c.api.objects()[&ingress_daemonset_path()].clone();
+    let containers = ds["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(containers.len(), 1, "{containers:#?}");
+    assert_eq!(
+        containers[0]["image"],
+        format!("{}/ingress-nginx/controller:v1.14.4", cluster::REGISTRY)
+    );
+    assert_eq!(
+        containers[0]["ports"].as_array().unwrap().len(),
+        2,
+        "{:#?}",
+        containers[0]["ports"]
+    );
+    let managers: Vec<String> = ds["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {}",
+                m["manager"].as_str().unwrap(),
+                m["operation"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        managers.contains(&"kubernetes-worker Apply".to_string()),
+        "{managers:?}"
+    );
 
     // And from here on, a hook that has nothing to do does nothing.
     let mark = sim.mark();

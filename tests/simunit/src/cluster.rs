@@ -170,6 +170,46 @@ impl ApiServer {
         }
     }
 
+    /// Creates or updates `object` at `path` as `kubectl apply` without
+    /// `--server-side` does (what the Python charms did): an Update by
+    /// the manager `kubectl-client-side-apply`, the applied manifest kept
+    /// in the `last-applied-configuration` annotation.
+    pub fn client_side_apply(&self, path: &str, object: &Value) {
+        let mut object = object.clone();
+        let manifest = object.to_string();
+        object["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+            json!(manifest);
+        let mut s = self.state.lock().unwrap();
+        let live = s.objects.get(path).cloned();
+        match crate::ssa::write(
+            "Update",
+            "kubectl-client-side-apply",
+            false,
+            live.as_ref(),
+            &object,
+        ) {
+            Ok(crate::ssa::Outcome::Stored(stored)) => {
+                s.objects.insert(path.to_string(), stored);
+            }
+            Ok(crate::ssa::Outcome::Conflicts(c)) => panic!("an update cannot conflict: {c}"),
+            Err(why) => panic!("{why}"),
+        }
+    }
+
+    /// Applies `object` at `path` as `manager` with server-side apply, as
+    /// a PATCH with `force=true` would.
+    pub fn server_side_apply(&self, path: &str, manager: &str, object: &Value) {
+        let mut s = self.state.lock().unwrap();
+        let live = s.objects.get(path).cloned();
+        match crate::ssa::write("Apply", manager, true, live.as_ref(), object) {
+            Ok(crate::ssa::Outcome::Stored(stored)) => {
+                s.objects.insert(path.to_string(), stored);
+            }
+            Ok(crate::ssa::Outcome::Conflicts(c)) => panic!("a forced apply cannot conflict: {c}"),
+            Err(why) => panic!("{why}"),
+        }
+    }
+
     pub fn add_pod(&self, pod: Value) {
         self.state.lock().unwrap().pods.push(pod);
     }
@@ -378,8 +418,32 @@ fn objects(
             json!({"kind": "Status", "message": "the name of the object does not match the path"}),
         ));
     }
-    s.objects.insert(bare.to_string(), body.clone());
-    Some((200, body.clone()))
+    let param = |key: &str| {
+        query
+            .split('&')
+            .find_map(|q| q.strip_prefix(&format!("{key}=")))
+            .map(str::to_string)
+    };
+    let manager = param("fieldManager").unwrap_or_default();
+    let force = param("force").as_deref() == Some("true");
+    let existed = s.objects.contains_key(bare);
+    Some(
+        match crate::ssa::write("Apply", &manager, force, s.objects.get(bare), body) {
+            Ok(crate::ssa::Outcome::Stored(object)) => {
+                s.objects.insert(bare.to_string(), object.clone());
+                (if existed { 200 } else { 201 }, object)
+            }
+            Ok(crate::ssa::Outcome::Conflicts(message)) => (
+                409,
+                json!({"kind": "Status", "status": "Failure", "reason": "Conflict",
+                       "message": message, "code": 409}),
+            ),
+            Err(why) => (
+                500,
+                json!({"kind": "Status", "status": "Failure", "message": why}),
+            ),
+        },
+    )
 }
 
 fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Value) {

@@ -23,6 +23,7 @@ pub mod harness;
 pub mod kill;
 pub mod machine;
 pub mod model;
+pub mod ssa;
 pub mod store;
 pub mod tools;
 
