@@ -783,15 +783,18 @@ fn an_availability_zone_that_is_not_a_label_value_is_left_out() {
     drop(scratch);
 }
 
-/// The secret's content with new kubelet and proxy tokens (the client
-/// token stays: the stand-in API server knows only the one).
-fn rotated(c: &Cluster) -> Vec<(&'static str, String)> {
-    vec![
-        ("kubelet-token", "kubelet-token-rotated".into()),
-        ("proxy-token", "proxy-token-rotated".into()),
-        ("client-token", c.client_token.clone()),
-        ("endpoint", "kube-control".into()),
-    ]
+/// The control plane rotates the kubelet and proxy tokens (the client
+/// token stays: the stand-in API server knows only the one): a new
+/// revision of the secret, and the secret-changed hook it fires.
+fn rotate(sim: &Sim, c: &Cluster, secret: &str) -> juju_sim::HookRun {
+    let content = [
+        ("kubelet-token", "kubelet-token-rotated"),
+        ("proxy-token", "proxy-token-rotated"),
+        ("client-token", c.client_token.as_str()),
+        ("endpoint", "kube-control"),
+    ];
+    sim.set_secret_content(secret, &content)
+        .expect("secret-changed")
 }
 
 fn token_in(sim: &Sim, path: &str) -> String {
@@ -807,11 +810,7 @@ fn a_token_rotation_while_blocked_is_applied_once_the_unit_can() {
     let secret = rels.secret.clone().unwrap();
     sim.configure("labels", "not-a-label").assert_ok();
     assert_eq!(sim.status().0, "blocked");
-    let content = rotated(&c);
-    let pairs: Vec<(&str, &str)> = content.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    sim.set_secret_content(&secret, &pairs)
-        .expect("secret-changed")
-        .assert_ok();
+    rotate(&sim, &c, &secret).assert_ok();
     assert_eq!(sim.status().0, "blocked");
     // secret-changed is not fired again for this revision: the option's
     // fix is the first hook that can act on it.
@@ -837,11 +836,7 @@ fn a_token_rotation_in_a_hook_that_fails_is_applied_by_the_next_hook() {
     let saved = std::fs::read(&ca).unwrap();
     std::fs::remove_file(&ca).unwrap();
     std::fs::create_dir_all(ca.join("in-the-way")).unwrap();
-    let content = rotated(&c);
-    let pairs: Vec<(&str, &str)> = content.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let run = sim
-        .set_secret_content(&secret, &pairs)
-        .expect("secret-changed");
+    let run = rotate(&sim, &c, &secret);
     assert_ne!(run.exit, 0, "the hook fails");
     assert_eq!(token_in(&sim, "/root/cdk/kubeconfig"), c.kubelet_token);
     // The operator clears the way and resolves without a retry.
