@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs `charmcraft analyse` on the packed charm and fails on any error or
-# warning, except two that do not apply to this charm (see the README):
+# warning, except two that do not apply to this charm (see docs/engineers/building.md):
 #   entrypoint: the linter reads dispatch's last word as a Python script's
 #     path; our dispatch picks bin/kubernetes-worker-<arch> at run time, and
 #     `make charm` checks every one of those instead.
@@ -21,7 +21,7 @@ bad = []
 for check in json.load(sys.stdin):
     name, result, text = check.get("name"), check.get("result"), check.get("text", "")
     if result in ("error", "warning", "errors", "warnings", "fatal"):
-        verdict = "does not apply (see README)" if excused(name, text) else "FAILS"
+        verdict = "does not apply (see docs/engineers/building.md)" if excused(name, text) else "FAILS"
         if verdict == "FAILS":
             bad.append(name)
         print(f"  {name}: {result}: {text} -> {verdict}")

@@ -11,7 +11,8 @@
 //!
 //! The points are counted by the simulated tools and programs themselves,
 //! so a new external call is covered without a change here. The number of
-//! points is printed (`--nocapture`) and quoted in the README.
+//! points is printed (`--nocapture`) and quoted in
+//! docs/operators/when-things-go-wrong.md.
 
 mod common;
 

@@ -312,7 +312,7 @@ fn python_style(yaml: &str, header: &str) -> String {
 /// The values are those this charm computed in this container: the ops
 /// charm would write `protectKernelDefaults: true` and fake the kernel's
 /// tunables with bind mounts inside LXD, where this charm writes false (a
-/// deliberate difference, in the README, which would restart kubelet once);
+/// deliberate difference, in docs/operators/switching.md, which would restart kubelet once);
 /// using the container's value keeps this test about the takeover.
 fn take_over(
     c: &Container,
