@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::args;
 use crate::error::{Error, ToolContext};
-use crate::unit_state::{IngressSettings, NodeOptions, Problem};
+use crate::problem::Problem;
+use crate::unit_state::{IngressSettings, NodeOptions};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {

@@ -14,8 +14,7 @@ use serde_json::{json, Value};
 use crate::relations::{EndpointData, Malformed};
 use crate::validate;
 
-pub const TOKENS: &str = "tokens";
-pub const COS_AGENT: &str = "cos-agent";
+use crate::relations::TOKENS;
 
 /// The group the control plane puts COS users in.
 pub const GROUP: &str = "system:cos";

@@ -37,8 +37,8 @@ pub enum Error {
 impl Error {
     /// Trouble that stops a hook but is no bug and no broken charm: the
     /// status says it, the hook exits 0 and the next one tries again.
-    pub fn interruption(&self) -> Option<crate::unit_state::Problem> {
-        use crate::unit_state::Problem;
+    pub fn interruption(&self) -> Option<crate::problem::Problem> {
+        use crate::problem::Problem;
         if let Some(stuck) = self.timed_out() {
             return Some(Problem::waiting(format!(
                 "{}; retrying on the next hook",
@@ -120,7 +120,7 @@ mod tests {
             source: enospc(),
         };
         let p = e.interruption().unwrap();
-        assert_eq!(p.kind, crate::unit_state::ProblemKind::Blocked);
+        assert_eq!(p.kind, crate::problem::ProblemKind::Blocked);
         assert_eq!(
             p.message,
             "writing /opt/cni/.kubernetes-worker-staging.x/bridge: no space left on device; free some, the next hook tries again"

@@ -10,7 +10,8 @@ use charm::HookTools;
 use crate::arch::Arch;
 use crate::error::{Error, ToolContext};
 use crate::journal::JournalFile;
-use crate::unit_state::{Problem, ProblemKind, Recorded};
+use crate::problem::{Problem, ProblemKind};
+use crate::unit_state::Recorded;
 use crate::{cni, config::Config, snaps};
 
 /// What a look at the resources did, item by item (for the upgrade
@@ -210,7 +211,7 @@ fn look_at_snap(
         if let (Some(_), Some(meta)) = (&now, snap::installed(root, name)?) {
             if now != pending.from_revision {
                 log::info!("{name}: the change a stopped hook began went through");
-                let done = snaps::Installed {
+                let done = crate::facts::snap::Installed {
                     source: pending.source,
                     version: meta.version,
                     adopted: false,
@@ -242,7 +243,7 @@ fn look_at_snap(
         }
     }
     let daemon = snaps::DAEMONS.contains(&name);
-    let mut before_change = |pending: &snaps::Pending| -> Result<(), Error> {
+    let mut before_change = |pending: &crate::facts::snap::Pending| -> Result<(), Error> {
         recorded
             .journal
             .snap_pending

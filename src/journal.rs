@@ -24,11 +24,14 @@ use charm::state::{StateError, StateFile};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::unit_state::{DaemonRecord, STATE_FILE};
-use crate::{cni, snaps};
+use crate::facts::{self, ApiServer, DaemonRecord, IngressRecord};
 
 /// The file in the charm dir that holds the [`Journal`].
 pub const JOURNAL_FILE: &str = ".kubernetes-worker-journal.json";
+
+/// The cache's file ([`crate::unit_state`]), where revisions before the
+/// journal kept these facts too.
+pub const STATE_FILE: &str = ".kubernetes-worker-state.json";
 
 /// The format this revision writes.
 pub const FORMAT: u32 = 1;
@@ -39,20 +42,20 @@ pub struct Journal {
     pub format: u32,
     /// The plugins the charm installed, confirmed.
     #[serde(default)]
-    pub cni: Option<cni::Installed>,
+    pub cni: Option<facts::cni::Installed>,
     /// A plugin install under way: written before the first plugin is
     /// moved into place, cleared once all are.
     #[serde(default)]
-    pub cni_pending: Option<cni::Pending>,
+    pub cni_pending: Option<facts::cni::Pending>,
     /// The snaps the charm installed, each with its source.
     #[serde(default)]
-    pub snaps: BTreeMap<String, snaps::Installed>,
+    pub snaps: BTreeMap<String, facts::snap::Installed>,
     /// A snap install or refresh under way: written before the call, with
     /// the revision the machine had, and cleared once recorded. A hook
     /// stopped in between learns from it whether the change went through,
     /// and does not take its own snap for another's.
     #[serde(default)]
-    pub snap_pending: BTreeMap<String, snaps::Pending>,
+    pub snap_pending: BTreeMap<String, facts::snap::Pending>,
     /// Daemons stopped and disabled ahead of their snap's refresh, so that
     /// snapd does not start the new binary on the old options: each is
     /// started once, on its new configuration (or, if the node cannot be
@@ -107,22 +110,8 @@ pub struct Journal {
     pub ingress: Option<IngressRecord>,
 }
 
-/// Written ahead: the paths of every object an apply may create, with an
-/// empty fingerprint until all are applied.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IngressRecord {
-    pub fingerprint: String,
-    pub paths: Vec<String>,
-}
-
 fn first_format() -> u32 {
     1
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiServer {
-    pub url: String,
-    pub ca: String,
 }
 
 /// The journal's file: read once per hook, saved when an entry must be on
@@ -203,8 +192,8 @@ mod tests {
     fn facts_an_earlier_revision_kept_in_the_state_file_are_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         // As that revision wrote it: these facts beside the cache's own.
-        let kubelet = snaps::Installed {
-            source: snaps::Source::Store {
+        let kubelet = facts::snap::Installed {
+            source: facts::snap::Source::Store {
                 channel: "1.31/stable".into(),
             },
             version: "1.31.2".into(),

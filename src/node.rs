@@ -16,17 +16,19 @@ use crate::adoption;
 use crate::cos;
 use crate::daemons::{self, DaemonConfig, Inputs, Version};
 use crate::error::{Error, ToolContext};
+use crate::facts::DaemonRecord;
+use crate::facts::IngressRecord;
 use crate::identity;
 use crate::ingress;
-use crate::journal::IngressRecord;
 use crate::journal::JournalFile;
 use crate::kubeapi::{Api, ApiError};
 use crate::kubeconfig;
+use crate::problem::Problem;
 use crate::relations::{
     self, Certificates, Cni, Credentials, CredentialsRef, Dns, EndpointData, KubeControl, Runtime,
     CERTIFICATES, CNI, CONTAINER_RUNTIME, INGRESS_PROXY, KUBE_API_ENDPOINT, KUBE_CONTROL,
 };
-use crate::unit_state::{DaemonRecord, NodeOptions, Problem, Recorded};
+use crate::unit_state::{NodeOptions, Recorded};
 
 use crate::snaps::DAEMONS;
 /// The files each of [`DAEMONS`] reads at start.
@@ -140,7 +142,7 @@ impl Node<'_> {
                     .relations
                     .insert(endpoint.to_string(), relations::redact_tokens(&data));
                 fresh.kube_control = Some(data);
-            } else if *endpoint == cos::TOKENS {
+            } else if *endpoint == crate::relations::TOKENS {
                 recorded
                     .relations
                     .insert(endpoint.to_string(), relations::redact_cos_tokens(&data));
@@ -203,7 +205,7 @@ impl Node<'_> {
                     ("image-registry", self.registry(recorded)),
                 ]
             }
-            cos::TOKENS => vec![("requests", cos::requests(&self.name))],
+            crate::relations::TOKENS => vec![("requests", cos::requests(&self.name))],
             CONTAINER_RUNTIME => vec![(
                 "sandbox_image",
                 format!("{}/{PAUSE_IMAGE}", self.registry(recorded)),
@@ -252,7 +254,7 @@ impl Node<'_> {
     pub fn publish_cos(&self, recorded: &mut Recorded, fresh: &mut Fresh) -> Result<(), Error> {
         let rids: Vec<String> = recorded
             .relations
-            .get(cos::COS_AGENT)
+            .get(crate::relations::COS_AGENT)
             .map(|d| d.relations.keys().cloned().collect())
             .unwrap_or_default();
         if rids.is_empty() {
@@ -274,7 +276,7 @@ impl Node<'_> {
             let mut hash = Fingerprint::default();
             let tokens = recorded
                 .relations
-                .get(cos::TOKENS)
+                .get(crate::relations::TOKENS)
                 .cloned()
                 .unwrap_or_default();
             let tag = self.control(recorded).and_then(|c| c.cluster_tag);
@@ -293,7 +295,7 @@ impl Node<'_> {
             return Ok(());
         }
         if fresh.tokens.is_none() {
-            self.refresh(recorded, &[cos::TOKENS], None, fresh)?;
+            self.refresh(recorded, &[crate::relations::TOKENS], None, fresh)?;
         }
         let Some(tokens) = &fresh.tokens else {
             return Ok(());
@@ -1358,7 +1360,7 @@ impl Node<'_> {
         snap_name: &str,
         config: &DaemonConfig,
         reads: &[&str],
-        installed: Option<&crate::snaps::Installed>,
+        installed: Option<&crate::facts::snap::Installed>,
     ) -> Result<String, Error> {
         let mut hash = Fingerprint::default();
         hash.update(format!(

@@ -20,6 +20,10 @@ pub const CERTIFICATES: &str = "certificates";
 pub const CNI: &str = "cni";
 pub const CONTAINER_RUNTIME: &str = "container-runtime";
 pub const INGRESS_PROXY: &str = "ingress-proxy";
+/// The control plane's tokens for COS (see [`crate::cos`]).
+pub const TOKENS: &str = "tokens";
+/// grafana-agent or opentelemetry-collector (see [`crate::cos`]).
+pub const COS_AGENT: &str = "cos-agent";
 /// The endpoints the worker reads or writes. The cloud integrations are
 /// declared for today's bundles but not served yet.
 pub const ENDPOINTS: [&str; 8] = [
@@ -28,8 +32,8 @@ pub const ENDPOINTS: [&str; 8] = [
     CERTIFICATES,
     CNI,
     CONTAINER_RUNTIME,
-    crate::cos::TOKENS,
-    crate::cos::COS_AGENT,
+    TOKENS,
+    COS_AGENT,
     INGRESS_PROXY,
 ];
 

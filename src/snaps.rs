@@ -10,7 +10,6 @@
 //! naming this snap, built for this machine). Store failures are retried a
 //! few times in the hook, then left for the next hook.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,10 +17,10 @@ use charm::resources::{self, Resource};
 use charm::root::MachineRoot;
 use charm::snap::{self, SnapCli, SnapError};
 use charm::HookTools;
-use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
 use crate::error::Error;
+use crate::facts::snap::{Installed, Pending, Source};
 
 pub const SNAPS: [&str; 3] = ["kubectl", "kubelet", "kube-proxy"];
 /// The snaps whose daemon the node runs (`snap.<name>.daemon`).
@@ -30,59 +29,6 @@ pub const DAEMONS: [&str; 2] = ["kubelet", "kube-proxy"];
 /// Pauses between store attempts within one hook (the attempts are one
 /// more than these).
 const STORE_BACKOFF: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
-
-/// Where a snap comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "from", rename_all = "kebab-case")]
-pub enum Source {
-    Store {
-        channel: String,
-    },
-    Resource {
-        sha256: String,
-    },
-    /// Found installed when the charm took the machine over, from a file
-    /// it cannot match to the attached resource, or from the store on a
-    /// channel snapd does not name: `revision` as snapd numbers it.
-    Found {
-        revision: String,
-    },
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Store { channel } => write!(f, "the store ({channel})"),
-            Source::Resource { sha256 } => {
-                write!(
-                    f,
-                    "the attached resource (sha256 {})",
-                    &sha256[..sha256.len().min(12)]
-                )
-            }
-            Source::Found { revision } => write!(f, "revision {revision} found on the machine"),
-        }
-    }
-}
-
-/// What the charm installed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Installed {
-    pub source: Source,
-    pub version: String,
-    /// Found on the machine rather than installed by this charm: its
-    /// daemon's configuration is read from the snap before any change.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub adopted: bool,
-}
-
-/// A change to a snap the charm is about to make: what it will record,
-/// and the revision the machine had before (`None`: not installed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pending {
-    pub source: Source,
-    pub from_revision: Option<String>,
-}
 
 /// What the charm records of a snap it finds installed and has no record
 /// of (a machine taken over from the Python charm, a lost journal): the

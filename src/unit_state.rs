@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use charm::tools::Databag;
 
 use crate::journal::Journal;
+use crate::problem::{Problem, ProblemKind};
 use crate::relations::EndpointData;
 
 /// The file in the charm dir that holds [`Recorded`].
-pub const STATE_FILE: &str = ".kubernetes-worker-state.json";
+pub use crate::journal::STATE_FILE;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Recorded {
@@ -154,47 +155,6 @@ pub struct IngressSettings {
     pub passthrough: bool,
     pub forwarded_headers: bool,
     pub real_ip_cidr: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DaemonRecord {
-    pub keys: BTreeMap<String, String>,
-    pub fingerprint: String,
-}
-
-/// Something that keeps the unit from being ready, as its status would say.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Problem {
-    pub kind: ProblemKind,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProblemKind {
-    /// The operator must act (attach a resource, fix config).
-    Blocked,
-    /// An upgrade waits for the `upgrade` action.
-    ManualUpgrade,
-    /// It will be retried on the next hook (the store failed).
-    Retry,
-    /// Waiting for something another unit will provide.
-    Waiting,
-}
-
-impl Problem {
-    pub fn blocked(message: impl Into<String>) -> Problem {
-        Problem {
-            kind: ProblemKind::Blocked,
-            message: message.into(),
-        }
-    }
-    pub fn waiting(message: impl Into<String>) -> Problem {
-        Problem {
-            kind: ProblemKind::Waiting,
-            message: message.into(),
-        }
-    }
 }
 
 impl Recorded {

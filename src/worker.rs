@@ -16,9 +16,10 @@ use crate::config::Config;
 use crate::error::{Error, ToolContext};
 use crate::journal::{self, JournalFile};
 use crate::node::{Fresh, Node};
+use crate::problem::ProblemKind;
 use crate::relations::{CERTIFICATES, ENDPOINTS, KUBE_CONTROL};
-use crate::unit_state::{self, ProblemKind, Recorded};
-use crate::{actions, cos, identity, install};
+use crate::unit_state::{self, Recorded};
+use crate::{actions, identity, install};
 
 /// The variable that moves the machine's root (for tests).
 pub const ROOT_VAR: &str = "KUBERNETES_WORKER_ROOT";
@@ -354,7 +355,7 @@ fn run(
                     HookKind::Install | HookKind::UpgradeCharm | HookKind::ConfigChanged
                 )
                 || matches!(kind, HookKind::Relation { endpoint, .. }
-                    if [KUBE_CONTROL, CERTIFICATES, cos::COS_AGENT, cos::TOKENS].contains(&endpoint.as_str()));
+                    if [KUBE_CONTROL, CERTIFICATES, crate::relations::COS_AGENT, crate::relations::TOKENS].contains(&endpoint.as_str()));
 
             if fresh.addresses {
                 // A re-addressed machine needs a certificate for its new
@@ -375,7 +376,7 @@ fn run(
             if cos_inputs {
                 if *kind == HookKind::UpgradeCharm {
                     // A new revision may lay the configuration out anew.
-                    let prefix = format!("{}:", cos::COS_AGENT);
+                    let prefix = format!("{}:", crate::relations::COS_AGENT);
                     recorded
                         .published
                         .retain(|rid, _| !rid.starts_with(&prefix));
@@ -429,7 +430,7 @@ fn run(
             }
             // Kept for `stop`, which runs after every relation is gone.
             if let Some((url, ca)) = node.api_target(recorded) {
-                recorded.journal.api_server = Some(journal::ApiServer { url, ca });
+                recorded.journal.api_server = Some(crate::facts::ApiServer { url, ca });
             }
             if reads_config {
                 if let Some(options) = &recorded.options {

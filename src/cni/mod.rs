@@ -19,34 +19,14 @@ use charm::files;
 use charm::resources::{self, Resource};
 use charm::root::MachineRoot;
 use charm::HookTools;
-use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
 use crate::error::Error;
+use crate::facts::cni::{Installed, Pending};
 use crate::journal::{Journal, JournalFile};
 
 pub const CNI_DIR: &str = "/opt/cni";
 pub const CNI_BIN: &str = "/opt/cni/bin";
-
-/// What the charm installed into /opt/cni/bin.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Installed {
-    pub resource: String,
-    pub sha256: String,
-    pub plugins: BTreeSet<String>,
-}
-
-/// A plugin install under way, recorded before the first plugin is moved
-/// into place.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pending {
-    pub resource: String,
-    pub sha256: String,
-    /// The plugins the charm owns once the install is done: those it owned
-    /// before and those it is moving into place (some may be there already
-    /// when the install stops half-way).
-    pub plugins: BTreeSet<String>,
-}
 
 /// The result of a convergence that did not fail outright.
 #[derive(Debug, Clone, PartialEq, Eq)]
