@@ -34,6 +34,7 @@ mod kubeapi;
 mod kubeconfig;
 mod node;
 mod problem;
+mod reads;
 mod relations;
 mod snaps;
 mod unit_state;

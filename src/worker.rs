@@ -17,7 +17,8 @@ use crate::error::{Error, ToolContext};
 use crate::journal::{self, JournalFile};
 use crate::node::{Fresh, Node};
 use crate::problem::ProblemKind;
-use crate::relations::{CERTIFICATES, ENDPOINTS, KUBE_CONTROL};
+use crate::reads::{self, Reads};
+use crate::relations::{ENDPOINTS, KUBE_CONTROL};
 use crate::unit_state::{self, Recorded};
 use crate::{actions, identity, install};
 
@@ -92,7 +93,7 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         None => false,
     };
     let recovering = recovering || (cache_lost || journal_lost) && hook.is_some();
-    if hook == Some(&HookKind::SecretChanged) {
+    if hook.is_some_and(|kind| Reads::of(kind, false).credentials) {
         // Juju fires secret-changed once per revision: that a new one is to
         // be read is recorded before anything can stop this hook, and
         // stands until the tokens are in place, whichever hook that is.
@@ -237,12 +238,8 @@ fn run(
         },
         Event::Hook(HookKind::Stop) => return node.stop(recorded, journal),
         Event::Hook(kind) => {
-            let reads_config = recovering
-                || matches!(
-                    kind,
-                    HookKind::Install | HookKind::UpgradeCharm | HookKind::ConfigChanged
-                );
-            let config = if reads_config
+            let reads = Reads::of(kind, recovering);
+            let config = if reads.config
                 || recorded.options.is_none() && recorded.config_problems.is_empty()
             {
                 let config = Config::read(tools)?;
@@ -265,9 +262,7 @@ fn run(
             let options_changed = config.as_ref().is_some_and(|c| {
                 recorded.resources_for != Some((c.channel.clone(), c.require_manual_upgrade))
             });
-            let look_all = recovering
-                || matches!(kind, HookKind::Install | HookKind::UpgradeCharm)
-                || options_changed;
+            let look_all = reads.resources == reads::Resources::All || options_changed;
             let look = match (look_all, recorded.wants_retry(), &recorded.resources_for) {
                 (true, _, _) | (false, true, None) => Some(install::Look::All),
                 (false, true, Some(_)) => Some(install::Look::Retries),
@@ -289,21 +284,19 @@ fn run(
                 let target = install::Target { tools, root, arch };
                 install::converge(&target, &config, recorded, journal, false, look, announce)?;
             }
-            let endpoints: Vec<&str> = match kind {
-                _ if recovering => ENDPOINTS.to_vec(),
-                HookKind::Relation { endpoint, .. } => ENDPOINTS
+            let endpoints: Vec<&str> = match &reads.endpoints {
+                reads::Endpoints::All => ENDPOINTS.to_vec(),
+                reads::Endpoints::Own(endpoint) => ENDPOINTS
                     .iter()
                     .copied()
                     .filter(|e| e == endpoint)
                     .collect(),
-                HookKind::Install | HookKind::UpgradeCharm => ENDPOINTS.to_vec(),
-                _ => ENDPOINTS
+                reads::Endpoints::Unread => ENDPOINTS
                     .iter()
                     .copied()
-                    .filter(|e| {
-                        !recorded.relations.contains_key(*e) && *kind != HookKind::UpdateStatus
-                    })
+                    .filter(|e| !recorded.relations.contains_key(*e))
                     .collect(),
+                reads::Endpoints::None => Vec::new(),
             };
             let broken = match kind {
                 HookKind::Relation {
@@ -313,17 +306,15 @@ fn run(
                 _ => None,
             };
             let mut fresh = Fresh {
-                addresses: reads_config
-                    || matches!(kind, HookKind::Relation { endpoint, .. }
-                        if endpoint == KUBE_CONTROL || endpoint == CERTIFICATES),
-                check_ready: *kind == HookKind::UpdateStatus,
+                addresses: reads.addresses,
+                check_ready: reads.node_ready,
                 ..Fresh::default()
             };
             node.refresh(recorded, &endpoints, broken.as_deref(), &mut fresh)?;
             // The name follows kube-control (has-xcp) and, on AWS, the FQDN.
             // Looked up again where a machine can have been re-addressed
             // or renamed under the unit: a new revision, or after a kill.
-            let look = if recovering || matches!(kind, HookKind::Install | HookKind::UpgradeCharm) {
+            let look = if reads.fqdn_again {
                 identity::Look::Again
             } else {
                 identity::Look::IfUnknown
@@ -349,13 +340,7 @@ fn run(
             };
             // The COS configuration carries the token, which the cache does
             // not keep: where its inputs can have changed, it is read again.
-            let cos_inputs = recovering
-                || matches!(
-                    kind,
-                    HookKind::Install | HookKind::UpgradeCharm | HookKind::ConfigChanged
-                )
-                || matches!(kind, HookKind::Relation { endpoint, .. }
-                    if [KUBE_CONTROL, CERTIFICATES, crate::relations::COS_AGENT, crate::relations::TOKENS].contains(&endpoint.as_str()));
+            let cos_inputs = reads.cos;
 
             if fresh.addresses {
                 // A re-addressed machine needs a certificate for its new
@@ -385,12 +370,7 @@ fn run(
             }
             // The ingress controller: where what it is made of can have
             // changed, or an earlier try is to be retried.
-            let leadership = reads_config
-                || matches!(
-                    kind,
-                    HookKind::LeaderElected | HookKind::LeaderSettingsChanged
-                )
-                || recorded.leader.is_none();
+            let leadership = reads.leadership || recorded.leader.is_none();
             let wanted_not_applied = recorded.leader == Some(true)
                 && recorded.options.as_ref().is_some_and(|o| o.ingress)
                 && recorded
@@ -399,8 +379,7 @@ fn run(
                     .as_ref()
                     .is_none_or(|r| r.fingerprint.is_empty());
             let ingress_inputs = leadership
-                || matches!(kind, HookKind::Relation { endpoint, .. }
-                    if endpoint == KUBE_CONTROL || endpoint == CERTIFICATES)
+                || reads.ingress
                 || !recorded.ingress_problems.is_empty()
                 || wanted_not_applied;
             if let (true, false, true, Some(options)) = (
@@ -432,7 +411,7 @@ fn run(
             if let Some((url, ca)) = node.api_target(recorded) {
                 recorded.journal.api_server = Some(crate::facts::ApiServer { url, ca });
             }
-            if reads_config {
+            if reads.ports {
                 if let Some(options) = &recorded.options {
                     set_ingress(tools, recorded.ingress_open, options.ingress)?;
                     recorded.ingress_open = Some(options.ingress);
