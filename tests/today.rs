@@ -750,7 +750,10 @@ fn the_upgrade_action_configures_the_new_snaps_at_once() {
     for (snap, before) in ["kubelet", "kube-proxy"].iter().zip(before) {
         let started = &runs(snap)[before..];
         assert_eq!(started.len(), 1, "{snap} once: {started:?}");
-        assert!(started[0].config.contains_key("args"), "{snap}: {started:?}");
+        assert!(
+            started[0].config.contains_key("args"),
+            "{snap}: {started:?}"
+        );
     }
     assert_active(&sim);
 }
