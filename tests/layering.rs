@@ -17,10 +17,14 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
     for entry in std::fs::read_dir(&src).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            files.push((
-                path.file_name().unwrap().to_string_lossy().into_owned(),
-                path.join("mod.rs"),
-            ));
+            // A module of several files: each of them is the module's.
+            let module = path.file_name().unwrap().to_string_lossy().into_owned();
+            for file in std::fs::read_dir(&path).unwrap() {
+                let file = file.unwrap().path();
+                if file.extension().is_some_and(|e| e == "rs") {
+                    files.push((module.clone(), file));
+                }
+            }
         } else if path.extension().is_some_and(|e| e == "rs") {
             files.push((
                 path.file_stem().unwrap().to_string_lossy().into_owned(),
@@ -62,7 +66,10 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             }
         }
         uses.remove(&module);
-        graph.insert(module, uses);
+        graph
+            .entry(module)
+            .or_insert_with(BTreeSet::new)
+            .extend(uses);
     }
     // Only modules of this crate (a `crate::x` for an item of main.rs is
     // not a module).
