@@ -17,36 +17,29 @@ impl Systemctl {
     }
 
     pub fn restart(&self, unit: &str) -> Result<(), ExecError> {
-        exec::before_change("systemctl", unit)?;
-        exec::run("systemctl", &["restart", unit], None, deadline::CHANGE).map(drop)
+        self.change(&["restart"], unit)
     }
 
     pub fn start(&self, unit: &str) -> Result<(), ExecError> {
-        exec::before_change("systemctl", unit)?;
-        exec::run("systemctl", &["start", unit], None, deadline::CHANGE).map(drop)
+        self.change(&["start"], unit)
     }
 
     /// Enables `unit` and starts it if it is not running (a running one is
     /// left as it is).
     pub fn enable_now(&self, unit: &str) -> Result<(), ExecError> {
-        exec::before_change("systemctl", unit)?;
-        exec::run(
-            "systemctl",
-            &["enable", "--now", unit],
-            None,
-            deadline::CHANGE,
-        )
-        .map(drop)
+        self.change(&["enable", "--now"], unit)
     }
 
     pub fn disable_now(&self, unit: &str) -> Result<(), ExecError> {
+        self.change(&["disable", "--now"], unit)
+    }
+
+    /// A change to `unit`: the hook's intent mark first, then systemctl,
+    /// with the deadline of a change (a stop waits for the old process).
+    fn change(&self, verb: &[&str], unit: &str) -> Result<(), ExecError> {
         exec::before_change("systemctl", unit)?;
-        exec::run(
-            "systemctl",
-            &["disable", "--now", unit],
-            None,
-            deadline::CHANGE,
-        )
-        .map(drop)
+        let mut args = verb.to_vec();
+        args.push(unit);
+        exec::run("systemctl", &args, None, deadline::CHANGE).map(drop)
     }
 }
