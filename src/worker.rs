@@ -312,8 +312,9 @@ fn run(
             };
             node.refresh(recorded, &endpoints, broken.as_deref(), &mut fresh)?;
             // The name follows kube-control (has-xcp) and, on AWS, the FQDN.
-            // Looked up again where a machine can have been re-addressed
-            // or renamed under the unit: a new revision, or after a kill.
+            // The FQDN is looked up again, on every cloud (the certificate
+            // names it), where a machine can have been re-addressed or
+            // renamed under the unit: a new revision, or after a kill.
             let look = if reads.fqdn_again {
                 identity::Look::Again
             } else {
