@@ -1,0 +1,130 @@
+//! The COS configuration this unit publishes on cos-agent.
+
+use charm::files::{self};
+use charm::resources::Fingerprint;
+use charm::tools::Databag;
+use charm::RelationId;
+
+use crate::cos;
+use crate::daemons::{self};
+use crate::error::{Error, ToolContext};
+use crate::problem::Problem;
+use crate::unit_state::Recorded;
+
+use super::{Fresh, Node};
+
+impl Node<'_> {
+    /// Publishes the COS configuration on every cos-agent relation, where
+    /// its content changed, and records what keeps it from being
+    /// published. Needs the tokens relation as read in this hook (`fresh`).
+    pub fn publish_cos(&self, recorded: &mut Recorded, fresh: &mut Fresh) -> Result<(), Error> {
+        let rids: Vec<String> = recorded
+            .relations
+            .get(crate::relations::COS_AGENT)
+            .map(|d| d.relations.keys().cloned().collect())
+            .unwrap_or_default();
+        if rids.is_empty() {
+            // Without cos-agent, the tokens relation is nothing to wait on.
+            recorded.cos_problems.clear();
+            return Ok(());
+        }
+        let ca = files::read_optional(&self.root.path(daemons::CA))?
+            .map(|pem| String::from_utf8_lossy(&pem).into_owned());
+        let max_pods = recorded
+            .options
+            .as_ref()
+            .map(|o| cos::max_pods(&o.kubelet_extra_config))
+            .unwrap_or(cos::DEFAULT_MAX_PODS);
+        // Everything the configuration is made of, the token by the
+        // fingerprint the cache keeps: while it is what every cos-agent
+        // relation was given, nothing is read or built again.
+        let inputs = {
+            let mut hash = Fingerprint::default();
+            let tokens = recorded
+                .relations
+                .get(crate::relations::TOKENS)
+                .cloned()
+                .unwrap_or_default();
+            let tag = self.control(recorded).and_then(|c| c.cluster_tag);
+            hash.update(serde_json::to_string(&tokens).unwrap_or_default());
+            hash.update(format!("{}\n{tag:?}\n{max_pods}\n", self.name));
+            hash.update(ca.as_deref().unwrap_or_default());
+            hash.update(cos::content_version());
+            hash.hex()
+        };
+        let kept: Databag = [("config-inputs".to_string(), inputs)].into();
+        if recorded.cos_problems.is_empty()
+            && rids
+                .iter()
+                .all(|r| recorded.published.get(r) == Some(&kept))
+        {
+            return Ok(());
+        }
+        if fresh.tokens.is_none() {
+            self.refresh(recorded, &[crate::relations::TOKENS], None, fresh)?;
+        }
+        let Some(tokens) = &fresh.tokens else {
+            return Ok(());
+        };
+        let waiting = |why: String| vec![Problem::waiting(why)];
+        let token = match cos::token(tokens, &cos::user(&self.name)) {
+            Err(why) => Err(waiting(format!("Waiting for the COS token: {why}"))),
+            Ok(None) if !tokens.is_related() => Err(waiting(format!(
+                "Waiting for the COS token: relate {}:tokens to the control plane",
+                self.app()
+            ))),
+            Ok(None) => Err(waiting("Waiting for the COS token".into())),
+            Ok(Some(token)) => Ok(token),
+        };
+        let tag = self.control(recorded).and_then(|c| c.cluster_tag);
+        let (token, tag) = match (token, tag) {
+            (Err(problems), _) => {
+                recorded.cos_problems = problems;
+                return Ok(());
+            }
+            (Ok(_), None) => {
+                recorded.cos_problems = waiting(
+                    "Waiting for the cluster-tag from kube-control (COS labels by it)".into(),
+                );
+                return Ok(());
+            }
+            (Ok(token), Some(tag)) => (token, tag),
+        };
+        if ca.is_none() {
+            log::info!(
+                "COS scrape jobs skip checking kubelet's certificate until the cluster CA is known"
+            );
+        }
+        let config = cos::config(&cos::Inputs {
+            node: &self.name,
+            token: &token,
+            cluster_tag: &tag,
+            ca: ca.as_deref(),
+            max_pods,
+        })
+        .map_err(|why| Error::Io {
+            doing: "building the COS configuration".into(),
+            source: std::io::Error::other(why),
+        })?;
+        for rid in rids {
+            if recorded.published.get(&rid) == Some(&kept) {
+                continue;
+            }
+            let id: RelationId = rid.parse().map_err(|why: String| Error::Io {
+                doing: format!("publishing on {rid}"),
+                source: std::io::Error::other(why),
+            })?;
+            let bag: Databag = [("config".to_string(), config.clone())].into();
+            self.tools
+                .relation_set(&id, &bag)
+                .doing("publishing the COS configuration")?;
+            log::info!(
+                "published the COS configuration on {rid} ({} bytes)",
+                config.len()
+            );
+            recorded.published.insert(rid, kept.clone());
+        }
+        recorded.cos_problems.clear();
+        Ok(())
+    }
+}
