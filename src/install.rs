@@ -10,7 +10,7 @@ use charm::HookTools;
 use crate::arch::Arch;
 use crate::error::{Error, ToolContext};
 use crate::journal::JournalFile;
-use crate::problem::{Problem, ProblemKind};
+use crate::problem::{Concern, Problem, ProblemKind};
 use crate::unit_state::Recorded;
 use crate::{cni, config::Config, snaps};
 
@@ -122,12 +122,12 @@ pub fn converge(
             flat.push(p.clone());
         }
     }
-    if flat != recorded.problems {
+    if flat != recorded.concerns.of(Concern::Resources) {
         for p in &flat {
             log::info!("{}", p.message);
         }
     }
-    recorded.problems = flat;
+    recorded.concerns.set(Concern::Resources, flat);
     result?;
     hold_and_version(tools, config, recorded)?;
     Ok(report)

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use charm::tools::Databag;
 
 use crate::journal::Journal;
-use crate::problem::{Problem, ProblemKind};
+use crate::problem::{Concern, Problem, ProblemKind, Problems};
 use crate::relations::EndpointData;
 
 /// The file in the charm dir that holds [`Recorded`].
@@ -25,6 +25,11 @@ pub struct Recorded {
     /// ([`crate::journal`]) and read with this record.
     #[serde(skip)]
     pub journal: Journal,
+    /// What each concern last found wrong, for the status. (A new field:
+    /// an earlier revision's problem lists are left behind, and each
+    /// concern finds its own again in upgrade-charm.)
+    #[serde(default)]
+    pub concerns: Problems,
     /// The last status this charm set, so that a converged hook need not set
     /// it again (nothing else changes it but the agent before install and
     /// stop, when the charm sets it anyway).
@@ -33,12 +38,9 @@ pub struct Recorded {
     /// The workload version last given to application-version-set.
     #[serde(default)]
     pub workload_version: Option<String>,
-    /// What stood in the way at the last look at the resources, most
-    /// urgent first (derived from `item_problems`).
-    #[serde(default)]
-    pub problems: Vec<Problem>,
-    /// The same, by item (`cni-<arch>`, `channel`, a snap): a look at some
-    /// items keeps the others'.
+    /// What stood in the way at the last look at the resources, by item
+    /// (`cni-<arch>`, `channel`, a snap): a look at some items keeps the
+    /// others'. [`Concern::Resources`] holds them ranked.
     #[serde(default)]
     pub item_problems: BTreeMap<String, Problem>,
     /// The options the resources were last looked at with (`channel`,
@@ -53,9 +55,6 @@ pub struct Recorded {
     /// in hooks where config can have changed).
     #[serde(default)]
     pub options: Option<NodeOptions>,
-    /// What is wrong with the options.
-    #[serde(default)]
-    pub config_problems: Vec<Problem>,
     /// Remote data per endpoint, as last read. Holds tokens and keys: this
     /// file is 0600, like the files they end up in.
     #[serde(default)]
@@ -67,17 +66,6 @@ pub struct Recorded {
     /// This unit's (public, private) address, for certificate requests.
     #[serde(default)]
     pub addresses: Option<(String, String)>,
-    /// What stands in the way of a configured, running node.
-    #[serde(default)]
-    pub node_problems: Vec<Problem>,
-    /// What keeps the COS configuration from being published (only while
-    /// cos-agent is related).
-    #[serde(default)]
-    pub cos_problems: Vec<Problem>,
-    /// What kept the ingress controller from being applied or removed:
-    /// retried by the next hook.
-    #[serde(default)]
-    pub ingress_problems: Vec<Problem>,
     /// Whether this unit leads, as `is-leader` last said (asked again in
     /// the leadership hooks and where config is read).
     #[serde(default)]
@@ -108,11 +96,6 @@ pub struct Recorded {
     /// cloud provider the node is named by it).
     #[serde(default)]
     pub fqdn: crate::identity::KnownFqdn,
-    /// What stopped the last hook half-way, though the machine is not
-    /// broken (a program that did not answer in time, a full disk): for the
-    /// status, until a hook gets through.
-    #[serde(default)]
-    pub interrupted: Option<Problem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,7 +144,10 @@ impl Recorded {
     /// Whether the next hook, whatever it is, should look at the resources
     /// again: a store failure is retried on the next hook.
     pub fn wants_retry(&self) -> bool {
-        self.problems.iter().any(|p| p.kind == ProblemKind::Retry)
+        self.concerns
+            .of(Concern::Resources)
+            .iter()
+            .any(|p| p.kind == ProblemKind::Retry)
     }
 }
 

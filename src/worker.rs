@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::{Error, ToolContext};
 use crate::journal::{self, JournalFile};
 use crate::node::{Fresh, Node};
-use crate::problem::ProblemKind;
+use crate::problem::{Concern, ProblemKind};
 use crate::reads::{self, Reads};
 use crate::relations::{ENDPOINTS, KUBE_CONTROL};
 use crate::unit_state::{self, Recorded};
@@ -153,13 +153,13 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
             Some(problem) => {
                 log::warn!("{} stopped: {e}", ctx.event.name());
                 charm::intent::before_change()?;
-                state.get_mut().interrupted = Some(problem);
+                state.get_mut().concerns.set(Concern::Hook, vec![problem]);
                 Ok(())
             }
             None => Err(e),
         },
         Ok(()) => {
-            state.get_mut().interrupted = None;
+            state.get_mut().concerns.clear(Concern::Hook);
             Ok(())
         }
     };
@@ -185,7 +185,8 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
     }
     // The work is done and recorded, unless a program timed out or an
     // action ran where a hook's work is still to be redone.
-    let redone = state.get().interrupted.is_none() && (hook.is_some() || !intent_was_left(&intent));
+    let redone = state.get().concerns.is_clear(Concern::Hook)
+        && (hook.is_some() || !intent_was_left(&intent));
     if redone {
         intent.finish()?;
     }
@@ -218,7 +219,7 @@ fn run(
                 // The new snaps may take other flags: configure them now.
                 if let (false, true, Some(options)) = (
                     recorded.journal.stopped,
-                    recorded.config_problems.is_empty(),
+                    recorded.concerns.is_clear(Concern::Config),
                     recorded.options.clone(),
                 ) {
                     node.converge(recorded, journal, &options, &Fresh::default())?;
@@ -240,15 +241,15 @@ fn run(
         Event::Hook(kind) => {
             let reads = Reads::of(kind, recovering);
             let config = if reads.config
-                || recorded.options.is_none() && recorded.config_problems.is_empty()
+                || recorded.options.is_none() && recorded.concerns.is_clear(Concern::Config)
             {
                 let config = Config::read(tools)?;
                 match &config.node {
                     Ok(options) => {
                         recorded.options = Some(options.clone());
-                        recorded.config_problems.clear();
+                        recorded.concerns.clear(Concern::Config);
                     }
-                    Err(problems) => recorded.config_problems = problems.clone(),
+                    Err(problems) => recorded.concerns.set(Concern::Config, problems.clone()),
                 }
                 Some(config)
             } else {
@@ -349,7 +350,7 @@ fn run(
                 recorded.addresses = None;
                 recorded.bind_addresses = None;
             }
-            if !recorded.journal.stopped && recorded.config_problems.is_empty() {
+            if !recorded.journal.stopped && recorded.concerns.is_clear(Concern::Config) {
                 if let Some(options) = recorded.options.clone() {
                     node.converge(recorded, journal, &options, &fresh)?;
                 }
@@ -381,12 +382,12 @@ fn run(
                     .is_none_or(|r| r.fingerprint.is_empty());
             let ingress_inputs = leadership
                 || reads.ingress
-                || !recorded.ingress_problems.is_empty()
+                || !recorded.concerns.is_clear(Concern::Ingress)
                 || wanted_not_applied;
             if let (true, false, true, Some(options)) = (
                 ingress_inputs,
                 recorded.journal.stopped,
-                recorded.config_problems.is_empty(),
+                recorded.concerns.is_clear(Concern::Config),
                 recorded.options.clone(),
             ) {
                 if leadership {
@@ -405,7 +406,7 @@ fn run(
                     node.converge_ingress(recorded, journal, &options, key, leadership)?;
                 } else {
                     // The leader keeps the controller.
-                    recorded.ingress_problems.clear();
+                    recorded.concerns.clear(Concern::Ingress);
                 }
             }
             // Kept for `stop`, which runs after every relation is gone.
@@ -459,26 +460,12 @@ fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
             "Stopped: {node}{sep} kubelet and kube-proxy stopped"
         ));
     }
-    let all = || {
-        recorded
-            .problems
-            .iter()
-            .chain(&recorded.config_problems)
-            .chain(&recorded.node_problems)
-            .chain(&recorded.cos_problems)
-            .chain(&recorded.ingress_problems)
-    };
-    let interrupted = recorded.interrupted.iter();
-    for kind in [ProblemKind::Blocked, ProblemKind::ManualUpgrade] {
-        if let Some(p) = interrupted.clone().chain(all()).find(|p| p.kind == kind) {
-            return Status::blocked(p.message.clone());
+    match recorded.concerns.most_urgent() {
+        Some(p) if matches!(p.kind, ProblemKind::Blocked | ProblemKind::ManualUpgrade) => {
+            return Status::blocked(p.message.clone())
         }
-    }
-    if let Some(stuck) = &recorded.interrupted {
-        return Status::waiting(stuck.message.clone());
-    }
-    if let Some(p) = all().find(|p| matches!(p.kind, ProblemKind::Retry | ProblemKind::Waiting)) {
-        return Status::waiting(p.message.clone());
+        Some(p) => return Status::waiting(p.message.clone()),
+        None => {}
     }
     if !(recorded.journal.snaps.contains_key("kubelet")
         && recorded.journal.snaps.contains_key("kube-proxy"))
@@ -516,7 +503,8 @@ fn upgrade_action(
         .action_set(&report)
         .doing("reporting the upgrade's results")?;
     let trouble: Vec<&str> = recorded
-        .problems
+        .concerns
+        .of(Concern::Resources)
         .iter()
         .map(|p| p.message.as_str())
         .collect();

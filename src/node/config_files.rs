@@ -181,5 +181,4 @@ struct Account {
 pub(super) type NewFiles<'a> = BTreeMap<&'static str, &'a str>;
 
 /// What looks at the files and daemon configurations about to be written.
-type BeforeWriting<'a> =
-    dyn FnMut(&NewFiles, [&DaemonConfig; 2]) -> Result<(), Error> + 'a;
+type BeforeWriting<'a> = dyn FnMut(&NewFiles, [&DaemonConfig; 2]) -> Result<(), Error> + 'a;

@@ -8,7 +8,7 @@ use charm::RelationId;
 use crate::cos;
 use crate::daemons::{self};
 use crate::error::{Error, ToolContext};
-use crate::problem::Problem;
+use crate::problem::{Concern, Problem};
 use crate::unit_state::Recorded;
 
 use super::{Fresh, Node};
@@ -25,7 +25,7 @@ impl Node<'_> {
             .unwrap_or_default();
         if rids.is_empty() {
             // Without cos-agent, the tokens relation is nothing to wait on.
-            recorded.cos_problems.clear();
+            recorded.concerns.clear(Concern::Cos);
             return Ok(());
         }
         let ca = files::read_optional(&self.root.path(daemons::CA))?
@@ -53,7 +53,7 @@ impl Node<'_> {
             hash.hex()
         };
         let kept: Databag = [("config-inputs".to_string(), inputs)].into();
-        if recorded.cos_problems.is_empty()
+        if recorded.concerns.is_clear(Concern::Cos)
             && rids
                 .iter()
                 .all(|r| recorded.published.get(r) == Some(&kept))
@@ -79,12 +79,15 @@ impl Node<'_> {
         let tag = self.control(recorded).and_then(|c| c.cluster_tag);
         let (token, tag) = match (token, tag) {
             (Err(problems), _) => {
-                recorded.cos_problems = problems;
+                recorded.concerns.set(Concern::Cos, problems);
                 return Ok(());
             }
             (Ok(_), None) => {
-                recorded.cos_problems = waiting(
-                    "Waiting for the cluster-tag from kube-control (COS labels by it)".into(),
+                recorded.concerns.set(
+                    Concern::Cos,
+                    waiting(
+                        "Waiting for the cluster-tag from kube-control (COS labels by it)".into(),
+                    ),
                 );
                 return Ok(());
             }
@@ -124,7 +127,7 @@ impl Node<'_> {
             );
             recorded.published.insert(rid, kept.clone());
         }
-        recorded.cos_problems.clear();
+        recorded.concerns.clear(Concern::Cos);
         Ok(())
     }
 }

@@ -132,11 +132,7 @@ impl Node<'_> {
     /// revision. A secret this unit may not read, or that is gone, is
     /// something to wait for: the control plane grants and replaces them.
     /// Any other refusal is the relation's to mend: blocked, naming it.
-    fn read_secret(
-        &self,
-        id: &str,
-        from: &str,
-    ) -> Result<Result<Credentials, Problem>, Error> {
+    fn read_secret(&self, id: &str, from: &str) -> Result<Result<Credentials, Problem>, Error> {
         let waiting = |why: String| {
             Ok(Err(Problem::waiting(format!(
                 "Waiting for credentials: {why}"

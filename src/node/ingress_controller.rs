@@ -5,7 +5,7 @@ use crate::facts::IngressRecord;
 use crate::ingress;
 use crate::journal::JournalFile;
 use crate::kubeapi::Api;
-use crate::problem::Problem;
+use crate::problem::{Concern, Problem};
 use crate::unit_state::{NodeOptions, Recorded};
 
 use super::Node;
@@ -41,7 +41,7 @@ impl Node<'_> {
         };
         if !options.ingress {
             let Some(record) = recorded.journal.ingress.clone() else {
-                recorded.ingress_problems.clear();
+                recorded.concerns.clear(Concern::Ingress);
                 return Ok(());
             };
             if !self.still_leads(recorded, leads_now)? {
@@ -50,13 +50,17 @@ impl Node<'_> {
             let api = match Api::new(&url, &ca, &token) {
                 Ok(api) => api,
                 Err(e) => {
-                    recorded.ingress_problems = waiting("remove", &e);
+                    recorded
+                        .concerns
+                        .set(Concern::Ingress, waiting("remove", &e));
                     return Ok(());
                 }
             };
             for path in record.paths.iter().rev() {
                 if let Err(e) = api.delete(path) {
-                    recorded.ingress_problems = waiting("remove", &e);
+                    recorded
+                        .concerns
+                        .set(Concern::Ingress, waiting("remove", &e));
                     return Ok(());
                 }
             }
@@ -65,7 +69,7 @@ impl Node<'_> {
                 record.paths.len()
             );
             recorded.journal.ingress = None;
-            recorded.ingress_problems.clear();
+            recorded.concerns.clear(Concern::Ingress);
             return Ok(());
         }
         let registry = self.registry(recorded);
@@ -78,7 +82,7 @@ impl Node<'_> {
         let objects = ingress::objects(&inputs);
         let fingerprint = ingress::fingerprint(&objects);
         let previous = recorded.journal.ingress.clone().unwrap_or_default();
-        if previous.fingerprint == fingerprint && recorded.ingress_problems.is_empty() {
+        if previous.fingerprint == fingerprint && recorded.concerns.is_clear(Concern::Ingress) {
             return Ok(());
         }
         if !self.still_leads(recorded, leads_now)? {
@@ -102,13 +106,17 @@ impl Node<'_> {
         let api = match Api::new(&url, &ca, &token) {
             Ok(api) => api,
             Err(e) => {
-                recorded.ingress_problems = waiting("configure", &e);
+                recorded
+                    .concerns
+                    .set(Concern::Ingress, waiting("configure", &e));
                 return Ok(());
             }
         };
         for object in &objects {
             if let Err(e) = api.apply(&object.path, &object.body) {
-                recorded.ingress_problems = waiting("configure", &e);
+                recorded
+                    .concerns
+                    .set(Concern::Ingress, waiting("configure", &e));
                 return Ok(());
             }
         }
@@ -116,7 +124,9 @@ impl Node<'_> {
         // certificate's Secret once unset).
         for gone in previous.paths.iter().rev().filter(|p| !paths.contains(p)) {
             if let Err(e) = api.delete(gone) {
-                recorded.ingress_problems = waiting("configure", &e);
+                recorded
+                    .concerns
+                    .set(Concern::Ingress, waiting("configure", &e));
                 return Ok(());
             }
         }
@@ -126,18 +136,14 @@ impl Node<'_> {
             ingress::image(&inputs)
         );
         recorded.journal.ingress = Some(IngressRecord { fingerprint, paths });
-        recorded.ingress_problems.clear();
+        recorded.concerns.clear(Concern::Ingress);
         Ok(())
     }
 
     /// Whether this unit leads, before a leader-only write: asked unless
     /// this hook already did (`leads_now`). A deposed leader leaves the
     /// controller to the new one.
-    fn still_leads(
-        &self,
-        recorded: &mut Recorded,
-        leads_now: bool,
-    ) -> Result<bool, Error> {
+    fn still_leads(&self, recorded: &mut Recorded, leads_now: bool) -> Result<bool, Error> {
         if leads_now {
             return Ok(true);
         }
@@ -148,7 +154,7 @@ impl Node<'_> {
         recorded.leader = Some(leads);
         if !leads {
             log::info!("no longer the leader: the new leader keeps the ingress controller");
-            recorded.ingress_problems.clear();
+            recorded.concerns.clear(Concern::Ingress);
         }
         Ok(leads)
     }

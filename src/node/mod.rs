@@ -25,7 +25,7 @@ use charm::HookTools;
 use crate::error::Error;
 use crate::journal::JournalFile;
 use crate::kubeapi::Api;
-use crate::problem::Problem;
+use crate::problem::{Concern, Problem};
 use crate::relations::{self, EndpointData, CERTIFICATES, KUBE_CONTROL};
 use crate::unit_state::{NodeOptions, Recorded};
 
@@ -220,12 +220,12 @@ impl Node<'_> {
                 }
             },
         }
-        if problems != recorded.node_problems {
+        if problems != recorded.concerns.of(Concern::Node) {
             for p in &problems {
                 log::info!("{}", p.message);
             }
         }
-        recorded.node_problems = problems;
+        recorded.concerns.set(Concern::Node, problems);
         Ok(())
     }
 

@@ -48,12 +48,7 @@ impl Node<'_> {
             .unwrap_or_else(|| relations::DEFAULT_REGISTRY.to_string())
     }
 
-    fn publish(
-        &self,
-        recorded: &mut Recorded,
-        endpoint: &str,
-        rid: &str,
-    ) -> Result<(), Error> {
+    fn publish(&self, recorded: &mut Recorded, endpoint: &str, rid: &str) -> Result<(), Error> {
         let pairs: Vec<(&str, String)> = match endpoint {
             KUBE_CONTROL => vec![
                 ("kubelet_user", self.user()),
