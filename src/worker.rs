@@ -217,16 +217,7 @@ fn run(
             "upgrade" => {
                 upgrade_action(tools, root, arch, recorded, journal, announce)?;
                 // The new snaps may take other flags: configure them now.
-                if let (false, true, Some(options)) = (
-                    recorded.journal.stopped,
-                    recorded.concerns.is_clear(Concern::Config),
-                    recorded.options.clone(),
-                ) {
-                    node.converge(recorded, journal, &options, &Fresh::default())?;
-                }
-                if !recorded.journal.stopped {
-                    node.unpark(recorded)?;
-                }
+                converge_node(node, recorded, journal, &Fresh::default())?;
             }
             "pause" => return actions::pause(tools, node, recorded),
             "resume" => return actions::resume(tools, node, recorded),
@@ -239,176 +230,25 @@ fn run(
         },
         Event::Hook(HookKind::Stop) => return node.stop(recorded, journal),
         Event::Hook(kind) => {
+            // What this event can have changed is read; the rest is as
+            // recorded.
             let reads = Reads::of(kind, recovering);
-            let config = if reads.config
-                || recorded.options.is_none() && recorded.concerns.is_clear(Concern::Config)
-            {
-                let config = Config::read(tools)?;
-                match &config.node {
-                    Ok(options) => {
-                        recorded.options = Some(options.clone());
-                        recorded.concerns.clear(Concern::Config);
-                    }
-                    Err(problems) => recorded.concerns.set(Concern::Config, problems.clone()),
-                }
-                Some(config)
-            } else {
-                None
-            };
+            let config = read_config(tools, recorded, &reads)?;
             let ssl_key = config.as_ref().map(|c| c.ingress_ssl_key.0.clone());
-            // Resources are new only after attach-resource, which fires
-            // upgrade-charm; config-changed looks again when the options
-            // that choose the snaps changed; and a store failure is retried
-            // on whatever hook comes next.
-            let options_changed = config.as_ref().is_some_and(|c| {
-                recorded.resources_for != Some((c.channel.clone(), c.require_manual_upgrade))
-            });
-            let look_all = reads.resources == reads::Resources::All || options_changed;
-            let look = match (look_all, recorded.wants_retry(), &recorded.resources_for) {
-                (true, _, _) | (false, true, None) => Some(install::Look::All),
-                (false, true, Some(_)) => Some(install::Look::Retries),
-                (false, false, _) => None,
-            };
-            if let Some(look) = look {
-                // A retry is of what failed, with the options it failed with:
-                // one resource-get, no config-get.
-                let config = match (config, &recorded.resources_for) {
-                    (Some(config), _) => config,
-                    (None, Some((channel, manual))) if look == install::Look::Retries => Config {
-                        channel: channel.clone(),
-                        require_manual_upgrade: *manual,
-                        node: Err(Vec::new()),
-                        ingress_ssl_key: Default::default(),
-                    },
-                    (None, _) => Config::read(tools)?,
-                };
-                let target = install::Target { tools, root, arch };
-                install::converge(&target, &config, recorded, journal, false, look, announce)?;
-            }
-            let endpoints: Vec<&str> = match &reads.endpoints {
-                reads::Endpoints::All => ENDPOINTS.to_vec(),
-                reads::Endpoints::Own(endpoint) => ENDPOINTS
-                    .iter()
-                    .copied()
-                    .filter(|e| e == endpoint)
-                    .collect(),
-                reads::Endpoints::Unread => ENDPOINTS
-                    .iter()
-                    .copied()
-                    .filter(|e| !recorded.relations.contains_key(*e))
-                    .collect(),
-                reads::Endpoints::None => Vec::new(),
-            };
-            let broken = match kind {
-                HookKind::Relation {
-                    event: RelationEvent::Broken,
-                    ..
-                } => ctx.relation.as_ref().map(|r| r.id.to_string()),
-                _ => None,
-            };
-            let mut fresh = Fresh {
-                addresses: reads.addresses,
-                check_ready: reads.node_ready,
-                ..Fresh::default()
-            };
-            node.refresh(recorded, &endpoints, broken.as_deref(), &mut fresh)?;
-            // The name follows kube-control (has-xcp) and, on AWS, the FQDN.
-            // The FQDN is looked up again, on every cloud (the certificate
-            // names it), where a machine can have been re-addressed or
-            // renamed under the unit: a new revision, or after a kill.
-            let look = if reads.fqdn_again {
-                identity::Look::Again
-            } else {
-                identity::Look::IfUnknown
-            };
-            if look == identity::Look::Again {
-                identity::fqdn(&mut recorded.fqdn, look)?;
-            }
-            let name = identity::node_name(
-                root,
-                recorded.relations.get(KUBE_CONTROL),
-                &mut recorded.fqdn,
-                identity::Look::IfUnknown,
-            )?;
-            let renamed;
-            let node = if name != node.name {
-                renamed = Node {
-                    name,
-                    ..node.clone()
-                };
-                &renamed
-            } else {
-                node
-            };
-            // The COS configuration carries the token, which the cache does
-            // not keep: where its inputs can have changed, it is read again.
-            let cos_inputs = reads.cos;
+            let target = install::Target { tools, root, arch };
+            look_at_resources(&target, recorded, journal, &reads, config, announce)?;
+            let mut fresh = read_relations(ctx, node, recorded, kind, &reads)?;
+            let renamed = rename(node, recorded, &reads)?;
+            let node = renamed.as_ref().unwrap_or(node);
 
-            if fresh.addresses {
-                // A re-addressed machine needs a certificate for its new
-                // addresses: read them again where they can have changed.
-                recorded.addresses = None;
-                recorded.bind_addresses = None;
-            }
-            if !recorded.journal.stopped && recorded.concerns.is_clear(Concern::Config) {
-                if let Some(options) = recorded.options.clone() {
-                    node.converge(recorded, journal, &options, &fresh)?;
-                }
-            }
-            if !recorded.journal.stopped {
-                node.unpark(recorded)?;
-            }
-            // After converging: the cni relation carries the kubeconfig's hash.
+            // Each concern converges, in this order.
+            converge_node(node, recorded, journal, &fresh)?;
+            // After the node: the cni relation carries the kubeconfig's hash.
             node.publish_all(recorded)?;
-            if cos_inputs {
-                if *kind == HookKind::UpgradeCharm {
-                    // A new revision may lay the configuration out anew.
-                    let prefix = format!("{}:", crate::relations::COS_AGENT);
-                    recorded
-                        .published
-                        .retain(|rid, _| !rid.starts_with(&prefix));
-                }
-                node.publish_cos(recorded, &mut fresh)?;
+            if reads.cos {
+                publish_cos(node, recorded, kind, &mut fresh)?;
             }
-            // The ingress controller: where what it is made of can have
-            // changed, or an earlier try is to be retried.
-            let leadership = reads.leadership || recorded.leader.is_none();
-            let wanted_not_applied = recorded.leader == Some(true)
-                && recorded.options.as_ref().is_some_and(|o| o.ingress)
-                && recorded
-                    .journal
-                    .ingress
-                    .as_ref()
-                    .is_none_or(|r| r.fingerprint.is_empty());
-            let ingress_inputs = leadership
-                || reads.ingress
-                || !recorded.concerns.is_clear(Concern::Ingress)
-                || wanted_not_applied;
-            if let (true, false, true, Some(options)) = (
-                ingress_inputs,
-                recorded.journal.stopped,
-                recorded.concerns.is_clear(Concern::Config),
-                recorded.options.clone(),
-            ) {
-                if leadership {
-                    recorded.leader =
-                        Some(tools.is_leader().doing("asking whether this unit leads")?);
-                }
-                if recorded.leader == Some(true) {
-                    let key = match ssl_key {
-                        Some(key) => key,
-                        None if !options.ingress_settings.ssl_key_fingerprint.is_empty() => {
-                            Config::read(tools)?.ingress_ssl_key.0
-                        }
-                        None => String::new(),
-                    };
-                    let key = Some(key.as_str()).filter(|k| !k.is_empty());
-                    node.converge_ingress(recorded, journal, &options, key, leadership)?;
-                } else {
-                    // The leader keeps the controller.
-                    recorded.concerns.clear(Concern::Ingress);
-                }
-            }
+            converge_ingress(node, recorded, journal, &reads, ssl_key)?;
             // Kept for `stop`, which runs after every relation is gone.
             if let Some((url, ca)) = node.api_target(recorded) {
                 recorded.journal.api_server = Some(crate::facts::ApiServer { url, ca });
@@ -423,6 +263,223 @@ fn run(
         Event::Unknown(_) => {}
     }
     Ok(())
+}
+
+/// The options, where this event can have changed them (or none were
+/// read yet).
+fn read_config(
+    tools: &HookTools,
+    recorded: &mut Recorded,
+    reads: &Reads,
+) -> Result<Option<Config>, Error> {
+    let unread = recorded.options.is_none() && recorded.concerns.is_clear(Concern::Config);
+    if !(reads.config || unread) {
+        return Ok(None);
+    }
+    let config = Config::read(tools)?;
+    match &config.node {
+        Ok(options) => {
+            recorded.options = Some(options.clone());
+            recorded.concerns.clear(Concern::Config);
+        }
+        Err(problems) => recorded.concerns.set(Concern::Config, problems.clone()),
+    }
+    Ok(Some(config))
+}
+
+/// The resources and snaps. They are new only after attach-resource,
+/// which fires upgrade-charm; config-changed looks again when the options
+/// that choose the snaps changed; and a store failure is retried on
+/// whatever hook comes next.
+fn look_at_resources(
+    target: &install::Target,
+    recorded: &mut Recorded,
+    journal: &mut JournalFile,
+    reads: &Reads,
+    config: Option<Config>,
+    announce: &mut dyn FnMut(&str) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let options_changed = config.as_ref().is_some_and(|c| {
+        recorded.resources_for != Some((c.channel.clone(), c.require_manual_upgrade))
+    });
+    let look_all = reads.resources == reads::Resources::All || options_changed;
+    let look = match (look_all, recorded.wants_retry(), &recorded.resources_for) {
+        (true, _, _) | (false, true, None) => install::Look::All,
+        (false, true, Some(_)) => install::Look::Retries,
+        (false, false, _) => return Ok(()),
+    };
+    // A retry is of what failed, with the options it failed with: one
+    // resource-get, no config-get.
+    let config = match (config, &recorded.resources_for) {
+        (Some(config), _) => config,
+        (None, Some((channel, manual))) if look == install::Look::Retries => Config {
+            channel: channel.clone(),
+            require_manual_upgrade: *manual,
+            node: Err(Vec::new()),
+            ingress_ssl_key: Default::default(),
+        },
+        (None, _) => Config::read(target.tools)?,
+    };
+    install::converge(target, &config, recorded, journal, false, look, announce)?;
+    Ok(())
+}
+
+/// The relation data this event can have changed, into the cache; what
+/// the cache does not keep (tokens, keys) is returned with it.
+fn read_relations(
+    ctx: &HookContext,
+    node: &Node,
+    recorded: &mut Recorded,
+    kind: &HookKind,
+    reads: &Reads,
+) -> Result<Fresh, Error> {
+    let endpoints: Vec<&str> = match &reads.endpoints {
+        reads::Endpoints::All => ENDPOINTS.to_vec(),
+        reads::Endpoints::Own(endpoint) => ENDPOINTS
+            .iter()
+            .copied()
+            .filter(|e| e == endpoint)
+            .collect(),
+        reads::Endpoints::Unread => ENDPOINTS
+            .iter()
+            .copied()
+            .filter(|e| !recorded.relations.contains_key(*e))
+            .collect(),
+        reads::Endpoints::None => Vec::new(),
+    };
+    let broken = match kind {
+        HookKind::Relation {
+            event: RelationEvent::Broken,
+            ..
+        } => ctx.relation.as_ref().map(|r| r.id.to_string()),
+        _ => None,
+    };
+    let mut fresh = Fresh {
+        addresses: reads.addresses,
+        check_ready: reads.node_ready,
+        ..Fresh::default()
+    };
+    node.refresh(recorded, &endpoints, broken.as_deref(), &mut fresh)?;
+    if fresh.addresses {
+        // A re-addressed machine needs a certificate for its new
+        // addresses: read them again where they can have changed.
+        recorded.addresses = None;
+        recorded.bind_addresses = None;
+    }
+    Ok(fresh)
+}
+
+/// The node under the name it now has, if that changed: the name follows
+/// kube-control (has-xcp) and, on AWS, the FQDN. The FQDN is looked up
+/// again, on every cloud (the certificate names it), where a machine can
+/// have been re-addressed or renamed under the unit: a new revision, or
+/// after a kill.
+fn rename<'a>(
+    node: &Node<'a>,
+    recorded: &mut Recorded,
+    reads: &Reads,
+) -> Result<Option<Node<'a>>, Error> {
+    if reads.fqdn_again {
+        identity::fqdn(&mut recorded.fqdn, identity::Look::Again)?;
+    }
+    let name = identity::node_name(
+        node.root,
+        recorded.relations.get(KUBE_CONTROL),
+        &mut recorded.fqdn,
+        identity::Look::IfUnknown,
+    )?;
+    Ok((name != node.name).then(|| Node {
+        name,
+        ..node.clone()
+    }))
+}
+
+/// The node's files, daemons and labels, unless it stopped or its options
+/// are wrong; daemons stopped for a refresh start again either way.
+fn converge_node(
+    node: &Node,
+    recorded: &mut Recorded,
+    journal: &mut JournalFile,
+    fresh: &Fresh,
+) -> Result<(), Error> {
+    if recorded.journal.stopped {
+        return Ok(());
+    }
+    if let (true, Some(options)) = (
+        recorded.concerns.is_clear(Concern::Config),
+        recorded.options.clone(),
+    ) {
+        node.converge(recorded, journal, &options, fresh)?;
+    }
+    node.unpark(recorded)
+}
+
+/// The COS configuration carries the token, which the cache does not
+/// keep: where its inputs can have changed, it is read again.
+fn publish_cos(
+    node: &Node,
+    recorded: &mut Recorded,
+    kind: &HookKind,
+    fresh: &mut Fresh,
+) -> Result<(), Error> {
+    if *kind == HookKind::UpgradeCharm {
+        // A new revision may lay the configuration out anew.
+        let prefix = format!("{}:", crate::relations::COS_AGENT);
+        recorded
+            .published
+            .retain(|rid, _| !rid.starts_with(&prefix));
+    }
+    node.publish_cos(recorded, fresh)
+}
+
+/// The ingress controller: where what it is made of can have changed,
+/// or an earlier try is to be retried. `ssl_key`: the default
+/// certificate's key, if this hook read config.
+fn converge_ingress(
+    node: &Node,
+    recorded: &mut Recorded,
+    journal: &mut JournalFile,
+    reads: &Reads,
+    ssl_key: Option<String>,
+) -> Result<(), Error> {
+    let tools = node.tools;
+    let leadership = reads.leadership || recorded.leader.is_none();
+    let wanted_not_applied = recorded.leader == Some(true)
+        && recorded.options.as_ref().is_some_and(|o| o.ingress)
+        && recorded
+            .journal
+            .ingress
+            .as_ref()
+            .is_none_or(|r| r.fingerprint.is_empty());
+    let due = leadership
+        || reads.ingress
+        || !recorded.concerns.is_clear(Concern::Ingress)
+        || wanted_not_applied;
+    let (true, false, true, Some(options)) = (
+        due,
+        recorded.journal.stopped,
+        recorded.concerns.is_clear(Concern::Config),
+        recorded.options.clone(),
+    ) else {
+        return Ok(());
+    };
+    if leadership {
+        recorded.leader = Some(tools.is_leader().doing("asking whether this unit leads")?);
+    }
+    if recorded.leader != Some(true) {
+        // The leader keeps the controller.
+        recorded.concerns.clear(Concern::Ingress);
+        return Ok(());
+    }
+    let key = match ssl_key {
+        Some(key) => key,
+        None if !options.ingress_settings.ssl_key_fingerprint.is_empty() => {
+            Config::read(tools)?.ingress_ssl_key.0
+        }
+        None => String::new(),
+    };
+    let key = Some(key.as_str()).filter(|k| !k.is_empty());
+    node.converge_ingress(recorded, journal, &options, key, leadership)
 }
 
 fn set_ingress(tools: &HookTools, open: Option<bool>, want: bool) -> Result<(), Error> {
