@@ -61,38 +61,8 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         }
         _ => false,
     };
-    // The journal first: it takes over facts an earlier revision kept in
-    // the state file, which forgets them when it is next saved.
-    let (mut journal, facts, journal_afresh) = journal::load(&ctx.charm_dir)?;
-    journal.persist(&facts)?;
-    // The cache of Juju inputs may be lost or unreadable: everything is
-    // read again.
-    let cache_existed = ctx.charm_dir.join(unit_state::STATE_FILE).exists();
-    // A journal lost or unreadable on a unit that ran: what the machine
-    // holds is adopted again, which takes a look at everything. (An
-    // unreadable one was reported where it was moved aside.)
-    let journal_lost = match journal_afresh {
-        Some(journal::Afresh::Missing) if cache_existed => {
-            log::warn!("the charm's journal is gone; taking over what the machine holds");
-            true
-        }
-        Some(journal::Afresh::SetAside) => cache_existed,
-        _ => false,
-    };
-    let (mut state, corrupt) = unit_state::load(&ctx.charm_dir)?;
-    let installed = facts.cni.is_some() || !facts.snaps.is_empty();
-    let cache_lost = match corrupt {
-        Some(why) => {
-            log::warn!("the charm's cache of Juju inputs {why}; reading everything again");
-            true
-        }
-        None if !cache_existed && installed => {
-            log::warn!("the charm's cache of Juju inputs is gone; reading everything again");
-            true
-        }
-        None => false,
-    };
-    let recovering = recovering || (cache_lost || journal_lost) && hook.is_some();
+    let (mut journal, mut state, lost) = open_records(&ctx.charm_dir)?;
+    let recovering = recovering || lost && hook.is_some();
     if hook.is_some_and(|kind| Reads::of(kind, false).credentials) {
         // Juju fires secret-changed once per revision: that a new one is to
         // be read is recorded before anything can stop this hook, and
@@ -100,7 +70,6 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         state.get_mut().credentials_stale = true;
         state.save()?;
     }
-    state.get_mut().journal = facts;
     let (machine, arch) = arch::detect();
     let node = Node {
         tools: &tools,
@@ -191,6 +160,47 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
         intent.finish()?;
     }
     Ok(())
+}
+
+/// The journal and the cache, the journal inside the cache's record; and
+/// whether either was lost on a unit that ran, so that everything is
+/// looked at again.
+fn open_records(
+    charm_dir: &std::path::Path,
+) -> Result<(JournalFile, charm::state::StateFile<Recorded>, bool), Error> {
+    // The journal first: it takes over facts an earlier revision kept in
+    // the state file, which forgets them when it is next saved.
+    let (mut journal, facts, journal_afresh) = journal::load(charm_dir)?;
+    journal.persist(&facts)?;
+    // The cache of Juju inputs may be lost or unreadable: everything is
+    // read again.
+    let cache_existed = charm_dir.join(unit_state::STATE_FILE).exists();
+    // A journal lost or unreadable on a unit that ran: what the machine
+    // holds is adopted again, which takes a look at everything. (An
+    // unreadable one was reported where it was moved aside.)
+    let journal_lost = match journal_afresh {
+        Some(journal::Afresh::Missing) if cache_existed => {
+            log::warn!("the charm's journal is gone; taking over what the machine holds");
+            true
+        }
+        Some(journal::Afresh::SetAside) => cache_existed,
+        _ => false,
+    };
+    let (mut state, corrupt) = unit_state::load(charm_dir)?;
+    let installed = facts.cni.is_some() || !facts.snaps.is_empty();
+    let cache_lost = match corrupt {
+        Some(why) => {
+            log::warn!("the charm's cache of Juju inputs {why}; reading everything again");
+            true
+        }
+        None if !cache_existed && installed => {
+            log::warn!("the charm's cache of Juju inputs is gone; reading everything again");
+            true
+        }
+        None => false,
+    };
+    state.get_mut().journal = facts;
+    Ok((journal, state, cache_lost || journal_lost))
 }
 
 fn intent_was_left(intent: &charm::intent::Intent) -> bool {
