@@ -259,10 +259,7 @@ fn run(
                 publish_cos(node, recorded, kind, &mut fresh)?;
             }
             converge_ingress(node, recorded, journal, &reads, ssl_key)?;
-            // Kept for `stop`, which runs after every relation is gone.
-            if let Some((url, ca)) = node.api_target(recorded) {
-                recorded.journal.api_server = Some(crate::facts::ApiServer { url, ca });
-            }
+            node.remember_api_server(recorded);
             if reads.ports {
                 if let Some(options) = &recorded.options {
                     set_ingress(tools, recorded.ingress_open, options.ingress)?;
@@ -477,8 +474,7 @@ fn converge_ingress(
         recorded.leader = Some(tools.is_leader().doing("asking whether this unit leads")?);
     }
     if recorded.leader != Some(true) {
-        // The leader keeps the controller.
-        recorded.concerns.clear(Concern::Ingress);
+        node.leave_ingress(recorded);
         return Ok(());
     }
     let key = match ssl_key {

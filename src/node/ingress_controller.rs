@@ -11,6 +11,11 @@ use crate::unit_state::{NodeOptions, Recorded};
 use super::Node;
 
 impl Node<'_> {
+    /// Not the leader: the leader keeps the controller, and its troubles.
+    pub fn leave_ingress(&self, recorded: &mut Recorded) {
+        recorded.concerns.clear(Concern::Ingress);
+    }
+
     /// The ingress controller, as the leader keeps it: applied when
     /// `ingress` is on and what it would apply differs from what it last
     /// applied (or an earlier try failed); deleted, exactly what it

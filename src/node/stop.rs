@@ -12,6 +12,14 @@ use super::Node;
 use crate::snaps::DAEMONS;
 
 impl Node<'_> {
+    /// Keeps the API server the relations name, and its CA, for `stop`,
+    /// which runs after every relation is gone.
+    pub fn remember_api_server(&self, recorded: &mut Recorded) {
+        if let Some((url, ca)) = self.api_target(recorded) {
+            recorded.journal.api_server = Some(crate::facts::ApiServer { url, ca });
+        }
+    }
+
     /// The stop hook: remove the node from the cluster, stop the daemons.
     /// Juju runs it after every relation is gone, so the API server is the
     /// one the journal recorded (`known`), reached with the client token
