@@ -48,7 +48,7 @@ fn code(text: &str) -> String {
     let joined = lines.join(" ");
     let mut out = String::new();
     for word in joined.split_whitespace() {
-        if !(word.starts_with('.') || out.ends_with('.')) && !out.is_empty() {
+        if !(word.starts_with('.') || out.ends_with('.') || out.is_empty()) {
             out.push(' ');
         }
         out.push_str(word);
