@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use charm::root::MachineRoot;
 use charm::HookTools;
 
+use crate::daemons::Version;
 use crate::error::Error;
 use crate::journal::JournalFile;
 use crate::kubeapi::Api;
@@ -161,64 +162,14 @@ impl Node<'_> {
                 if let Some((url, ca)) = self.api_target(recorded) {
                     if let Some(token) = self.disk_tokens().map(|t| t.client_token) {
                         let api = || Api::new(&url, &ca, &token);
-                        if let Some(problem) = self.label(recorded, &api, options) {
-                            problems.push(problem);
-                        }
+                        problems.extend(self.label(recorded, &api, options));
                     }
                 }
             }
-            Ok(ready) => match (
-                self.credentials(recorded, &ready.creds, fresh)?,
-                self.private_keys(&ready.certs, fresh)?,
-            ) {
-                (Err(problem), _) | (_, Err(problem)) => problems.push(problem),
-                (Ok(creds), Ok(certs)) => {
-                    let ready = Ready { certs, ..ready };
-                    if let Some(versions) = versions {
-                        // Written ahead: `stop` deletes the node by this name.
-                        if recorded.journal.node_name.as_ref() != Some(&self.name) {
-                            recorded.journal.node_name = Some(self.name.clone());
-                            journal.persist(&recorded.journal)?;
-                        }
-                        let node_ips = self.node_ips(recorded, fresh.addresses)?;
-                        // Daemons found running that the charm has no record
-                        // of are looked at before any file is written.
-                        let mut adopting = BTreeMap::new();
-                        let configs = self.write_files(
-                            &ready,
-                            &creds,
-                            (options, versions, &node_ips),
-                            &mut |new_files, configs| {
-                                adopting =
-                                    self.adopt_daemons(recorded, journal, new_files, configs)?;
-                                Ok(())
-                            },
-                        )?;
-                        // The tokens are in the kubeconfigs: nothing left
-                        // for a later hook to read again.
-                        recorded.credentials_stale = false;
-                        let inactive =
-                            self.run_daemons(recorded, &configs, &adopting, &mut problems)?;
-                        if !inactive.is_empty() {
-                            problems.push(Problem::waiting(format!(
-                                "Waiting for {} to start.",
-                                inactive.join(",")
-                            )));
-                        }
-                        // Built only when a call is to be made: setting up
-                        // TLS is most of what a converged hook would cost.
-                        let api = || Api::new(&ready.api_url, &ready.certs.ca, &creds.client_token);
-                        if let Some(problem) = self.label(recorded, &api, options) {
-                            problems.push(problem);
-                        } else if fresh.check_ready && inactive.is_empty() {
-                            self.check_ready(recorded, &api);
-                        }
-                        if let Some(why) = &recorded.node_not_ready {
-                            problems.push(Problem::waiting(format!("Node not Ready: {why}")));
-                        }
-                    }
-                }
-            },
+            Ok(ready) => {
+                let inputs = (options, fresh, versions);
+                problems.extend(self.configure(recorded, journal, ready, inputs)?);
+            }
         }
         if problems != recorded.concerns.of(Concern::Node) {
             for p in &problems {
@@ -227,6 +178,70 @@ impl Node<'_> {
         }
         recorded.concerns.set(Concern::Node, problems);
         Ok(())
+    }
+
+    /// The node as everything the relations gave makes it: credentials and
+    /// keys, the daemons' files, the daemons, labels and readiness, in
+    /// that order. Returns what stands in the way.
+    fn configure(
+        &self,
+        recorded: &mut Recorded,
+        journal: &mut JournalFile,
+        ready: Ready,
+        (options, fresh, versions): (&NodeOptions, &Fresh, Option<[Version; 2]>),
+    ) -> Result<Vec<Problem>, Error> {
+        let (creds, certs) = match (
+            self.credentials(recorded, &ready.creds, fresh)?,
+            self.private_keys(&ready.certs, fresh)?,
+        ) {
+            (Err(problem), _) | (_, Err(problem)) => return Ok(vec![problem]),
+            (Ok(creds), Ok(certs)) => (creds, certs),
+        };
+        let ready = Ready { certs, ..ready };
+        let Some(versions) = versions else {
+            return Ok(Vec::new());
+        };
+        // Written ahead: `stop` deletes the node by this name.
+        if recorded.journal.node_name.as_ref() != Some(&self.name) {
+            recorded.journal.node_name = Some(self.name.clone());
+            journal.persist(&recorded.journal)?;
+        }
+        let node_ips = self.node_ips(recorded, fresh.addresses)?;
+        // Daemons found running that the charm has no record of are
+        // looked at before any file is written.
+        let mut adopting = BTreeMap::new();
+        let configs = self.write_files(
+            &ready,
+            &creds,
+            (options, versions, &node_ips),
+            &mut |new_files, configs| {
+                adopting = self.adopt_daemons(recorded, journal, new_files, configs)?;
+                Ok(())
+            },
+        )?;
+        // The tokens are in the kubeconfigs: nothing left for a later hook
+        // to read again.
+        recorded.credentials_stale = false;
+        let mut problems = Vec::new();
+        let inactive = self.run_daemons(recorded, &configs, &adopting, &mut problems)?;
+        if !inactive.is_empty() {
+            problems.push(Problem::waiting(format!(
+                "Waiting for {} to start.",
+                inactive.join(",")
+            )));
+        }
+        // Built only when a call is to be made: setting up TLS is most of
+        // what a converged hook would cost.
+        let api = || Api::new(&ready.api_url, &ready.certs.ca, &creds.client_token);
+        if let Some(problem) = self.label(recorded, &api, options) {
+            problems.push(problem);
+        } else if fresh.check_ready && inactive.is_empty() {
+            self.check_ready(recorded, &api);
+        }
+        if let Some(why) = &recorded.node_not_ready {
+            problems.push(Problem::waiting(format!("Node not Ready: {why}")));
+        }
+        Ok(problems)
     }
 
     /// Inside a container (LXD, ...), kube-proxy must not try to set
