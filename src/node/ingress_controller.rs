@@ -10,6 +10,13 @@ use crate::unit_state::{NodeOptions, Recorded};
 
 use super::Node;
 
+/// What the status says while the controller cannot be changed.
+fn waiting(what: &str, e: &dyn std::fmt::Display) -> Vec<Problem> {
+    vec![Problem::waiting(format!(
+        "Waiting to {what} the ingress controller: {e}"
+    ))]
+}
+
 impl Node<'_> {
     /// Not the leader: the leader keeps the controller, and its troubles.
     pub fn leave_ingress(&self, recorded: &mut Recorded) {
@@ -39,11 +46,7 @@ impl Node<'_> {
             // The node is not configured yet: its relation hooks come back.
             return Ok(());
         };
-        let waiting = |what: &str, e: &dyn std::fmt::Display| {
-            vec![Problem::waiting(format!(
-                "Waiting to {what} the ingress controller: {e}"
-            ))]
-        };
+        let connect = || Api::new(&url, &ca, &token);
         if !options.ingress {
             let Some(record) = recorded.journal.ingress.clone() else {
                 recorded.concerns.clear(Concern::Ingress);
@@ -52,22 +55,13 @@ impl Node<'_> {
             if !self.still_leads(recorded, leads_now)? {
                 return Ok(());
             }
-            let api = match Api::new(&url, &ca, &token) {
-                Ok(api) => api,
-                Err(e) => {
-                    recorded
-                        .concerns
-                        .set(Concern::Ingress, waiting("remove", &e));
-                    return Ok(());
-                }
-            };
-            for path in record.paths.iter().rev() {
-                if let Err(e) = api.delete(path) {
-                    recorded
-                        .concerns
-                        .set(Concern::Ingress, waiting("remove", &e));
-                    return Ok(());
-                }
+            let removed =
+                connect().and_then(|api| record.paths.iter().rev().try_for_each(|p| api.delete(p)));
+            if let Err(e) = removed {
+                recorded
+                    .concerns
+                    .set(Concern::Ingress, waiting("remove", &e));
+                return Ok(());
             }
             log::info!(
                 "removed the ingress controller ({} objects)",
@@ -108,32 +102,24 @@ impl Node<'_> {
             paths: all,
         });
         journal.persist(&recorded.journal)?;
-        let api = match Api::new(&url, &ca, &token) {
-            Ok(api) => api,
-            Err(e) => {
-                recorded
-                    .concerns
-                    .set(Concern::Ingress, waiting("configure", &e));
-                return Ok(());
+        let applied = connect().and_then(|api| {
+            for object in &objects {
+                api.apply(&object.path, &object.body)?;
             }
-        };
-        for object in &objects {
-            if let Err(e) = api.apply(&object.path, &object.body) {
-                recorded
-                    .concerns
-                    .set(Concern::Ingress, waiting("configure", &e));
-                return Ok(());
-            }
-        }
-        // What an earlier apply created and this one does not (the default
-        // certificate's Secret once unset).
-        for gone in previous.paths.iter().rev().filter(|p| !paths.contains(p)) {
-            if let Err(e) = api.delete(gone) {
-                recorded
-                    .concerns
-                    .set(Concern::Ingress, waiting("configure", &e));
-                return Ok(());
-            }
+            // What an earlier apply created and this one does not (the
+            // default certificate's Secret once unset).
+            previous
+                .paths
+                .iter()
+                .rev()
+                .filter(|p| !paths.contains(p))
+                .try_for_each(|p| api.delete(p))
+        });
+        if let Err(e) = applied {
+            recorded
+                .concerns
+                .set(Concern::Ingress, waiting("configure", &e));
+            return Ok(());
         }
         log::info!(
             "applied the ingress controller ({} objects, image {})",
