@@ -9,6 +9,7 @@ use crate::cos;
 use crate::daemons::{self};
 use crate::error::{Error, ToolContext};
 use crate::problem::{Concern, Problem};
+use crate::relations::EndpointData;
 use crate::unit_state::Recorded;
 
 use super::{Fresh, Node};
@@ -35,23 +36,7 @@ impl Node<'_> {
             .as_ref()
             .map(|o| cos::max_pods(&o.kubelet_extra_config))
             .unwrap_or(cos::DEFAULT_MAX_PODS);
-        // Everything the configuration is made of, the token by the
-        // fingerprint the cache keeps: while it is what every cos-agent
-        // relation was given, nothing is read or built again.
-        let inputs = {
-            let mut hash = Fingerprint::default();
-            let tokens = recorded
-                .relations
-                .get(crate::relations::TOKENS)
-                .cloned()
-                .unwrap_or_default();
-            let tag = self.control(recorded).and_then(|c| c.cluster_tag);
-            hash.update(serde_json::to_string(&tokens).unwrap_or_default());
-            hash.update(format!("{}\n{tag:?}\n{max_pods}\n", self.name));
-            hash.update(ca.as_deref().unwrap_or_default());
-            hash.update(cos::content_version());
-            hash.hex()
-        };
+        let inputs = self.cos_inputs(recorded, ca.as_deref(), max_pods);
         let kept: Databag = [("config-inputs".to_string(), inputs)].into();
         if recorded.concerns.is_clear(Concern::Cos)
             && rids
@@ -66,32 +51,12 @@ impl Node<'_> {
         let Some(tokens) = &fresh.tokens else {
             return Ok(());
         };
-        let waiting = |why: String| vec![Problem::waiting(why)];
-        let token = match cos::token(tokens, &cos::user(&self.name)) {
-            Err(why) => Err(waiting(format!("Waiting for the COS token: {why}"))),
-            Ok(None) if !tokens.is_related() => Err(waiting(format!(
-                "Waiting for the COS token: relate {}:tokens to the control plane",
-                self.app()
-            ))),
-            Ok(None) => Err(waiting("Waiting for the COS token".into())),
-            Ok(Some(token)) => Ok(token),
-        };
-        let tag = self.control(recorded).and_then(|c| c.cluster_tag);
-        let (token, tag) = match (token, tag) {
-            (Err(problems), _) => {
-                recorded.concerns.set(Concern::Cos, problems);
+        let (token, tag) = match self.cos_token(recorded, tokens) {
+            Ok(found) => found,
+            Err(problem) => {
+                recorded.concerns.set(Concern::Cos, vec![problem]);
                 return Ok(());
             }
-            (Ok(_), None) => {
-                recorded.concerns.set(
-                    Concern::Cos,
-                    waiting(
-                        "Waiting for the cluster-tag from kube-control (COS labels by it)".into(),
-                    ),
-                );
-                return Ok(());
-            }
-            (Ok(token), Some(tag)) => (token, tag),
         };
         if ca.is_none() {
             log::info!(
@@ -129,5 +94,48 @@ impl Node<'_> {
         }
         recorded.concerns.clear(Concern::Cos);
         Ok(())
+    }
+
+    /// A fingerprint of everything the configuration is made of, the token
+    /// by the fingerprint the cache keeps: while it is what every
+    /// cos-agent relation was given, nothing is read or built again.
+    fn cos_inputs(&self, recorded: &Recorded, ca: Option<&str>, max_pods: u64) -> String {
+        let mut hash = Fingerprint::default();
+        let tokens = recorded
+            .relations
+            .get(crate::relations::TOKENS)
+            .cloned()
+            .unwrap_or_default();
+        let tag = self.control(recorded).and_then(|c| c.cluster_tag);
+        hash.update(serde_json::to_string(&tokens).unwrap_or_default());
+        hash.update(format!("{}\n{tag:?}\n{max_pods}\n", self.name));
+        hash.update(ca.unwrap_or_default());
+        hash.update(cos::content_version());
+        hash.hex()
+    }
+
+    /// This node's COS token and the cluster tag COS labels by, or what
+    /// to wait for.
+    fn cos_token(
+        &self,
+        recorded: &Recorded,
+        tokens: &EndpointData,
+    ) -> Result<(String, String), Problem> {
+        let token = match cos::token(tokens, &cos::user(&self.name)) {
+            Err(why) => Err(format!("Waiting for the COS token: {why}")),
+            Ok(None) if !tokens.is_related() => Err(format!(
+                "Waiting for the COS token: relate {}:tokens to the control plane",
+                self.app()
+            )),
+            Ok(None) => Err("Waiting for the COS token".into()),
+            Ok(Some(token)) => Ok(token),
+        }
+        .map_err(Problem::waiting)?;
+        match self.control(recorded).and_then(|c| c.cluster_tag) {
+            None => Err(Problem::waiting(
+                "Waiting for the cluster-tag from kube-control (COS labels by it)",
+            )),
+            Some(tag) => Ok((token, tag)),
+        }
     }
 }
