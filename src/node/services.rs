@@ -144,39 +144,9 @@ impl Node<'_> {
                 .daemons
                 .entry(snap_name.to_string())
                 .or_default();
-            let mut changes: Vec<(String, Option<String>)> = config
-                .snap_keys
-                .iter()
-                .filter(|(k, v)| record.keys.get(*k) != Some(*v))
-                .map(|(k, v)| (k.clone(), Some(v.clone())))
-                .collect();
-            changes.extend(
-                record
-                    .keys
-                    .keys()
-                    .filter(|k| !config.snap_keys.contains_key(*k))
-                    .map(|k| (k.clone(), None)),
-            );
-            if !changes.is_empty() {
-                match SnapCli.set(snap_name, &changes) {
-                    Ok(()) => record.keys = config.snap_keys.clone(),
-                    Err(e) => match refusal(&e) {
-                        // What the snap will not take is the operator's to
-                        // mend; the daemon keeps what it runs with, and the
-                        // next hook tries again.
-                        Some(why) => {
-                            let option = match *snap_name {
-                                "kubelet" => "kubelet-extra-args",
-                                _ => "proxy-extra-args",
-                            };
-                            refused.push(Problem::blocked(format!(
-                                "snap set {snap_name} refused its configuration ({why}); check {option}"
-                            )));
-                            continue;
-                        }
-                        None => return Err(e.into()),
-                    },
-                }
+            if let Some(problem) = set_options(snap_name, &config.snap_keys, record)? {
+                refused.push(problem);
+                continue;
             }
             let fingerprint = self.fingerprint(
                 snap_name,
@@ -216,16 +186,8 @@ impl Node<'_> {
                 })?;
                 record.fingerprint = fingerprint;
             }
-            let exec = |e| Error::Exec {
-                doing: "checking a daemon",
-                source: e,
-            };
-            if !systemctl.is_active(&service).map_err(exec)? {
-                log::warn!("{service} is not running; starting it");
-                systemctl.start(&service).map_err(exec)?;
-                if !systemctl.is_active(&service).map_err(exec)? {
-                    inactive.push(*snap_name);
-                }
+            if !running(&service)? {
+                inactive.push(*snap_name);
             }
         }
         Ok(inactive)
@@ -279,6 +241,65 @@ pub(super) struct Adopted {
     pub(super) keys: BTreeMap<String, String>,
     /// It already runs as the charm would run it.
     pub(super) keep_running: bool,
+}
+
+/// Whether `service` runs, started once if it did not.
+fn running(service: &str) -> Result<bool, Error> {
+    let exec = |e| Error::Exec {
+        doing: "checking a daemon",
+        source: e,
+    };
+    if Systemctl.is_active(service).map_err(exec)? {
+        return Ok(true);
+    }
+    log::warn!("{service} is not running; starting it");
+    Systemctl.start(service).map_err(exec)?;
+    Systemctl.is_active(service).map_err(exec)
+}
+
+/// Sets `wanted` as the snap's options in one `snap set`, unsetting
+/// those the charm set before and no longer does; `record` is what it
+/// set. A refusal that is the values' fault is returned, for the operator
+/// to mend: the daemon keeps what it runs with, and the next hook tries
+/// again.
+fn set_options(
+    snap_name: &str,
+    wanted: &BTreeMap<String, String>,
+    record: &mut DaemonRecord,
+) -> Result<Option<Problem>, Error> {
+    let mut changes: Vec<(String, Option<String>)> = wanted
+        .iter()
+        .filter(|(k, v)| record.keys.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
+    changes.extend(
+        record
+            .keys
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .map(|k| (k.clone(), None)),
+    );
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    match SnapCli.set(snap_name, &changes) {
+        Ok(()) => {
+            record.keys = wanted.clone();
+            Ok(None)
+        }
+        Err(e) => match refusal(&e) {
+            Some(why) => {
+                let option = match snap_name {
+                    "kubelet" => "kubelet-extra-args",
+                    _ => "proxy-extra-args",
+                };
+                Ok(Some(Problem::blocked(format!(
+                    "snap set {snap_name} refused its configuration ({why}); check {option}"
+                ))))
+            }
+            None => Err(e.into()),
+        },
+    }
 }
 
 /// Why snapd would not take a `snap set`, when it is the values' fault
