@@ -80,6 +80,42 @@ impl Node<'_> {
             0o600,
         ));
 
+        let [kubelet, proxy] = self.daemon_configs(ready, options, versions, node_ips)?;
+        for note in kubelet.notes.iter().chain(&proxy.notes) {
+            log::debug!("{note}");
+        }
+        for config in [&kubelet, &proxy] {
+            for (path, content) in &config.files {
+                written.push((path, content.clone(), 0o644));
+            }
+        }
+        let new_files: NewFiles = written
+            .iter()
+            .map(|(path, content, _)| (*path, content.as_str()))
+            .collect();
+        before_writing(&new_files, [&kubelet, &proxy])?;
+        for (path, content, mode) in &written {
+            if files::write_atomic(&self.root.path(path), content.as_bytes(), *mode, None)?
+                == Change::Written
+            {
+                log::debug!("wrote {path}");
+            }
+        }
+        self.write_ubuntu_kubeconfig(&kubeconfig("ubuntu", &creds.client_token))?;
+        Ok(vec![
+            (kubelet, READS[0].to_vec()),
+            (proxy, READS[1].to_vec()),
+        ])
+    }
+
+    /// kubelet's and kube-proxy's configuration, for their versions.
+    fn daemon_configs(
+        &self,
+        ready: &Ready,
+        options: &NodeOptions,
+        versions: [Version; 2],
+        node_ips: &[String],
+    ) -> Result<[DaemonConfig; 2], Error> {
         let extra_config = |text: &str| -> serde_yaml::Mapping {
             // Checked when the option was read.
             serde_yaml::from_str(text).unwrap_or_default()
@@ -104,54 +140,37 @@ impl Node<'_> {
             kubelet_extra_config: &kubelet_extra_config,
             proxy_extra_config: &proxy_extra_config,
         };
-        let kubelet = daemons::kubelet(versions[0], &inputs);
-        let proxy = daemons::kube_proxy(versions[1], &inputs);
-        for note in kubelet.notes.iter().chain(&proxy.notes) {
-            log::debug!("{note}");
-        }
-        for config in [&kubelet, &proxy] {
-            for (path, content) in &config.files {
-                written.push((path, content.clone(), 0o644));
-            }
-        }
-        let new_files: NewFiles = written
-            .iter()
-            .map(|(path, content, _)| (*path, content.as_str()))
-            .collect();
-        before_writing(&new_files, [&kubelet, &proxy])?;
-        for (path, content, mode) in &written {
-            if files::write_atomic(&self.root.path(path), content.as_bytes(), *mode, None)?
-                == Change::Written
-            {
-                log::debug!("wrote {path}");
-            }
-        }
-        if let Some(ubuntu) = self.ubuntu_user()? {
-            // ubuntu owns its home and .kube: written by descriptor, never
-            // through a link it placed there. A home that is not as it
-            // should be costs ubuntu its kubeconfig, not the node.
-            let home = self.root.path(&ubuntu.home);
-            let config = kubeconfig("ubuntu", &creds.client_token);
-            let written = files::write_in_owned_dir(
-                &home,
-                ".kube",
-                "config",
-                config.as_bytes(),
-                0o600,
-                ubuntu.owner,
-            );
-            match written {
-                Ok(_) => {}
-                Err(e) if e.action == files::REFUSED => {
-                    log::warn!("not writing ubuntu's kubeconfig: {e}")
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(vec![
-            (kubelet, READS[0].to_vec()),
-            (proxy, READS[1].to_vec()),
+        Ok([
+            daemons::kubelet(versions[0], &inputs),
+            daemons::kube_proxy(versions[1], &inputs),
         ])
+    }
+
+    /// The ubuntu user's kubeconfig, where there is an ubuntu user. It
+    /// owns its home and .kube: written by descriptor, never through a
+    /// link it placed there. A home that is not as it should be costs
+    /// ubuntu its kubeconfig, not the node.
+    fn write_ubuntu_kubeconfig(&self, config: &str) -> Result<(), Error> {
+        let Some(ubuntu) = self.ubuntu_user()? else {
+            return Ok(());
+        };
+        let home = self.root.path(&ubuntu.home);
+        let written = files::write_in_owned_dir(
+            &home,
+            ".kube",
+            "config",
+            config.as_bytes(),
+            0o600,
+            ubuntu.owner,
+        );
+        match written {
+            Ok(_) => Ok(()),
+            Err(e) if e.action == files::REFUSED => {
+                log::warn!("not writing ubuntu's kubeconfig: {e}");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn ubuntu_user(&self) -> Result<Option<Account>, Error> {

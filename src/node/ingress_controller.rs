@@ -4,7 +4,7 @@ use crate::error::{Error, ToolContext};
 use crate::facts::IngressRecord;
 use crate::ingress;
 use crate::journal::JournalFile;
-use crate::kubeapi::Api;
+use crate::kubeapi::{Api, ApiError};
 use crate::problem::{Concern, Problem};
 use crate::unit_state::{NodeOptions, Recorded};
 
@@ -48,28 +48,7 @@ impl Node<'_> {
         };
         let connect = || Api::new(&url, &ca, &token);
         if !options.ingress {
-            let Some(record) = recorded.journal.ingress.clone() else {
-                recorded.concerns.clear(Concern::Ingress);
-                return Ok(());
-            };
-            if !self.still_leads(recorded, leads_now)? {
-                return Ok(());
-            }
-            let removed =
-                connect().and_then(|api| record.paths.iter().rev().try_for_each(|p| api.delete(p)));
-            if let Err(e) = removed {
-                recorded
-                    .concerns
-                    .set(Concern::Ingress, waiting("remove", &e));
-                return Ok(());
-            }
-            log::info!(
-                "removed the ingress controller ({} objects)",
-                record.paths.len()
-            );
-            recorded.journal.ingress = None;
-            recorded.concerns.clear(Concern::Ingress);
-            return Ok(());
+            return self.remove_ingress(recorded, &connect, leads_now);
         }
         let registry = self.registry(recorded);
         let inputs = ingress::Inputs {
@@ -127,6 +106,37 @@ impl Node<'_> {
             ingress::image(&inputs)
         );
         recorded.journal.ingress = Some(IngressRecord { fingerprint, paths });
+        recorded.concerns.clear(Concern::Ingress);
+        Ok(())
+    }
+
+    /// Deletes exactly what this unit applied, in reverse order.
+    fn remove_ingress(
+        &self,
+        recorded: &mut Recorded,
+        connect: &dyn Fn() -> Result<Api, ApiError>,
+        leads_now: bool,
+    ) -> Result<(), Error> {
+        let Some(record) = recorded.journal.ingress.clone() else {
+            recorded.concerns.clear(Concern::Ingress);
+            return Ok(());
+        };
+        if !self.still_leads(recorded, leads_now)? {
+            return Ok(());
+        }
+        let removed =
+            connect().and_then(|api| record.paths.iter().rev().try_for_each(|p| api.delete(p)));
+        if let Err(e) = removed {
+            recorded
+                .concerns
+                .set(Concern::Ingress, waiting("remove", &e));
+            return Ok(());
+        }
+        log::info!(
+            "removed the ingress controller ({} objects)",
+            record.paths.len()
+        );
+        recorded.journal.ingress = None;
         recorded.concerns.clear(Concern::Ingress);
         Ok(())
     }
