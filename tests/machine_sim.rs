@@ -529,3 +529,45 @@ fn server_side_apply_merges_as_kube_apiserver_does() {
     ));
     assert_eq!(names(&again), vec!["old", "newer"]);
 }
+
+#[test]
+fn snap_info_shows_each_track_as_snapd_does() {
+    let p = Probe::new();
+    with_store(&p);
+    p.sim.edit_machine(|m| {
+        let edge = StoreRevision {
+            version: "1.32.1".into(),
+            ..m.store["kubelet"]["1.32/stable"].clone()
+        };
+        m.store
+            .get_mut("kubelet")
+            .unwrap()
+            .insert("1.32/edge".into(), edge);
+    });
+    let r = p.calls(
+        "install",
+        &[
+            (
+                "install",
+                "run snap install kubelet --channel=1.31/stable --classic",
+            ),
+            ("info", "run snap info --unicode=never kubelet"),
+            ("missing", "run snap info no-such-snap"),
+        ],
+        false,
+    );
+    assert_eq!(r["info"].code, 0, "{:?}", r["info"]);
+    let out = &r["info"].stdout;
+    assert!(out.contains("tracking:     1.31/stable\n"), "{out}");
+    assert!(out.contains("  1.32/candidate: ^\n"), "{out}");
+    assert!(out.contains("installed:"), "{out}");
+    let channels = charm::snap::parse_info_channels(out).unwrap();
+    assert_eq!(channels["1.31/stable"], "1.31.2");
+    assert_eq!(channels["1.32/beta"], "1.32.0");
+    assert_eq!(channels["1.32/edge"], "1.32.1");
+    assert_eq!(r["missing"].code, 1);
+    assert_eq!(
+        r["missing"].stderr,
+        "error: no snap found for \"no-such-snap\"\n"
+    );
+}

@@ -196,6 +196,42 @@ pub fn normalize_channel(channel: &str) -> String {
     }
 }
 
+/// What the store serves on each channel of a snap, as `snap info
+/// --unicode=never` shows it under `channels:`: channel -> version. A
+/// closed channel shown as `^` serves what the riskier-named channel
+/// above it in its track serves (snapd follows it there); one shown as
+/// `--` serves nothing and is left out. `None` when there is no
+/// `channels:` section: snapd prints none when it could not reach the
+/// store.
+pub fn parse_info_channels(stdout: &str) -> Option<std::collections::BTreeMap<String, String>> {
+    let mut lines = stdout.lines().skip_while(|l| l.trim_end() != "channels:");
+    lines.next()?;
+    let mut channels = std::collections::BTreeMap::new();
+    let mut above: Option<(String, String)> = None;
+    for line in lines.take_while(|l| l.starts_with(' ')) {
+        let Some((channel, rest)) = line.trim().split_once(':') else {
+            continue;
+        };
+        let track = channel.split('/').next().unwrap_or_default();
+        let version = match rest.split_whitespace().next() {
+            Some("^") => above
+                .as_ref()
+                .filter(|(t, _)| t == track)
+                .map(|(_, v)| v.clone()),
+            Some("--") | None => None,
+            Some(version) => Some(version.to_string()),
+        };
+        match version {
+            Some(version) => {
+                channels.insert(channel.to_string(), version.clone());
+                above = Some((track.to_string(), version));
+            }
+            None => above = None,
+        }
+    }
+    Some(channels)
+}
+
 /// One installed snap as `snap list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
@@ -285,6 +321,22 @@ impl SnapCli {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// What the store serves on each channel of `name` (see
+    /// [`parse_info_channels`]); `None` when snapd could not ask the
+    /// store. Changes nothing.
+    pub fn channels(
+        &self,
+        name: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, SnapError> {
+        let out = exec::run(
+            "snap",
+            &["info", "--unicode=never", name],
+            None,
+            deadline::QUERY,
+        )?;
+        Ok(parse_info_channels(&out.stdout_str()))
     }
 
     /// `snap get -d <name>`: every key set on the snap. Changes nothing.
@@ -382,6 +434,48 @@ impl SnapCli {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As snapd 2.63 prints it (cmd_info.go: tracks in the store's
+    /// order, risks stable to edge, tabwriter-aligned).
+    #[test]
+    fn snap_info_channels_follow_closed_ones_up_their_track() {
+        let out = "name:      kubelet
+summary:   Kubernetes Node Agent
+publisher: Canonical**
+store-url: https://snapcraft.io/kubelet
+license:   Apache-2.0
+description: |
+  kubelet
+commands:
+  - kubelet
+services:
+  kubelet.daemon: simple, disabled, inactive
+snap-id:      a2J9Hk4jdVgm3c0QoyrHbOHwvmMzUmfF
+tracking:     1.31/stable
+refresh-date: today at 10:00 UTC
+channels:
+  1.32/stable:    1.32.1  2025-01-16 (3650) 20MB classic
+  1.32/candidate: ^
+  1.32/beta:      ^
+  1.32/edge:      1.32.2  2025-02-01 (3700) 20MB classic
+  1.31/stable:    --
+  1.31/candidate: 1.31.5  2025-01-10 (3600) 20MB classic
+  1.31/beta:      ^
+  1.31/edge:      ^
+installed:        1.31.4             (3500) 20MB classic
+";
+        let channels = parse_info_channels(out).unwrap();
+        let get = |c: &str| channels.get(c).map(String::as_str);
+        assert_eq!(get("1.32/stable"), Some("1.32.1"));
+        assert_eq!(get("1.32/beta"), Some("1.32.1"));
+        assert_eq!(get("1.32/edge"), Some("1.32.2"));
+        assert_eq!(get("1.31/stable"), None);
+        assert_eq!(get("1.31/edge"), Some("1.31.5"));
+        assert_eq!(get("installed"), None);
+        // The store not reached: snapd shows what is installed, no channels.
+        let offline = out.split("channels:").next().unwrap();
+        assert_eq!(parse_info_channels(offline), None);
+    }
 
     #[test]
     fn snap_list_is_read_by_its_headings() {

@@ -55,6 +55,9 @@ pub struct Request {
 
 #[derive(Default)]
 pub struct ApiState {
+    /// kube-apiserver's version, as `GET /version` gives it (`None`: the
+    /// default, [`API_VERSION`]).
+    pub version: Option<String>,
     pub nodes: BTreeMap<String, Value>,
     pub pods: Vec<Value>,
     pub requests: Vec<Request>,
@@ -119,6 +122,11 @@ impl ApiServer {
                        {"type": "Ready", "status": "True", "reason": "KubeletReady",
                         "message": "kubelet is posting ready status"}]}}),
         );
+    }
+
+    /// The version this API server says it runs (`v1.31.2`).
+    pub fn set_version(&self, version: &str) {
+        self.state.lock().unwrap().version = Some(version.to_string());
     }
 
     /// Sets the node's Ready condition as kubelet would report it.
@@ -459,6 +467,20 @@ fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Valu
         .split('/')
         .collect();
     match (method, segments.as_slice()) {
+        // As kube-apiserver's version.Info; open to every authenticated
+        // user (system:public-info-viewer).
+        ("GET", ["version"]) => {
+            let git = s.version.clone().unwrap_or(API_VERSION.to_string());
+            let mut parts = git.trim_start_matches('v').split('.');
+            let (major, minor) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            (
+                200,
+                json!({"major": major, "minor": minor, "gitVersion": git,
+                       "gitCommit": "0000000000000000000000000000000000000000",
+                       "gitTreeState": "clean", "buildDate": "2024-10-22T20:28:14Z",
+                       "goVersion": "go1.22.8", "compiler": "gc", "platform": "linux/amd64"}),
+            )
+        }
         ("GET", ["api", "v1", "nodes", name]) => s
             .nodes
             .get(*name)
@@ -552,6 +574,8 @@ pub enum Master {
 }
 
 pub const DNS_IP: &str = "10.152.183.10";
+/// The stand-in API server's version unless a test sets another.
+pub const API_VERSION: &str = "v1.31.2";
 pub const CIDR: &str = "10.1.0.0/16";
 
 /// A control plane, a CA and a CNI subordinate, ready to relate.

@@ -290,6 +290,7 @@ fn snap(m: &mut Machine, args: &[String]) -> Out {
         "refresh" => snap_refresh(m, rest),
         "remove" => snap_remove(m, rest),
         "list" => snap_list(m, rest),
+        "info" => snap_info(m, rest),
         "set" => snap_set(m, rest, false),
         "unset" => snap_set(m, rest, true),
         "get" => snap_get(m, rest),
@@ -726,6 +727,88 @@ fn snap_remove(m: &mut Machine, rest: &[String]) -> Out {
         m.snap_config.remove(name);
         let _ = std::fs::remove_dir_all(m.root.join("snap").join(name));
         out.push_str(&format!("{name} removed\n"));
+    }
+    ok(out)
+}
+
+/// `snap info` as snapd 2.63 prints it (cmd/snap/cmd_info.go): the
+/// snap's header, what is installed and tracked, and under `channels:`
+/// every track (latest first, then the newest) with its four risks, a
+/// closed risk after an open one shown as `^` (it follows the one above),
+/// one before any as `--`; aligned as its tabwriter aligns them.
+fn snap_info(m: &mut Machine, rest: &[String]) -> Out {
+    let p = match parse_flags(rest, &[value(&["unicode"]), boolean(&["verbose"])]) {
+        Ok(p) => p,
+        Err(out) => return out,
+    };
+    let never = p.get("unicode") == Some("never");
+    let (uparrow, dash, tick) = if never {
+        ("^", "--", "**")
+    } else {
+        ("\u{2191}", "\u{2013}", "\u{2713}")
+    };
+    let [name] = p.positional.as_slice() else {
+        return fail(
+            1,
+            "error: the required argument `<snap> (at least 1 argument)` was not provided\n",
+        );
+    };
+    let remote = m.store.get(name);
+    let local = m.snaps.get(name);
+    if remote.is_none() && local.is_none() {
+        return fail(1, format!("error: no snap found for \"{name}\"\n"));
+    }
+    let mut out = format!(
+        "name:      {name}\nsummary:   {name}\npublisher: Canonical{tick}\nstore-url: https://snapcraft.io/{name}\nlicense:   Apache-2.0\ndescription: |\n  {name}\n"
+    );
+    if let Some(s) = local {
+        if let Some(channel) = &s.channel {
+            out.push_str(&format!("tracking:     {channel}\n"));
+        }
+    }
+    let mut rows: Vec<(String, String)> = Vec::new();
+    if let Some(channels) = remote {
+        let mut tracks: Vec<&str> = channels
+            .keys()
+            .filter_map(|c| c.split('/').next())
+            .collect();
+        tracks.sort_by_key(|t| (*t != "latest", std::cmp::Reverse(version_tuple(t))));
+        tracks.dedup();
+        for track in tracks {
+            let mut open = false;
+            for risk in ["stable", "candidate", "beta", "edge"] {
+                let channel = format!("{track}/{risk}");
+                let shown = match channels.get(&channel) {
+                    Some(r) => {
+                        open = true;
+                        let notes = if r.classic { "classic" } else { "-" };
+                        format!("{} 2025-01-16 ({}) 20MB {notes}", r.version, r.revision)
+                    }
+                    None if open => uparrow.to_string(),
+                    None => dash.to_string(),
+                };
+                rows.push((format!("  {channel}"), shown));
+            }
+        }
+    }
+    let installed = local.map(|s| {
+        let notes = if s.classic { "classic" } else { "-" };
+        format!("{} ({}) 20MB {notes}", s.version, s.revision)
+    });
+    let width = rows
+        .iter()
+        .map(|(c, _)| c.len() + 1)
+        .chain(installed.iter().map(|_| "installed:".len()))
+        .max()
+        .unwrap_or(0);
+    if !rows.is_empty() {
+        out.push_str("channels:\n");
+    }
+    for (channel, shown) in rows {
+        out.push_str(&format!("{:<width$} {shown}\n", format!("{channel}:")));
+    }
+    if let Some(installed) = installed {
+        out.push_str(&format!("{:<width$} {installed}\n", "installed:"));
     }
     ok(out)
 }
