@@ -207,6 +207,20 @@ impl Api {
         .map(drop)
     }
 
+    /// The API server's version (`gitVersion`: `v1.31.2`).
+    pub fn version(&self) -> Result<String, ApiError> {
+        let value = self.call(Method::GET, "/version", None)?;
+        value
+            .get("gitVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::Response {
+                method: "GET".into(),
+                path: "/version".into(),
+                reason: "no gitVersion".into(),
+            })
+    }
+
     /// The node's `Ready` condition: `None` when it is True, else what the
     /// condition says (its message, or its reason and status).
     pub fn node_not_ready(&self, node: &str) -> Result<Option<String>, ApiError> {

@@ -36,8 +36,10 @@ mod node;
 mod problem;
 mod reads;
 mod relations;
+mod skew;
 mod snaps;
 mod unit_state;
+mod upgrade;
 mod validate;
 
 #[cfg(test)]

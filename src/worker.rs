@@ -20,7 +20,7 @@ use crate::problem::{Concern, ProblemKind};
 use crate::reads::{self, Reads};
 use crate::relations::{ENDPOINTS, KUBE_CONTROL};
 use crate::unit_state::{self, Recorded};
-use crate::{actions, identity, install};
+use crate::{actions, identity, install, upgrade};
 
 /// The variable that moves the machine's root (for tests).
 pub const ROOT_VAR: &str = "KUBERNETES_WORKER_ROOT";
@@ -225,9 +225,11 @@ fn run(
     match &ctx.event {
         Event::Action(name) => match name.as_str() {
             "upgrade" => {
-                upgrade_action(tools, root, arch, recorded, journal, announce)?;
-                // The new snaps may take other flags: configure them now.
-                converge_node(node, recorded, journal, &Fresh::default())?;
+                let target = install::Target { tools, root, arch };
+                if upgrade_action(&target, node, recorded, journal, announce)? {
+                    // The new snaps may take other flags: configure them now.
+                    converge_node(node, recorded, journal, &Fresh::default())?;
+                }
             }
             "pause" => return actions::pause(tools, node, recorded),
             "resume" => return actions::resume(tools, node, recorded),
@@ -541,20 +543,48 @@ fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
     Status::active("Kubernetes worker running.")
 }
 
+#[derive(serde::Deserialize)]
+struct UpgradeParams {
+    #[serde(rename = "dry-run", default)]
+    dry_run: bool,
+}
+
 /// The `upgrade` action: applies what require-manual-upgrade held back,
-/// and reports item by item.
+/// once the control plane is found to allow it, and reports item by item.
+/// A dry run reports what it would do and changes nothing. Returns
+/// whether snaps were looked at (and so the node is to be configured).
 fn upgrade_action(
-    tools: &HookTools,
-    root: &MachineRoot,
-    arch: Arch,
+    target: &install::Target,
+    node: &Node,
     recorded: &mut Recorded,
     journal: &mut JournalFile,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
+    let tools = target.tools;
+    let params: UpgradeParams = tools
+        .action_get()
+        .doing("reading the action's parameters")?;
     let config = Config::read(tools)?;
-    let target = install::Target { tools, root, arch };
-    let report = install::converge(
-        &target,
+    let plan = match upgrade::plan(target, node, &config, recorded)? {
+        Ok(plan) => plan,
+        Err(why) => {
+            log::warn!("upgrade refused: {why}");
+            tools
+                .action_fail(&format!("upgrade refused, nothing changed: {why}"))
+                .doing("failing the action")?;
+            return Ok(false);
+        }
+    };
+    if params.dry_run {
+        let mut results = plan.results();
+        results.insert("dry-run".into(), "true".into());
+        tools
+            .action_set(&results)
+            .doing("reporting the upgrade's plan")?;
+        return Ok(false);
+    }
+    let mut report = install::converge(
+        target,
         &config,
         recorded,
         journal,
@@ -562,6 +592,9 @@ fn upgrade_action(
         install::Look::All,
         announce,
     )?;
+    if let Some(skew) = plan.results().remove("skew") {
+        report.insert("skew".into(), skew);
+    }
     tools
         .action_set(&report)
         .doing("reporting the upgrade's results")?;
@@ -576,5 +609,5 @@ fn upgrade_action(
             .action_fail(&format!("upgrade incomplete: {}", trouble.join("; ")))
             .doing("failing the action")?;
     }
-    Ok(())
+    Ok(true)
 }

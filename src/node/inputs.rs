@@ -152,6 +152,30 @@ impl Node<'_> {
         }
     }
 
+    /// A client for every API server the relations name (an HA control
+    /// plane's each), if they named the CA and the client token is in
+    /// place.
+    pub fn every_api(&self, recorded: &Recorded) -> Option<Vec<(String, Result<Api, ApiError>)>> {
+        let (_, ca) = self.api_target(recorded)?;
+        let token = self.disk_tokens()?.client_token;
+        let data = |ep: &str| recorded.relations.get(ep).cloned().unwrap_or_default();
+        let mut urls = relations::kube_control(&data(KUBE_CONTROL), &self.user())
+            .ok()
+            .flatten()
+            .map(|c| c.api_urls)
+            .unwrap_or_default();
+        urls.extend(relations::api_urls_from_http(&data(KUBE_API_ENDPOINT)).unwrap_or_default());
+        urls.dedup();
+        Some(
+            urls.into_iter()
+                .map(|url| {
+                    let api = Api::new(&url, &ca, &token);
+                    (url, api)
+                })
+                .collect(),
+        )
+    }
+
     /// The API client, if the relations have named the API server and the
     /// CA, and the client token is in place.
     pub fn api(&self, recorded: &Recorded) -> Option<Result<Api, ApiError>> {
