@@ -59,6 +59,9 @@ pub struct ApiState {
     /// default, [`API_VERSION`]).
     pub version: Option<String>,
     pub nodes: BTreeMap<String, Value>,
+    /// Nodes whose kubelet is the simulated machine's, by the machine's
+    /// file: what they post follows it (see [`ApiServer::follow_kubelet`]).
+    pub kubelets: BTreeMap<String, std::path::PathBuf>,
     pub pods: Vec<Value>,
     pub requests: Vec<Request>,
     /// Connections are closed as soon as they are accepted (the server
@@ -127,6 +130,18 @@ impl ApiServer {
     /// The version this API server says it runs (`v1.31.2`).
     pub fn set_version(&self, version: &str) {
         self.state.lock().unwrap().version = Some(version.to_string());
+    }
+
+    /// Makes `node` post what the kubelet of the simulated machine whose
+    /// state is `machine_file` would: its version (that of the revision it
+    /// last started); once it stops, Ready Unknown, as the node controller
+    /// marks a node whose kubelet went quiet, until it runs again.
+    pub fn follow_kubelet(&self, node: &str, machine_file: std::path::PathBuf) {
+        self.state
+            .lock()
+            .unwrap()
+            .kubelets
+            .insert(node.to_string(), machine_file);
     }
 
     /// Sets the node's Ready condition as kubelet would report it.
@@ -286,6 +301,7 @@ fn serve(
         let authorized = headers.get("authorization").map(String::as_str) == Some(token);
         let (status, reply) = {
             let mut s = state.lock().unwrap();
+            sync_kubelets(&mut s);
             let content_type = headers.get("content-type").cloned().unwrap_or_default();
             s.requests.push(Request {
                 method: method.clone(),
@@ -452,6 +468,63 @@ fn objects(
             ),
         },
     )
+}
+
+/// What each followed kubelet posts, from its machine's state.
+fn sync_kubelets(s: &mut ApiState) {
+    for (name, file) in s.kubelets.clone() {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        let Ok(m) = serde_json::from_slice::<crate::machine::Machine>(&bytes) else {
+            continue;
+        };
+        let service = m.services.get("snap.kubelet.daemon.service");
+        let running = service.is_some_and(|s| s.active);
+        let version = service
+            .and_then(|s| s.runs.last())
+            .and_then(|run| revision_version(&m, "kubelet", &run.revision));
+        let Some(node) = s.nodes.get_mut(&name) else {
+            continue;
+        };
+        if let Some(version) = version {
+            node["status"]["nodeInfo"]["kubeletVersion"] = json!(format!("v{version}"));
+        }
+        // While it runs, the node stands as the test set it (Ready unless
+        // told otherwise); once it stops, the node controller marks it
+        // Unknown, until it runs again.
+        let quiet = (
+            "Unknown",
+            "NodeStatusUnknown",
+            "Kubelet stopped posting node status.",
+        );
+        let posting = ("True", "KubeletReady", "kubelet is posting ready status");
+        if let Some(conditions) = node["status"]["conditions"].as_array_mut() {
+            for c in conditions.iter_mut().filter(|c| c["type"] == "Ready") {
+                let (status, reason, message) = match (running, c["reason"] == quiet.1) {
+                    (false, _) => quiet,
+                    (true, true) => posting,
+                    (true, false) => continue,
+                };
+                c["status"] = json!(status);
+                c["reason"] = json!(reason);
+                c["message"] = json!(message);
+            }
+        }
+    }
+}
+
+/// The version of `snap` at `revision`, as installed or as the store
+/// serves it.
+fn revision_version(m: &crate::machine::Machine, snap: &str, revision: &str) -> Option<String> {
+    if let Some(installed) = m.snaps.get(snap).filter(|s| s.revision == revision) {
+        return Some(installed.version.clone());
+    }
+    m.store
+        .get(snap)?
+        .values()
+        .find(|r| r.revision.to_string() == revision)
+        .map(|r| r.version.clone())
 }
 
 fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Value) {
@@ -747,6 +820,9 @@ impl Cluster {
     /// flannel as the CNI and, for a kubelet that needs one (1.24 and
     /// later, as installed), containerd as the runtime.
     pub fn relate(&self, sim: &Sim, form: Master) -> Relations {
+        // The node is the one this machine's kubelet registers.
+        self.api
+            .follow_kubelet(&self.node, sim.dir().join("machine.json"));
         let pairs = |v: &[(String, String)]| -> Vec<(String, String)> { v.to_vec() };
         let join = |id: u32, unit: &str, data: Vec<(String, String)>| {
             let refs: Vec<(&str, &str)> =
