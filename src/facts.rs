@@ -107,6 +107,21 @@ pub struct IngressRecord {
     pub paths: Vec<String>,
 }
 
+/// An upgrade the `upgrade` action began on this node: written before it
+/// cordons the node, cleared once the node is Ready on the new kubelet and
+/// uncordoned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeRecord {
+    /// The kubelet version the node must post before it is uncordoned
+    /// (`None`: only kube-proxy changes, Ready is enough).
+    pub to: Option<String>,
+    /// The action cordoned the node (it drains unless told not to).
+    pub cordoned: bool,
+    /// Why it stopped, for the status (blocked) until the action is run
+    /// again; `None` while it runs.
+    pub stopped: Option<String>,
+}
+
 /// The API server that holds the node, and its CA: `stop` runs after every
 /// relation is gone and must still reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -108,6 +108,9 @@ pub struct Journal {
     /// The ingress controller's objects this unit applied as the leader.
     #[serde(default)]
     pub ingress: Option<IngressRecord>,
+    /// An upgrade under way or stopped, with the node cordoned.
+    #[serde(default)]
+    pub upgrade: Option<facts::UpgradeRecord>,
 }
 
 fn first_format() -> u32 {

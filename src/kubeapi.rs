@@ -228,6 +228,16 @@ impl Api {
         Ok(not_ready(&value))
     }
 
+    /// The node's Ready condition (as [`Api::node_not_ready`]) and the
+    /// kubelet version it posts (`status.nodeInfo.kubeletVersion`).
+    pub fn node_readiness(&self, node: &str) -> Result<(Option<String>, Option<String>), ApiError> {
+        let value = self.call(Method::GET, &format!("/api/v1/nodes/{node}"), None)?;
+        let version = value["status"]["nodeInfo"]["kubeletVersion"]
+            .as_str()
+            .map(str::to_string);
+        Ok((not_ready(&value), version))
+    }
+
     /// Server-side apply of `body` at `path`, this charm the field manager
     /// (`force`: its fields win over another manager's).
     pub fn apply(&self, path: &str, body: &Value) -> Result<(), ApiError> {

@@ -23,6 +23,7 @@ mod cni;
 mod config;
 mod cos;
 mod daemons;
+mod drain;
 mod elf;
 mod error;
 mod facts;

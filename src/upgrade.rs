@@ -1,18 +1,27 @@
 //! The `upgrade` action's look before it leaps: what each snap would
 //! become, and whether the control plane allows it (Kubernetes'
 //! version-skew policy, [`crate::skew`]). Nothing here changes the machine
-//! or the cluster; whatever it cannot find out refuses the upgrade.
+//! or the cluster; whatever it cannot find out refuses the upgrade. Then
+//! the upgrade itself, drained first, and what a later hook does with one
+//! that was stopped half-way.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use charm::snap::{self, SnapCli};
+use serde::Deserialize;
 
 use crate::config::Config;
 use crate::daemons::Version;
+use crate::drain;
 use crate::error::Error;
 use crate::facts::snap::Source;
-use crate::install::Target;
+use crate::facts::UpgradeRecord;
+use crate::install::{self, Look, Target};
+use crate::journal::JournalFile;
+use crate::kubeapi::Api;
 use crate::node::Node;
+use crate::problem::Concern;
 use crate::skew;
 use crate::snaps::{self, DAEMONS, SNAPS};
 use crate::unit_state::Recorded;
@@ -191,4 +200,272 @@ fn oldest_api_server(
         }
     }
     Ok(oldest)
+}
+
+/// The longest either deadline may be: a day. Longer would hold the
+/// machine lock (and every other charm on the machine) for longer still.
+const MAX_TIMEOUT: i64 = 86_400;
+
+const POLL: Duration = Duration::from_secs(2);
+
+/// The `upgrade` action's parameters (actions.yaml).
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    #[serde(rename = "dry-run", default)]
+    pub dry_run: bool,
+    #[serde(rename = "skip-drain", default)]
+    pub skip_drain: bool,
+    #[serde(rename = "delete-local-data", default)]
+    pub delete_local_data: bool,
+    #[serde(default)]
+    pub force: bool,
+    #[serde(rename = "drain-timeout", default = "default_timeout")]
+    pub drain_timeout: i64,
+    #[serde(rename = "ready-timeout", default = "default_timeout")]
+    pub ready_timeout: i64,
+}
+
+fn default_timeout() -> i64 {
+    300
+}
+
+impl Params {
+    pub fn check(&self) -> Result<(), String> {
+        for (name, value) in [
+            ("drain-timeout", self.drain_timeout),
+            ("ready-timeout", self.ready_timeout),
+        ] {
+            if !(0..=MAX_TIMEOUT).contains(&value) {
+                return Err(format!(
+                    "{name} must be from 0 to {MAX_TIMEOUT} seconds, not {value}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What runs the node's configuration once the snaps changed.
+pub type Configure<'a> = dyn FnMut(&mut Recorded, &mut JournalFile) -> Result<(), Error> + 'a;
+
+/// Carries out `plan`: drains the node (unless told not to), refreshes the
+/// snaps, configures and restarts the daemons, waits until the node is
+/// Ready on the new kubelet, and uncordons it. Each step is announced in
+/// the status and reported with its time. Returns the report and, if it
+/// stopped, why: the node then stays cordoned and the unit blocked, until
+/// the action is run again.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    target: &Target,
+    node: &Node,
+    (config, plan, params): (&Config, &Plan, &Params),
+    recorded: &mut Recorded,
+    journal: &mut JournalFile,
+    announce: &mut dyn FnMut(&str) -> Result<(), Error>,
+    configure: &mut Configure,
+) -> Result<(BTreeMap<String, String>, Option<String>), Error> {
+    let mut report = plan.results();
+    let kubelet_to = plan
+        .changes
+        .iter()
+        .find(|c| c.snap == "kubelet")
+        .map(|c| c.to.clone());
+    let node_changes = plan.changes.iter().any(|c| DAEMONS.contains(&c.snap));
+    let api = match (node_changes || recorded.journal.upgrade.is_some())
+        .then(|| node.api(recorded))
+        .flatten()
+    {
+        Some(Ok(api)) => Some(api),
+        Some(Err(e)) => return Ok((report, Some(format!("cannot reach the API server: {e}")))),
+        None => None,
+    };
+    if api.is_some() {
+        // Written ahead: a node this action cordons is never left so with
+        // an active status, whatever stops the action.
+        let to = kubelet_to
+            .clone()
+            .or_else(|| recorded.journal.upgrade.as_ref().and_then(|u| u.to.clone()));
+        recorded.journal.upgrade = Some(UpgradeRecord {
+            to,
+            stopped: None,
+            cordoned: !params.skip_drain,
+        });
+        journal.persist(&recorded.journal)?;
+    }
+    if let (Some(api), false) = (&api, params.skip_drain) {
+        announce(&format!("Draining node {} for its upgrade", node.name))?;
+        let started = Instant::now();
+        let options = drain::Options {
+            delete_local_data: params.delete_local_data,
+            force: params.force,
+            timeout: Duration::from_secs(params.drain_timeout.unsigned_abs()),
+        };
+        let drained = match drain::drain(api, &node.name, &options) {
+            Ok(drained) if drained.terminating.is_empty() => drained,
+            Ok(drained) => {
+                let why = format!(
+                    "Upgrade stopped before any snap changed: node {} cordoned, but pods had not terminated after {} s ({}); run the upgrade action again",
+                    node.name,
+                    params.drain_timeout,
+                    drained.terminating.join(", ")
+                );
+                return Ok(stopped(recorded, report, why));
+            }
+            Err(m) => {
+                let why = format!("Upgrade stopped before any snap changed: {m}");
+                return Ok(stopped(recorded, report, why));
+            }
+        };
+        report.insert(
+            "drain".into(),
+            format!(
+                "{} pods evicted in {} s",
+                drained.evicted.len(),
+                started.elapsed().as_secs()
+            ),
+        );
+    }
+    let snaps = install::converge(target, config, recorded, journal, true, Look::All, announce)?;
+    report.extend(snaps);
+    // Configured even if a snap failed: a daemon stopped for its refresh
+    // starts again, on what it has.
+    configure(recorded, journal)?;
+    let trouble: Vec<String> = recorded
+        .concerns
+        .of(Concern::Resources)
+        .iter()
+        .map(|p| p.message.clone())
+        .collect();
+    if !trouble.is_empty() {
+        let why = format!("upgrade incomplete: {}", trouble.join("; "));
+        return Ok(stopped(recorded, report, why));
+    }
+    let Some(api) = api else {
+        return Ok((report, None));
+    };
+    let to = recorded.journal.upgrade.as_ref().and_then(|u| u.to.clone());
+    let on = to
+        .as_deref()
+        .map(|v| format!(" on kubelet {v}"))
+        .unwrap_or_default();
+    announce(&format!("Waiting for node {} to be Ready{on}", node.name))?;
+    let started = Instant::now();
+    let timeout = Duration::from_secs(params.ready_timeout.unsigned_abs());
+    if let Err(why) = wait_ready(&api, &node.name, to.as_deref(), timeout) {
+        let cordon = if params.skip_drain {
+            ""
+        } else {
+            "; it stays cordoned"
+        };
+        let why = format!(
+            "Upgrade stopped: node {} not Ready{on} after {} s ({why}){cordon}. Fix the node, then run the upgrade action again",
+            node.name, params.ready_timeout
+        );
+        return Ok(stopped(recorded, report, why));
+    }
+    report.insert(
+        "ready".into(),
+        format!("Ready{on} after {} s", started.elapsed().as_secs()),
+    );
+    if !params.skip_drain {
+        announce(&format!("Uncordoning node {}", node.name))?;
+        if let Err(e) = api.set_unschedulable(&node.name, false) {
+            let why = format!("Upgrade stopped: cannot uncordon node {}: {e}", node.name);
+            return Ok(stopped(recorded, report, why));
+        }
+        report.insert("uncordoned".into(), "true".into());
+    }
+    recorded.journal.upgrade = None;
+    log::info!("upgraded node {}{on}", node.name);
+    Ok((report, None))
+}
+
+fn stopped(
+    recorded: &mut Recorded,
+    report: BTreeMap<String, String>,
+    why: String,
+) -> (BTreeMap<String, String>, Option<String>) {
+    log::warn!("{why}");
+    if let Some(record) = &mut recorded.journal.upgrade {
+        record.stopped = Some(why.clone());
+    }
+    (report, Some(why))
+}
+
+/// Waits until the node is Ready and posts kubelet `to` (when given).
+/// `Err` says how it last stood.
+fn wait_ready(api: &Api, node: &str, to: Option<&str>, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match api.node_readiness(node) {
+            Ok((None, version)) => match (to, version) {
+                (None, _) => return Ok(()),
+                (Some(to), Some(v)) if v.trim_start_matches('v') == to => return Ok(()),
+                (Some(_), v) => {
+                    format!("it posts kubelet {}", v.as_deref().unwrap_or("no version"))
+                }
+            },
+            Ok((Some(why), _)) => why,
+            Err(e) => e.to_string(),
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(last);
+        }
+        std::thread::sleep(POLL.min(deadline - now));
+    }
+}
+
+/// A hook after an upgrade was stopped half-way (the action killed: the
+/// agent restarted, the machine rebooted): a node Ready on the new kubelet
+/// is uncordoned and the upgrade done; any other is left cordoned and the
+/// unit blocked, saying so.
+pub fn recover(node: &Node, recorded: &mut Recorded) -> Result<(), Error> {
+    let Some(record) = recorded.journal.upgrade.clone() else {
+        return Ok(());
+    };
+    if record.stopped.is_some() {
+        return Ok(());
+    }
+    let on = record
+        .to
+        .as_deref()
+        .map(|v| format!(" on kubelet {v}"))
+        .unwrap_or_default();
+    let outcome = match node.api(recorded) {
+        Some(Ok(api)) => match wait_ready(&api, &node.name, record.to.as_deref(), Duration::ZERO) {
+            Ok(()) if !record.cordoned => Ok(()),
+            Ok(()) => api
+                .set_unschedulable(&node.name, false)
+                .map_err(|e| format!("cannot uncordon it: {e}")),
+            Err(why) => Err(why),
+        },
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("no API server known".into()),
+    };
+    match outcome {
+        Ok(()) => {
+            log::info!(
+                "the interrupted upgrade of node {} is done: Ready{on}",
+                node.name
+            );
+            recorded.journal.upgrade = None;
+        }
+        Err(why) => {
+            let cordon = if record.cordoned {
+                "; it stays cordoned"
+            } else {
+                ""
+            };
+            let why = format!(
+                "Upgrade interrupted before node {} was Ready{on} ({why}){cordon}. Run the upgrade action again",
+                node.name
+            );
+            log::warn!("{why}");
+            if let Some(record) = &mut recorded.journal.upgrade {
+                record.stopped = Some(why);
+            }
+        }
+    }
+    Ok(())
 }

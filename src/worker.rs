@@ -226,10 +226,7 @@ fn run(
         Event::Action(name) => match name.as_str() {
             "upgrade" => {
                 let target = install::Target { tools, root, arch };
-                if upgrade_action(&target, node, recorded, journal, announce)? {
-                    // The new snaps may take other flags: configure them now.
-                    converge_node(node, recorded, journal, &Fresh::default())?;
-                }
+                upgrade_action(&target, node, recorded, journal, announce)?;
             }
             "pause" => return actions::pause(tools, node, recorded),
             "resume" => return actions::resume(tools, node, recorded),
@@ -255,6 +252,7 @@ fn run(
 
             // Each concern converges, in this order.
             converge_node(node, recorded, journal, &fresh)?;
+            upgrade::recover(node, recorded)?;
             // After the node: the cni relation carries the kubeconfig's hash.
             node.publish_all(recorded)?;
             if reads.cos {
@@ -525,6 +523,14 @@ fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
             "Stopped: {node}{sep} kubelet and kube-proxy stopped"
         ));
     }
+    if let Some(why) = recorded
+        .journal
+        .upgrade
+        .as_ref()
+        .and_then(|u| u.stopped.as_ref())
+    {
+        return Status::blocked(why.clone());
+    }
     match recorded.concerns.most_urgent() {
         Some(p) if matches!(p.kind, ProblemKind::Blocked | ProblemKind::ManualUpgrade) => {
             return Status::blocked(p.message.clone())
@@ -543,71 +549,75 @@ fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
     Status::active("Kubernetes worker running.")
 }
 
-#[derive(serde::Deserialize)]
-struct UpgradeParams {
-    #[serde(rename = "dry-run", default)]
-    dry_run: bool,
-}
-
 /// The `upgrade` action: applies what require-manual-upgrade held back,
-/// once the control plane is found to allow it, and reports item by item.
-/// A dry run reports what it would do and changes nothing. Returns
-/// whether snaps were looked at (and so the node is to be configured).
+/// once the control plane is found to allow it, drained first and
+/// uncordoned once Ready on the new kubelet ([`upgrade::run`]), and
+/// reports step by step. A dry run reports what it would do and changes
+/// nothing.
 fn upgrade_action(
     target: &install::Target,
     node: &Node,
     recorded: &mut Recorded,
     journal: &mut JournalFile,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
-) -> Result<bool, Error> {
+) -> Result<(), Error> {
     let tools = target.tools;
-    let params: UpgradeParams = tools
+    let fail = |message: &str| tools.action_fail(message).doing("failing the action");
+    let params: upgrade::Params = tools
         .action_get()
         .doing("reading the action's parameters")?;
+    if let Err(why) = params.check() {
+        return fail(&why);
+    }
     let config = Config::read(tools)?;
     let plan = match upgrade::plan(target, node, &config, recorded)? {
         Ok(plan) => plan,
         Err(why) => {
             log::warn!("upgrade refused: {why}");
-            tools
-                .action_fail(&format!("upgrade refused, nothing changed: {why}"))
-                .doing("failing the action")?;
-            return Ok(false);
+            return fail(&format!("upgrade refused, nothing changed: {why}"));
         }
     };
     if params.dry_run {
         let mut results = plan.results();
         results.insert("dry-run".into(), "true".into());
-        tools
+        if !params.skip_drain {
+            let evicts = match node.api(recorded) {
+                Some(Ok(api)) => crate::drain::evictable(&api, &node.name)
+                    .map(|pods| {
+                        if pods.is_empty() {
+                            "none".into()
+                        } else {
+                            pods.join(",")
+                        }
+                    })
+                    .unwrap_or_else(|why| format!("unknown: {why}")),
+                Some(Err(e)) => format!("unknown: {e}"),
+                None => "none: the node is in no cluster yet".into(),
+            };
+            results.insert("evicts".into(), evicts);
+        }
+        return tools
             .action_set(&results)
-            .doing("reporting the upgrade's plan")?;
-        return Ok(false);
+            .doing("reporting the upgrade's plan");
     }
-    let mut report = install::converge(
+    // The new snaps may take other flags: the node is configured for them
+    // before its readiness is awaited.
+    let mut configure =
+        |r: &mut Recorded, j: &mut JournalFile| converge_node(node, r, j, &Fresh::default());
+    let (report, stopped) = upgrade::run(
         target,
-        &config,
+        node,
+        (&config, &plan, &params),
         recorded,
         journal,
-        true,
-        install::Look::All,
         announce,
+        &mut configure,
     )?;
-    if let Some(skew) = plan.results().remove("skew") {
-        report.insert("skew".into(), skew);
-    }
     tools
         .action_set(&report)
         .doing("reporting the upgrade's results")?;
-    let trouble: Vec<&str> = recorded
-        .concerns
-        .of(Concern::Resources)
-        .iter()
-        .map(|p| p.message.as_str())
-        .collect();
-    if !trouble.is_empty() {
-        tools
-            .action_fail(&format!("upgrade incomplete: {}", trouble.join("; ")))
-            .doing("failing the action")?;
+    match stopped {
+        Some(why) => fail(&why),
+        None => Ok(()),
     }
-    Ok(true)
 }

@@ -173,3 +173,184 @@ fn a_channel_the_store_does_not_have_is_refused_before_anything_changes() {
         "the snap store has no kubectl on channel 1.40/stable",
     );
 }
+
+fn pod(
+    name: &str,
+    node: &str,
+    owner: Option<&str>,
+    annotations: serde_json::Value,
+) -> serde_json::Value {
+    let mut p = json!({
+        "metadata": {"namespace": "default", "name": name, "annotations": annotations},
+        "spec": {"nodeName": node, "volumes": []},
+    });
+    if let Some(kind) = owner {
+        p["metadata"]["ownerReferences"] = json!([{"kind": kind, "name": "x", "controller": true}]);
+    }
+    p
+}
+
+fn cordoned(c: &Cluster) -> bool {
+    c.api.node(&c.node).unwrap()["spec"]["unschedulable"] == json!(true)
+}
+
+fn posted_kubelet(c: &Cluster) -> serde_json::Value {
+    c.api.node(&c.node).unwrap()["status"]["nodeInfo"]["kubeletVersion"].clone()
+}
+
+#[test]
+fn the_node_is_drained_upgraded_and_uncordoned_once_ready_on_the_new_kubelet() {
+    let (sim, _scratch, c) = held_on("1.31/stable");
+    c.api.set_version("v1.32.0");
+    // A disruption budget refuses this pod's eviction twice, then allows it.
+    c.api.add_pod(pod(
+        "web-1",
+        &c.node,
+        Some("ReplicaSet"),
+        json!({"test/evictions-refused": 2}),
+    ));
+    c.api
+        .add_pod(pod("flannel-x", &c.node, Some("DaemonSet"), json!({})));
+    sim.configure("channel", "1.32/stable").assert_ok();
+
+    let (run, action) = sim.action("upgrade", json!({"dry-run": true}));
+    run.assert_ok();
+    assert_eq!(action.results["evicts"], json!("default/web-1"));
+    assert!(!cordoned(&c));
+
+    let (run, action) = sim.action("upgrade", json!({}));
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{action:?}");
+    assert_eq!(
+        action.results["drain"]
+            .as_str()
+            .unwrap()
+            .split(" in ")
+            .next(),
+        Some("1 pods evicted")
+    );
+    assert!(action.results["ready"]
+        .as_str()
+        .unwrap()
+        .starts_with("Ready on kubelet 1.32.0 after "));
+    assert_eq!(action.results["uncordoned"], json!("true"));
+    assert_eq!(posted_kubelet(&c), json!("v1.32.0"));
+    assert!(!cordoned(&c));
+    // The DaemonSet's pod stays; the budget's was retried, then evicted.
+    let pods: Vec<String> = c
+        .api
+        .pods()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(pods, ["flannel-x"]);
+    let requests = c.api.requests();
+    let evictions = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/web-1/eviction"))
+        .count();
+    assert_eq!(evictions, 3);
+    // Cordoned before the evictions, uncordoned last.
+    let cordon = requests
+        .iter()
+        .position(|r| r.method == "PATCH" && r.body["spec"]["unschedulable"] == json!(true))
+        .unwrap();
+    let first_eviction = requests
+        .iter()
+        .position(|r| r.path.ends_with("/eviction"))
+        .unwrap();
+    assert!(cordon < first_eviction);
+    let statuses: Vec<String> = sim
+        .unit()
+        .status_history
+        .iter()
+        .map(|s| s.message.clone())
+        .collect();
+    for step in [
+        format!("Draining node {} for its upgrade", c.node),
+        format!("Waiting for node {} to be Ready on kubelet 1.32.0", c.node),
+        format!("Uncordoning node {}", c.node),
+    ] {
+        assert!(statuses.contains(&step), "{step}: {statuses:?}");
+    }
+    assert_eq!(versions(&sim), ["1.32.0", "1.32.0", "1.32.0"]);
+    assert_active(&sim);
+}
+
+#[test]
+fn a_node_that_never_becomes_ready_stays_cordoned_and_the_unit_blocked() {
+    let (sim, _scratch, c) = held_on("1.31/stable");
+    c.api.set_version("v1.32.0");
+    sim.configure("channel", "1.32/stable").assert_ok();
+    // The new kubelet exits as soon as it starts.
+    sim.edit_machine(|m| {
+        m.crashing.insert("snap.kubelet.daemon.service".into());
+    });
+    let (run, action) = sim.action("upgrade", json!({"ready-timeout": 3}));
+    run.assert_ok();
+    assert_eq!(action.status, "failed", "{action:?}");
+    let said = format!(
+        "Upgrade stopped: node {} not Ready on kubelet 1.32.0 after 3 s (Kubelet stopped posting node status.); it stays cordoned. Fix the node, then run the upgrade action again",
+        c.node
+    );
+    assert_eq!(action.message, said);
+    assert!(cordoned(&c));
+    assert_eq!(sim.status(), ("blocked".into(), said.clone()));
+    // Hooks keep saying so, and never uncordon it.
+    sim.hook("update-status").assert_ok();
+    assert_eq!(sim.status(), ("blocked".into(), said));
+    assert!(cordoned(&c));
+    // Fixed, and run again: the node comes back.
+    sim.edit_machine(|m| {
+        m.crashing.clear();
+    });
+    let (run, action) = sim.action("upgrade", json!({}));
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{action:?}");
+    assert!(!cordoned(&c));
+    assert_eq!(posted_kubelet(&c), json!("v1.32.0"));
+    sim.hook("update-status").assert_ok();
+    assert_active(&sim);
+}
+
+#[test]
+fn an_upgrade_killed_after_the_refresh_is_finished_by_the_next_hook() {
+    let (sim, _scratch, c) = held_on("1.31/stable");
+    c.api.set_version("v1.32.0");
+    sim.configure("channel", "1.32/stable").assert_ok();
+    sim.kill_next_at("snap refresh kube-proxy", juju_sim::kill::Moment::After);
+    let (run, _) = sim.action("upgrade", json!({}));
+    assert!(run.killed);
+    assert!(cordoned(&c));
+    // Juju's next hook after a kill: the node is configured for the new
+    // version, found Ready on it, and uncordoned.
+    sim.hook("update-status").assert_ok();
+    assert!(!cordoned(&c), "{}", sim.timeline());
+    assert_eq!(posted_kubelet(&c), json!("v1.32.0"));
+    assert_active(&sim);
+}
+
+#[test]
+fn an_upgrade_killed_on_a_node_that_does_not_come_back_says_where_it_stopped() {
+    let (sim, _scratch, c) = held_on("1.31/stable");
+    c.api.set_version("v1.32.0");
+    sim.configure("channel", "1.32/stable").assert_ok();
+    sim.edit_machine(|m| {
+        m.crashing.insert("snap.kubelet.daemon.service".into());
+    });
+    sim.kill_next_at("snap refresh kube-proxy", juju_sim::kill::Moment::After);
+    let (run, _) = sim.action("upgrade", json!({}));
+    assert!(run.killed);
+    sim.hook("update-status").assert_ok();
+    assert!(cordoned(&c));
+    let (kind, message) = sim.status();
+    assert_eq!(kind, "blocked");
+    assert!(
+        message.starts_with(&format!(
+            "Upgrade interrupted before node {} was Ready on kubelet 1.32.0 (",
+            c.node
+        )),
+        "{message}"
+    );
+    assert!(message.ends_with("; it stays cordoned. Run the upgrade action again"));
+}
