@@ -254,7 +254,6 @@ pub type Configure<'a> = dyn FnMut(&mut Recorded, &mut JournalFile) -> Result<()
 /// the status and reported with its time. Returns the report and, if it
 /// stopped, why: the node then stays cordoned and the unit blocked, until
 /// the action is run again.
-#[allow(clippy::too_many_arguments)]
 pub fn run(
     target: &Target,
     node: &Node,
