@@ -72,6 +72,9 @@ pub fn plan(
     config: &Config,
     recorded: &mut Recorded,
 ) -> Result<Result<Plan, String>, Error> {
+    if let Some(why) = config.channel_error() {
+        return Ok(Err(why));
+    }
     let changes = match changes(target, config, recorded)? {
         Ok(changes) => changes,
         Err(why) => return Ok(Err(why)),
