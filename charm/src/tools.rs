@@ -198,6 +198,30 @@ impl HookTools {
         self.call_with_stdin("relation-set", &["-r", &rid, "--file", "-"], &input)
     }
 
+    /// An application's databag: the remote application's, or (the leader
+    /// always; every unit on a peer relation) this unit's own.
+    pub fn relation_get_app(&self, rel: &RelationId, app: &str) -> Result<Databag, ToolError> {
+        let rid = rel.to_string();
+        let bag: Option<Databag> = self.call_json(
+            "relation-get",
+            &["--format=json", "--app", "-r", &rid, "-", app],
+        )?;
+        Ok(bag.unwrap_or_default())
+    }
+
+    /// Sets keys in this application's databag (the leader only); an empty
+    /// value deletes the key.
+    pub fn relation_set_app(&self, rel: &RelationId, data: &Databag) -> Result<(), ToolError> {
+        let rid = rel.to_string();
+        let input = Self::yaml_stdin("relation-set", data)?;
+        exec::before_change("relation-set", &rid)?;
+        self.call_with_stdin(
+            "relation-set",
+            &["--app", "-r", &rid, "--file", "-"],
+            &input,
+        )
+    }
+
     /// `private-address` or `public-address`.
     pub fn unit_get(&self, key: &str) -> Result<String, ToolError> {
         self.call_json("unit-get", &["--format=json", key])
