@@ -63,6 +63,8 @@ pub struct ApiState {
     /// file: what they post follows it (see [`ApiServer::follow_kubelet`]).
     pub kubelets: BTreeMap<String, std::path::PathBuf>,
     pub pods: Vec<Value>,
+    /// PodDisruptionBudgets (policy/v1), which evictions respect.
+    pub pdbs: Vec<Value>,
     pub requests: Vec<Request>,
     /// Connections are closed as soon as they are accepted (the server
     /// is down behind its address).
@@ -77,7 +79,8 @@ pub struct ApiState {
     pub write_failures: std::collections::VecDeque<(u16, String)>,
 }
 
-/// The stand-in API server, on 127.0.0.1.
+/// The stand-in API server, on 127.0.0.1. A clone is the same server.
+#[derive(Clone)]
 pub struct ApiServer {
     pub url: String,
     pub port: u16,
@@ -240,6 +243,139 @@ impl ApiServer {
     pub fn pods(&self) -> Vec<Value> {
         self.state.lock().unwrap().pods.clone()
     }
+
+    /// A PodDisruptionBudget over the pods of `namespace` whose labels
+    /// include `match_labels`: `minAvailable` or `maxUnavailable`, as
+    /// given in `spec` (integers).
+    pub fn add_pdb(&self, namespace: &str, name: &str, match_labels: Value, spec: Value) {
+        let mut spec = spec;
+        spec["selector"] = json!({ "matchLabels": match_labels });
+        self.state.lock().unwrap().pdbs.push(json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"namespace": namespace, "name": name},
+            "spec": spec,
+        }));
+    }
+
+    /// Sets a pod's Ready condition, as its kubelet would.
+    pub fn set_pod_ready(&self, namespace: &str, name: &str, ready: bool) {
+        let mut s = self.state.lock().unwrap();
+        for p in s
+            .pods
+            .iter_mut()
+            .filter(|p| p["metadata"]["namespace"] == namespace && p["metadata"]["name"] == name)
+        {
+            p["status"]["phase"] = json!("Running");
+            p["status"]["conditions"] =
+                json!([{"type": "Ready", "status": if ready { "True" } else { "False" }}]);
+        }
+    }
+
+    /// Runs `change` on this server after `delay`, from another thread:
+    /// the cluster moving on while a hook waits (a replica becoming Ready).
+    pub fn later(
+        &self,
+        delay: std::time::Duration,
+        change: impl FnOnce(&ApiServer) + Send + 'static,
+    ) {
+        let api = self.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            change(&api);
+        });
+    }
+}
+
+/// A pod as a controller of `owner` kind (or none) makes it, scheduled on
+/// `node`, Running and Ready, labelled `app=<app>`.
+pub fn pod(name: &str, app: &str, node: &str, owner: Option<&str>) -> Value {
+    let mut p = json!({
+        "metadata": {"namespace": "default", "name": name, "labels": {"app": app}},
+        "spec": {"nodeName": node, "volumes": []},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    });
+    if let Some(kind) = owner {
+        p["metadata"]["ownerReferences"] = json!([{"kind": kind, "name": app, "controller": true}]);
+    }
+    p
+}
+
+fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+fn selects(pdb: &Value, pod: &Value) -> bool {
+    pdb["metadata"]["namespace"] == pod["metadata"]["namespace"]
+        && pdb["spec"]["selector"]["matchLabels"]
+            .as_object()
+            .is_some_and(|labels| {
+                labels
+                    .iter()
+                    .all(|(k, v)| pod["metadata"]["labels"][k] == *v)
+            })
+}
+
+/// Whether the eviction API lets `pod` go, as kube-apiserver's eviction
+/// REST decides it (pkg/registry/core/pod/storage/eviction.go), with the
+/// budget's status as the disruption controller would have it now:
+/// healthy = matching pods Ready and not being deleted; desired =
+/// `minAvailable`, or the matching pods less `maxUnavailable`. `Err` is the
+/// answer refusing it.
+fn eviction_allowed(s: &ApiState, pod: &Value) -> Result<(), (u16, Value)> {
+    let phase = pod["status"]["phase"].as_str().unwrap_or("");
+    // canIgnorePDB: a pod that is done, not started, or already going.
+    if matches!(phase, "Succeeded" | "Failed" | "Pending")
+        || !pod["metadata"]["deletionTimestamp"].is_null()
+    {
+        return Ok(());
+    }
+    let budgets: Vec<&Value> = s.pdbs.iter().filter(|b| selects(b, pod)).collect();
+    let budget = match budgets.as_slice() {
+        [] => return Ok(()),
+        [one] => *one,
+        _ => {
+            return Err((
+                500,
+                json!({"kind": "Status", "status": "Failure", "reason": "InternalError", "code": 500,
+                       "message": "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."}),
+            ))
+        }
+    };
+    let matching: Vec<&Value> = s.pods.iter().filter(|p| selects(budget, p)).collect();
+    let healthy = matching
+        .iter()
+        .filter(|p| pod_ready(p) && p["metadata"]["deletionTimestamp"].is_null())
+        .count() as i64;
+    let desired = match (
+        budget["spec"]["minAvailable"].as_i64(),
+        budget["spec"]["maxUnavailable"].as_i64(),
+    ) {
+        (Some(min), _) => min,
+        (None, Some(max)) => matching.len() as i64 - max,
+        (None, None) => panic!("a budget needs minAvailable or maxUnavailable: {budget}"),
+    };
+    // Ready pods need a disruption to spare; a pod not Ready goes while
+    // the budget is met (the default unhealthyPodEvictionPolicy,
+    // IfHealthyBudget).
+    let allowed = if pod_ready(pod) {
+        healthy - desired > 0
+    } else {
+        healthy >= desired
+    };
+    if allowed {
+        return Ok(());
+    }
+    let name = budget["metadata"]["name"].as_str().unwrap_or_default();
+    Err((
+        429,
+        json!({"kind": "Status", "status": "Failure", "reason": "TooManyRequests", "code": 429,
+               "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+               "details": {"causes": [{"reason": "DisruptionBudget",
+                   "message": format!("The disruption budget {name} needs {desired} healthy pods and has {healthy} currently")}]}}),
+    ))
 }
 
 fn serve(
@@ -484,32 +620,45 @@ fn sync_kubelets(s: &mut ApiState) {
         let version = service
             .and_then(|s| s.runs.last())
             .and_then(|run| revision_version(&m, "kubelet", &run.revision));
-        let Some(node) = s.nodes.get_mut(&name) else {
-            continue;
-        };
-        if let Some(version) = version {
-            node["status"]["nodeInfo"]["kubeletVersion"] = json!(format!("v{version}"));
+        if let Some(node) = s.nodes.get_mut(&name) {
+            post_status(node, version.as_deref(), running);
         }
-        // While it runs, the node stands as the test set it (Ready unless
-        // told otherwise); once it stops, the node controller marks it
-        // Unknown, until it runs again.
-        let quiet = (
-            "Unknown",
-            "NodeStatusUnknown",
-            "Kubelet stopped posting node status.",
-        );
-        let posting = ("True", "KubeletReady", "kubelet is posting ready status");
-        if let Some(conditions) = node["status"]["conditions"].as_array_mut() {
-            for c in conditions.iter_mut().filter(|c| c["type"] == "Ready") {
-                let (status, reason, message) = match (running, c["reason"] == quiet.1) {
-                    (false, _) => quiet,
-                    (true, true) => posting,
-                    (true, false) => continue,
-                };
-                c["status"] = json!(status);
-                c["reason"] = json!(reason);
-                c["message"] = json!(message);
-            }
+    }
+}
+
+impl ApiServer {
+    /// What a kubelet running elsewhere (a real one, in the LXD suite)
+    /// posts: its version, and whether it is running at all.
+    pub fn post_kubelet(&self, node: &str, version: Option<&str>, running: bool) {
+        if let Some(node) = self.state.lock().unwrap().nodes.get_mut(node) {
+            post_status(node, version, running);
+        }
+    }
+}
+
+fn post_status(node: &mut Value, version: Option<&str>, running: bool) {
+    if let Some(version) = version {
+        node["status"]["nodeInfo"]["kubeletVersion"] = json!(format!("v{version}"));
+    }
+    // While it runs, the node stands as the test set it (Ready unless
+    // told otherwise); once it stops, the node controller marks it
+    // Unknown, until it runs again.
+    let quiet = (
+        "Unknown",
+        "NodeStatusUnknown",
+        "Kubelet stopped posting node status.",
+    );
+    let posting = ("True", "KubeletReady", "kubelet is posting ready status");
+    if let Some(conditions) = node["status"]["conditions"].as_array_mut() {
+        for c in conditions.iter_mut().filter(|c| c["type"] == "Ready") {
+            let (status, reason, message) = match (running, c["reason"] == quiet.1) {
+                (false, _) => quiet,
+                (true, true) => posting,
+                (true, false) => continue,
+            };
+            c["status"] = json!(status);
+            c["reason"] = json!(reason);
+            c["message"] = json!(message);
         }
     }
 }
@@ -596,23 +745,15 @@ fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Valu
         ("POST", ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => {
             let target =
                 |p: &Value| p["metadata"]["namespace"] == *ns && p["metadata"]["name"] == *name;
+            let refused = s
+                .pods
+                .iter()
+                .find(|p| target(p))
+                .and_then(|p| eviction_allowed(s, p).err());
+            if let Some(answer) = refused {
+                return answer;
+            }
             match s.pods.iter().position(target) {
-                // A disruption budget refuses the eviction this many more times.
-                Some(i)
-                    if s.pods[i]["metadata"]["annotations"]["test/evictions-refused"]
-                        .as_u64()
-                        .is_some_and(|n| n > 0) =>
-                {
-                    let n = s.pods[i]["metadata"]["annotations"]["test/evictions-refused"]
-                        .as_u64()
-                        .unwrap_or(0);
-                    s.pods[i]["metadata"]["annotations"]["test/evictions-refused"] = json!(n - 1);
-                    (
-                        429,
-                        json!({"kind": "Status", "status": "Failure", "reason": "TooManyRequests",
-                               "message": "Cannot evict pod as it would violate the pod's disruption budget."}),
-                    )
-                }
                 // A pod with a long grace period: evicted, still terminating.
                 Some(i)
                     if s.pods[i]["spec"]["terminationGracePeriodSeconds"].as_u64() > Some(3600) =>
@@ -653,7 +794,8 @@ pub const CIDR: &str = "10.1.0.0/16";
 
 /// A control plane, a CA and a CNI subordinate, ready to relate.
 pub struct Cluster {
-    pub pki: Pki,
+    /// Shared by the views of one cluster ([`Cluster::peer`]).
+    pub pki: Arc<Pki>,
     pub api: ApiServer,
     pub node: String,
     pub client_token: String,
@@ -696,7 +838,7 @@ impl Cluster {
     /// host name of the machine the charm runs on).
     pub fn for_node(node: &str) -> Cluster {
         let node = node.to_lowercase();
-        let pki = Pki::new();
+        let pki = Arc::new(Pki::new());
         let client_token = "admin-token-0123".to_string();
         let api = ApiServer::start(&pki, &client_token);
         api.add_node(&node);
@@ -708,6 +850,23 @@ impl Cluster {
             kubelet_token: "kubelet-token-4567".into(),
             proxy_token: "proxy-token-89ab".into(),
             has_xcp: false,
+            issued: Mutex::default(),
+        }
+    }
+
+    /// The same cluster (CA, API server, tokens) as another machine's
+    /// unit sees it: its own node, registered in the API server.
+    pub fn peer(&self, node: &str) -> Cluster {
+        let node = node.to_lowercase();
+        self.api.add_node(&node);
+        Cluster {
+            pki: self.pki.clone(),
+            api: self.api.clone(),
+            node,
+            client_token: self.client_token.clone(),
+            kubelet_token: self.kubelet_token.clone(),
+            proxy_token: self.proxy_token.clone(),
+            has_xcp: self.has_xcp,
             issued: Mutex::default(),
         }
     }

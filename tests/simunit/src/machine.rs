@@ -38,6 +38,12 @@ pub struct Machine {
     /// flag): starting them "succeeds", but they are not active after.
     #[serde(default)]
     pub crashing: std::collections::BTreeSet<String>,
+    /// The store cannot be reached (no route, no DNS): `snap info` shows
+    /// only what is installed, with no channels, and exits 0, as snapd's
+    /// cmd_info.go does when its store query fails; installs and refreshes
+    /// from the store fail with snapd's network error.
+    #[serde(default)]
+    pub store_unreachable: bool,
     /// Kernel tunables as set by sysctl.
     #[serde(default)]
     pub sysctl: BTreeMap<String, String>,
@@ -284,6 +290,21 @@ fn snap(m: &mut Machine, args: &[String]) -> Out {
         let fault = &mut m.faults[i];
         fault.remaining -= 1;
         return fail(fault.exit, fault.stderr.clone());
+    }
+    let from_store = matches!(verb.as_str(), "install" | "refresh")
+        && !rest.iter().any(|a| {
+            a == "--dangerous" || a.starts_with("--hold") || a == "--unhold" || a.ends_with(".snap")
+        });
+    if m.store_unreachable && from_store {
+        let name = rest
+            .iter()
+            .find(|a| !a.starts_with('-'))
+            .cloned()
+            .unwrap_or_default();
+        return fail(
+            1,
+            format!("error: cannot {verb} \"{name}\": persistent network error: Post \"https://api.snapcraft.io/v2/snaps/refresh\": dial tcp: lookup api.snapcraft.io: Temporary failure in name resolution\n"),
+        );
     }
     match verb.as_str() {
         "install" => snap_install(m, rest),
@@ -753,7 +774,7 @@ fn snap_info(m: &mut Machine, rest: &[String]) -> Out {
             "error: the required argument `<snap> (at least 1 argument)` was not provided\n",
         );
     };
-    let remote = m.store.get(name);
+    let remote = m.store.get(name).filter(|_| !m.store_unreachable);
     let local = m.snaps.get(name);
     if remote.is_none() && local.is_none() {
         return fail(1, format!("error: no snap found for \"{name}\"\n"));
