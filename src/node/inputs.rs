@@ -165,7 +165,9 @@ impl Node<'_> {
             .map(|c| c.api_urls)
             .unwrap_or_default();
         urls.extend(relations::api_urls_from_http(&data(KUBE_API_ENDPOINT)).unwrap_or_default());
-        urls.dedup();
+        // Both relations may name the same API server: ask it once.
+        let mut seen = std::collections::BTreeSet::new();
+        urls.retain(|url| seen.insert(url.clone()));
         Some(
             urls.into_iter()
                 .map(|url| {
