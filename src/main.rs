@@ -37,6 +37,7 @@ mod node;
 mod problem;
 mod reads;
 mod relations;
+mod roll;
 mod skew;
 mod snaps;
 mod unit_state;

@@ -18,6 +18,9 @@ pub struct Problem {
 pub enum ProblemKind {
     /// The operator must act (attach a resource, fix config).
     Blocked,
+    /// The unit waits for its turn in a rolling upgrade (shown as
+    /// waiting, and before a held upgrade, which the roll will apply).
+    Queued,
     /// An upgrade waits for the `upgrade` action.
     ManualUpgrade,
     /// It will be retried on the next hook (the store failed).
@@ -61,6 +64,8 @@ pub enum Concern {
     Cos,
     /// What kept the ingress controller from being applied or removed.
     Ingress,
+    /// Where this unit stands in a rolling upgrade ([`crate::roll`]).
+    Roll,
 }
 
 /// What each concern last found wrong.
@@ -90,13 +95,15 @@ impl Problems {
     }
 
     /// The one problem the status shows: what the operator must fix (a
-    /// blocked one, then a held upgrade), else what the unit waits for;
+    /// blocked one), a turn awaited in a rolling upgrade, a held upgrade,
+    /// else what the unit waits for;
     /// among equals, the first concern's first.
     pub fn most_urgent(&self) -> Option<&Problem> {
         let rank = |kind: ProblemKind| match kind {
             ProblemKind::Blocked => 0,
-            ProblemKind::ManualUpgrade => 1,
-            ProblemKind::Retry | ProblemKind::Waiting => 2,
+            ProblemKind::Queued => 1,
+            ProblemKind::ManualUpgrade => 2,
+            ProblemKind::Retry | ProblemKind::Waiting => 3,
         };
         self.0.values().flatten().min_by_key(|p| rank(p.kind))
     }

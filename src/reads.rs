@@ -59,6 +59,8 @@ pub struct Reads {
     pub ingress: bool,
     /// The ingress ports opened or closed as `ingress` says.
     pub ports: bool,
+    /// The coordinator peer relation: the rolling upgrade's turns.
+    pub peers: bool,
     /// The credentials read again, whatever the kubeconfigs hold: a new
     /// revision of their secret (recorded before anything else, and
     /// standing until the tokens are written).
@@ -107,6 +109,9 @@ impl Reads {
             ingress: leadership || on(&[KUBE_CONTROL, CERTIFICATES]),
             ports: config,
             credentials: *kind == HookKind::SecretChanged,
+            peers: new_revision
+                || *kind == HookKind::LeaderElected
+                || on(&[crate::roll::COORDINATOR]),
         }
     }
 }
@@ -139,13 +144,21 @@ fn table() -> String {
         ));
     }
     events.push((
+        format!("{}-relation-changed", crate::roll::COORDINATOR),
+        HookKind::Relation {
+            endpoint: crate::roll::COORDINATOR.to_string(),
+            event: RelationEvent::Changed,
+        },
+        false,
+    ));
+    events.push((
         "update-status after a killed hook".into(),
         HookKind::UpdateStatus,
         true,
     ));
     let yes = |b: bool| if b { "yes" } else { "" };
     let mut out = String::from(
-        "| event | config | resources | endpoints | credentials | addresses | FQDN again | node Ready | COS inputs | is-leader | ingress inputs | ports |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| event | config | resources | endpoints | credentials | addresses | FQDN again | node Ready | COS inputs | is-leader | ingress inputs | ports | peers |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (name, kind, recovering) in events {
         let r = Reads::of(&kind, recovering);
@@ -161,7 +174,7 @@ fn table() -> String {
             Endpoints::None => String::new(),
         };
         out.push_str(&format!(
-            "| {name} | {} | {resources} | {endpoints} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {name} | {} | {resources} | {endpoints} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             yes(r.config),
             yes(r.credentials),
             yes(r.addresses),
@@ -171,6 +184,7 @@ fn table() -> String {
             yes(r.leadership),
             yes(r.ingress),
             yes(r.ports),
+            yes(r.peers),
         ));
     }
     out

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use charm::snap::{self, SnapCli};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::daemons::Version;
@@ -89,31 +89,53 @@ pub fn plan(
             api_server: None,
         }));
     }
-    let (oldest, text) = match oldest_api_server(node, recorded) {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            return Ok(Ok(Plan {
-                changes,
-                api_server: None,
-            }))
-        }
-        Err(why) => return Ok(Err(why)),
+    let targets: Vec<(&str, &str)> = daemons.iter().map(|c| (c.snap, c.to.as_str())).collect();
+    match skew_verdict(&targets, node, recorded) {
+        Ok(api_server) => Ok(Ok(Plan {
+            changes,
+            api_server,
+        })),
+        Err(why) => Ok(Err(why)),
+    }
+}
+
+/// Whether the control plane's oldest API server allows each `(snap,
+/// version)`: `Ok(None)` when the node is in no cluster yet, else the
+/// API server it was checked against; `Err` says why not.
+pub fn skew_verdict(
+    targets: &[(&str, &str)],
+    node: &Node,
+    recorded: &Recorded,
+) -> Result<Option<String>, String> {
+    let Some((oldest, text)) = oldest_api_server(node, recorded)? else {
+        return Ok(None);
     };
-    for change in daemons {
-        let Some(version) = Version::parse(&change.to) else {
-            return Ok(Err(format!(
-                "cannot tell which Kubernetes release {} {} is",
-                change.snap, change.to
-            )));
+    for (snap, to) in targets {
+        let Some(version) = Version::parse(to) else {
+            return Err(format!(
+                "cannot tell which Kubernetes release {snap} {to} is"
+            ));
         };
         if let Err(why) = skew::allows(version, oldest) {
-            return Ok(Err(format!("version skew: {} {why} ({text})", change.snap)));
+            return Err(format!("version skew: {snap} {why} ({text})"));
         }
     }
-    Ok(Ok(Plan {
-        changes,
-        api_server: Some(text),
-    }))
+    Ok(Some(text))
+}
+
+/// The kubelet version the channel or the attached resource gives, whether
+/// or not it is installed already: what a rolling upgrade brings every
+/// unit to.
+pub fn kubelet_target(
+    target: &Target,
+    config: &Config,
+    recorded: &mut Recorded,
+) -> Result<Result<String, String>, Error> {
+    if let Some(why) = config.channel_error() {
+        return Ok(Err(why));
+    }
+    Ok(change_of(target, config, recorded, "kubelet", true)?
+        .map(|c| c.map(|c| c.to).unwrap_or_default()))
 }
 
 /// Each snap whose source would change, with the version it would get:
@@ -125,37 +147,53 @@ fn changes(
 ) -> Result<Result<Vec<Change>, String>, Error> {
     let mut changes = Vec::new();
     for name in SNAPS {
-        let wanted = match snaps::wanted(
-            target.tools,
-            name,
-            &config.channel,
-            &mut recorded.fingerprints,
-        )? {
-            Ok(wanted) => wanted,
-            Err(why) => return Ok(Err(format!("resource {name} could not be fetched: {why}"))),
-        };
-        let installed = recorded.journal.snaps.get(name);
-        if installed.is_some_and(|i| i.source == wanted.source) {
-            continue;
+        match change_of(target, config, recorded, name, false)? {
+            Ok(Some(change)) => changes.push(change),
+            Ok(None) => {}
+            Err(why) => return Ok(Err(why)),
         }
-        let to = match (&wanted.file, &wanted.source) {
-            (Some(file), _) => match snap::inspect_file(file) {
-                Ok(meta) => meta.version,
-                Err(e) => return Ok(Err(format!("resource {name}: {e}"))),
-            },
-            (None, Source::Store { channel }) => match store_version(name, channel)? {
-                Ok(version) => version,
-                Err(why) => return Ok(Err(why)),
-            },
-            (None, other) => return Ok(Err(format!("{name}: nothing to install from {other}"))),
-        };
-        changes.push(Change {
-            snap: name,
-            from: installed.map(|i| i.version.clone()),
-            to,
-        });
     }
     Ok(Ok(changes))
+}
+
+/// What `name` would become; `None` when its source is installed already
+/// (unless `even_unchanged`).
+fn change_of(
+    target: &Target,
+    config: &Config,
+    recorded: &mut Recorded,
+    name: &'static str,
+    even_unchanged: bool,
+) -> Result<Result<Option<Change>, String>, Error> {
+    let wanted = match snaps::wanted(
+        target.tools,
+        name,
+        &config.channel,
+        &mut recorded.fingerprints,
+    )? {
+        Ok(wanted) => wanted,
+        Err(why) => return Ok(Err(format!("resource {name} could not be fetched: {why}"))),
+    };
+    let installed = recorded.journal.snaps.get(name);
+    if installed.is_some_and(|i| i.source == wanted.source) && !even_unchanged {
+        return Ok(Ok(None));
+    }
+    let to = match (&wanted.file, &wanted.source) {
+        (Some(file), _) => match snap::inspect_file(file) {
+            Ok(meta) => meta.version,
+            Err(e) => return Ok(Err(format!("resource {name}: {e}"))),
+        },
+        (None, Source::Store { channel }) => match store_version(name, channel)? {
+            Ok(version) => version,
+            Err(why) => return Ok(Err(why)),
+        },
+        (None, other) => return Ok(Err(format!("{name}: nothing to install from {other}"))),
+    };
+    Ok(Ok(Some(Change {
+        snap: name,
+        from: installed.map(|i| i.version.clone()),
+        to,
+    })))
 }
 
 /// The version the store serves `name` at on `channel`.
@@ -211,8 +249,9 @@ const MAX_TIMEOUT: i64 = 86_400;
 
 const POLL: Duration = Duration::from_secs(2);
 
-/// The `upgrade` action's parameters (actions.yaml).
-#[derive(Debug, Deserialize)]
+/// The `upgrade` action's parameters (actions.yaml). A rolling upgrade
+/// hands them to every unit in the application's bag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Params {
     #[serde(rename = "dry-run", default)]
     pub dry_run: bool,
@@ -226,6 +265,14 @@ pub struct Params {
     pub drain_timeout: i64,
     #[serde(rename = "ready-timeout", default = "default_timeout")]
     pub ready_timeout: i64,
+    #[serde(rename = "all-units", default, skip_serializing)]
+    pub all_units: bool,
+    #[serde(rename = "at-once", default = "one", skip_serializing)]
+    pub at_once: i64,
+}
+
+fn one() -> i64 {
+    1
 }
 
 fn default_timeout() -> i64 {
@@ -243,6 +290,9 @@ impl Params {
                     "{name} must be from 0 to {MAX_TIMEOUT} seconds, not {value}"
                 ));
             }
+        }
+        if self.at_once < 1 {
+            return Err(format!("at-once must be 1 or more, not {}", self.at_once));
         }
         Ok(())
     }

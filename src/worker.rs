@@ -20,7 +20,7 @@ use crate::problem::{Concern, ProblemKind};
 use crate::reads::{self, Reads};
 use crate::relations::{ENDPOINTS, KUBE_CONTROL};
 use crate::unit_state::{self, Recorded};
-use crate::{actions, identity, install, upgrade};
+use crate::{actions, identity, install, roll, upgrade};
 
 /// The variable that moves the machine's root (for tests).
 pub const ROOT_VAR: &str = "KUBERNETES_WORKER_ROOT";
@@ -226,7 +226,8 @@ fn run(
         Event::Action(name) => match name.as_str() {
             "upgrade" => {
                 let target = install::Target { tools, root, arch };
-                upgrade_action(&target, node, recorded, journal, announce)?;
+                let id = ctx.action_uuid.as_deref().unwrap_or("upgrade");
+                upgrade_action(&target, node, recorded, journal, announce, id)?;
             }
             "pause" => return actions::pause(tools, node, recorded),
             "resume" => return actions::resume(tools, node, recorded),
@@ -253,6 +254,22 @@ fn run(
             // Each concern converges, in this order.
             converge_node(node, recorded, journal, &fresh)?;
             upgrade::recover(node, recorded)?;
+            if reads.peers {
+                let mut configure = |r: &mut Recorded, j: &mut JournalFile| {
+                    converge_node(node, r, j, &Fresh::default())
+                };
+                let mut turn = roll::Turn {
+                    target: &target,
+                    node,
+                    journal,
+                    announce,
+                    configure: &mut configure,
+                };
+                roll::converge(&mut turn, recorded)?;
+            } else if reads.config {
+                // A channel change can have upgraded the snaps.
+                roll::publish_version(node, recorded)?;
+            }
             // After the node: the cni relation carries the kubeconfig's hash.
             node.publish_all(recorded)?;
             if reads.cos {
@@ -560,6 +577,7 @@ fn upgrade_action(
     recorded: &mut Recorded,
     journal: &mut JournalFile,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
+    id: &str,
 ) -> Result<(), Error> {
     let tools = target.tools;
     let fail = |message: &str| tools.action_fail(message).doing("failing the action");
@@ -568,6 +586,28 @@ fn upgrade_action(
         .doing("reading the action's parameters")?;
     if let Err(why) = params.check() {
         return fail(&why);
+    }
+    // The new snaps may take other flags: the node is configured for them
+    // before its readiness is awaited.
+    let mut configure =
+        |r: &mut Recorded, j: &mut JournalFile| converge_node(node, r, j, &Fresh::default());
+    if params.all_units {
+        let mut turn = roll::Turn {
+            target,
+            node,
+            journal,
+            announce,
+            configure: &mut configure,
+        };
+        return match roll::start(&mut turn, recorded, &params, id)? {
+            Ok(results) => tools
+                .action_set(&results)
+                .doing("reporting the rolling upgrade"),
+            Err(why) => {
+                log::warn!("rolling upgrade refused: {why}");
+                fail(&format!("upgrade refused, nothing changed: {why}"))
+            }
+        };
     }
     let config = Config::read(tools)?;
     let plan = match upgrade::plan(target, node, &config, recorded)? {
@@ -600,10 +640,6 @@ fn upgrade_action(
             .action_set(&results)
             .doing("reporting the upgrade's plan");
     }
-    // The new snaps may take other flags: the node is configured for them
-    // before its readiness is awaited.
-    let mut configure =
-        |r: &mut Recorded, j: &mut JournalFile| converge_node(node, r, j, &Fresh::default());
     let (report, stopped) = upgrade::run(
         target,
         node,
@@ -616,6 +652,9 @@ fn upgrade_action(
     tools
         .action_set(&report)
         .doing("reporting the upgrade's results")?;
+    // The peers learn this unit's new version: a roll this unit stopped
+    // counts it done once started again.
+    roll::publish_version(node, recorded)?;
     match stopped {
         Some(why) => fail(&why),
         None => Ok(()),

@@ -149,6 +149,13 @@ fn scenarios() -> String {
             s.change(tokens, control_unit, &[("tokens", &answer(1))])
         }),
     );
+    // As benches/hooks.rs: the leader of two starts a roll to 1.32 and
+    // waits for the other unit's turn.
+    juju_sim::application::leader_waiting_in_a_roll(&sim, &cluster);
+    section(
+        "update-status, waiting for its turn in a roll",
+        calls(&sim, c, |s| s.hook("update-status")),
+    );
     out
 }
 

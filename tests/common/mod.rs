@@ -50,6 +50,12 @@ pub fn unit() -> Sim {
 
 /// The same on a machine with names of its own (see [`juju_sim::Host`]).
 pub fn unit_on(host: Option<juju_sim::Host>) -> Sim {
+    unit_numbered(0, host)
+}
+
+/// Unit `number` of the application (`kubernetes-worker/<number>`; unit 0
+/// is the leader).
+pub fn unit_numbered(number: u32, host: Option<juju_sim::Host>) -> Sim {
     Sim::new(
         &charm(),
         SimOptions {
@@ -58,6 +64,7 @@ pub fn unit_on(host: Option<juju_sim::Host>) -> Sim {
             machine: (arch() != juju_sim::host_arch())
                 .then(|| juju_sim::kernel_machine(arch()).to_string()),
             host,
+            unit_number: number,
             ..SimOptions::default()
         },
     )
@@ -209,7 +216,12 @@ pub fn provisioned() -> (Sim, tempfile::TempDir) {
 
 /// The same on a machine with names of its own.
 pub fn provisioned_on(host: Option<juju_sim::Host>) -> (Sim, tempfile::TempDir) {
-    let sim = unit_on(host);
+    provisioned_as(0, host)
+}
+
+/// Unit `number`, provisioned.
+pub fn provisioned_as(number: u32, host: Option<juju_sim::Host>) -> (Sim, tempfile::TempDir) {
+    let sim = unit_numbered(number, host);
     let scratch = tempfile::tempdir().unwrap();
     sim.edit_machine(|m| m.store = juju_sim::fixtures::kubernetes_store());
     sim.attach_file(

@@ -441,17 +441,34 @@ impl Sim {
         })
     }
 
-    /// The start-up sequence of a new unit.
+    /// The start-up sequence of a new unit, as the agent runs it: install;
+    /// the charm's peer relations, which Juju creates with the
+    /// application, enter scope (relation-created); then leadership,
+    /// config-changed and start.
     pub fn deploy(&self) -> Vec<HookRun> {
         let leader = self.unit().leader;
-        let mut hooks = vec!["install"];
-        hooks.push(if leader {
+        let mut runs = vec![self.hook("install")];
+        let app = self.unit().app().to_string();
+        let peers: Vec<String> = self
+            .charm
+            .relations
+            .iter()
+            .filter(|(_, e)| e.role == "peers")
+            .map(|(name, _)| name.clone())
+            .collect();
+        for endpoint in peers {
+            if self.unit().relations.iter().all(|r| r.endpoint != endpoint) {
+                let id = self.relate_quietly(&endpoint, &app);
+                runs.push(self.relation_hook(id, "created", None, None));
+            }
+        }
+        runs.push(self.hook(if leader {
             "leader-elected"
         } else {
             "leader-settings-changed"
-        });
-        hooks.extend(["config-changed", "start"]);
-        hooks.into_iter().map(|h| self.hook(h)).collect()
+        }));
+        runs.extend(["config-changed", "start"].map(|h| self.hook(h)));
+        runs
     }
 
     /// `juju config` followed by the hook it fires.
@@ -463,12 +480,20 @@ impl Sim {
     /// `juju integrate`: creates the relation and runs relation-created.
     /// Returns the relation id.
     pub fn relate(&self, endpoint: &str, remote_app: &str) -> u32 {
+        let id = self.relate_quietly(endpoint, remote_app);
+        self.relation_hook(id, "created", None, None).assert_ok();
+        id
+    }
+
+    /// The relation, without running relation-created.
+    fn relate_quietly(&self, endpoint: &str, remote_app: &str) -> u32 {
         assert!(
             self.charm.relations.contains_key(endpoint),
             "the charm has no endpoint {endpoint}"
         );
         let mut id = 0;
         let scope = self.charm.relations[endpoint].scope.clone();
+        let peer = self.charm.relations[endpoint].role == "peers";
         self.edit_unit(|s| {
             id = s.next_relation_id;
             s.next_relation_id += 1;
@@ -484,6 +509,7 @@ impl Sim {
                 id,
                 endpoint: endpoint.to_string(),
                 scope,
+                peer,
                 remote_app: remote_app.to_string(),
                 members: Default::default(),
                 remote_units: Default::default(),
@@ -492,7 +518,6 @@ impl Sim {
                 local_app: Default::default(),
             });
         });
-        self.relation_hook(id, "created", None, None).assert_ok();
         id
     }
 
@@ -549,6 +574,18 @@ impl Sim {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
             );
+        });
+        self.relation_hook(id, "changed", None, None)
+    }
+
+    /// On a peer relation, the leader changed the application's bag to
+    /// `bag`: this (other) unit's copy follows, and relation-changed runs
+    /// with no remote unit, as Juju runs it.
+    pub fn peer_app_changed(&self, id: u32, bag: &Databag) -> HookRun {
+        self.edit_unit(|s| {
+            let rel = s.relation_mut(id).expect("relation");
+            assert!(rel.peer, "{} is not a peer relation", rel.rid());
+            rel.local_app = bag.clone();
         });
         self.relation_hook(id, "changed", None, None)
     }

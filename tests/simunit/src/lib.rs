@@ -14,6 +14,7 @@
 //!
 //! Tests drive it through [`harness::Sim`].
 
+pub mod application;
 pub mod charmfiles;
 pub mod cluster;
 pub mod fixtures;

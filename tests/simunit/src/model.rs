@@ -129,6 +129,10 @@ pub struct Relation {
     /// on this machine (or the principal, for a subordinate).
     #[serde(default)]
     pub scope: String,
+    /// A peer relation: the remote units are this application's others,
+    /// and every unit (not only the leader) reads the application's bag.
+    #[serde(default)]
+    pub peer: bool,
     pub remote_app: String,
     /// Remote units currently in the relation.
     pub members: BTreeSet<String>,

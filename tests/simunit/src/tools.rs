@@ -524,7 +524,9 @@ fn relation_get(call: &mut Call) -> ToolResult {
     };
     let bag: Databag = if app {
         if who == call.state.app() {
-            if !call.state.leader {
+            // Juju's readLocalApplicationSettings: on a peer relation
+            // every unit may read its application's bag.
+            if !call.state.leader && !rel.peer {
                 return Err(failure(format!(
                     "cannot read settings for application {who:?} in relation {rid:?}: permission denied"
                 )));
