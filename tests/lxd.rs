@@ -113,15 +113,7 @@ fn a_node_on_real_snapd_and_systemd() {
     let plugins = juju_sim::fixtures::cni_plugins_dir(&repo, arch);
     let tgz = juju_sim::fixtures::cni_tarball(&plugins, &scratch.join("cni.tgz"), None);
     sim.attach_file(&format!("cni-{arch}"), &tgz);
-    for name in ["kubelet", "kube-proxy", "kubectl"] {
-        let mut snap = TestSnap::daemon(name, "1.31.2", arch);
-        if name == "kubectl" {
-            snap.apps.retain(|(_, daemon)| daemon.is_none());
-        }
-        snap.daemon_script = Some(CDK_DAEMON.into());
-        snap.configure_script = Some(CDK_CONFIGURE.into());
-        sim.attach_file(name, &snap.build(&scratch));
-    }
+    attach_snaps(&sim, "1.31.2", arch, &scratch);
 
     // Only tunables of the container's own network namespace: a privileged
     // container must not change the host kernel's.
@@ -268,6 +260,8 @@ fn a_node_on_real_snapd_and_systemd() {
     // `juju refresh --switch` to this charm on a unit with no record of
     // its own: nothing restarts.
     let sim = take_over(&c, &work, &repo, &sim, &cluster);
+
+    upgrade_with_drain(&c, &scratch, &sim, &cluster, arch);
 
     sim.hook("stop").assert_ok();
     let (code, states) = c.run(&[
@@ -436,4 +430,143 @@ fn take_over(
         );
     }
     sim
+}
+
+/// Issue 21: one real upgrade of the snaps, drained first. The stand-in
+/// API server becomes reachable from the container through an LXD proxy
+/// device (the container has no network), and the real kubelet's state
+/// (the version of the snap it runs, whether its service is active) is
+/// what the node posts, as its kubelet would.
+fn upgrade_with_drain(
+    c: &Container,
+    scratch: &std::path::Path,
+    sim: &Sim,
+    cluster: &Cluster,
+    arch: &str,
+) {
+    let port = cluster.api.port;
+    let out = Command::new("lxc")
+        .args(["config", "device", "add", &c.0, "kwapi", "proxy"])
+        .arg(format!("listen=tcp:127.0.0.1:{port}"))
+        .arg(format!("connect=tcp:127.0.0.1:{port}"))
+        .arg("bind=container")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "lxc proxy device: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let node = c.ok(&["hostname"]).trim().to_lowercase();
+    let posting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let kubelet = {
+        let (name, api, node, posting) = (
+            c.0.clone(),
+            cluster.api.clone(),
+            node.clone(),
+            posting.clone(),
+        );
+        std::thread::spawn(move || {
+            let c = Container(name);
+            while posting.load(std::sync::atomic::Ordering::Relaxed) {
+                let (_, list) = c.run(&["snap", "list", "kubelet"]);
+                let version = list
+                    .lines()
+                    .find(|l| l.starts_with("kubelet "))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .map(str::to_string);
+                let (_, active) = c.run(&["systemctl", "is-active", "snap.kubelet.daemon"]);
+                api.post_kubelet(&node, version.as_deref(), active.trim() == "active");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
+    cluster.api.add_pod(juju_sim::cluster::pod(
+        "web-1",
+        "web",
+        &node,
+        Some("ReplicaSet"),
+    ));
+    cluster.api.add_pod(juju_sim::cluster::pod(
+        "flannel-x",
+        "flannel",
+        &node,
+        Some("DaemonSet"),
+    ));
+    // Now in reach, the node's labels are applied.
+    sim.hook("update-status").assert_ok();
+    cluster.api.set_version("v1.32.0");
+    attach_snaps(sim, "1.32.0", arch, scratch);
+    sim.hook("upgrade-charm").assert_ok();
+    assert_eq!(
+        sim.status(),
+        (
+            "blocked".into(),
+            "Needs manual upgrade, run the upgrade action".into()
+        )
+    );
+    let (run, action) = sim.action(
+        "upgrade",
+        serde_json::json!({"drain-timeout": 60, "ready-timeout": 60}),
+    );
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{action:?}\n{}", sim.timeline());
+    assert!(
+        action.results["drain"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("1 pods evicted")),
+        "{action:?}"
+    );
+    assert_eq!(action.results["uncordoned"], serde_json::json!("true"));
+    let list = c.ok(&["snap", "list"]);
+    for name in ["kubelet", "kube-proxy", "kubectl"] {
+        let row = list
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} not installed: {list}"));
+        assert!(row.contains(" 1.32.0 "), "{name} not upgraded: {row}");
+    }
+    assert_eq!(
+        c.ok(&[
+            "systemctl",
+            "is-active",
+            "snap.kubelet.daemon",
+            "snap.kube-proxy.daemon"
+        ]),
+        "active\nactive\n"
+    );
+    let pods: Vec<String> = cluster
+        .api
+        .pods()
+        .iter()
+        .map(|p| {
+            p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(pods, ["flannel-x"]);
+    let node_now = cluster.api.node(&node).unwrap();
+    assert_eq!(node_now["spec"]["unschedulable"], serde_json::json!(false));
+    assert_eq!(
+        node_now["status"]["nodeInfo"]["kubeletVersion"],
+        serde_json::json!("v1.32.0")
+    );
+    posting.store(false, std::sync::atomic::Ordering::Relaxed);
+    kubelet.join().unwrap();
+}
+
+/// kubelet, kube-proxy and kubectl of `version`, built like the CDK snaps
+/// (their daemon wrapper and configure hook) and attached.
+fn attach_snaps(sim: &Sim, version: &str, arch: &str, dir: &std::path::Path) {
+    for name in ["kubelet", "kube-proxy", "kubectl"] {
+        let mut snap = TestSnap::daemon(name, version, arch);
+        if name == "kubectl" {
+            snap.apps.retain(|(_, daemon)| daemon.is_none());
+        }
+        snap.daemon_script = Some(CDK_DAEMON.into());
+        snap.configure_script = Some(CDK_CONFIGURE.into());
+        sim.attach_file(name, &snap.build(dir));
+    }
 }

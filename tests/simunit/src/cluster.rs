@@ -628,9 +628,12 @@ fn sync_kubelets(s: &mut ApiState) {
 
 impl ApiServer {
     /// What a kubelet running elsewhere (a real one, in the LXD suite)
-    /// posts: its version, and whether it is running at all.
+    /// posts: its version, and whether it is running at all. It takes the
+    /// place of the simulated machine's ([`ApiServer::follow_kubelet`]).
     pub fn post_kubelet(&self, node: &str, version: Option<&str>, running: bool) {
-        if let Some(node) = self.state.lock().unwrap().nodes.get_mut(node) {
+        let mut s = self.state.lock().unwrap();
+        s.kubelets.remove(node);
+        if let Some(node) = s.nodes.get_mut(node) {
             post_status(node, version, running);
         }
     }
