@@ -238,6 +238,12 @@ impl Api {
         Ok((not_ready(&value), version))
     }
 
+    /// Whether the node is cordoned (`spec.unschedulable`).
+    pub fn node_cordoned(&self, node: &str) -> Result<bool, ApiError> {
+        let value = self.call(Method::GET, &format!("/api/v1/nodes/{node}"), None)?;
+        Ok(value["spec"]["unschedulable"].as_bool() == Some(true))
+    }
+
     /// Server-side apply of `body` at `path`, this charm the field manager
     /// (`force`: its fields win over another manager's).
     pub fn apply(&self, path: &str, body: &Value) -> Result<(), ApiError> {

@@ -21,7 +21,7 @@ use crate::install::{self, Look, Target};
 use crate::journal::JournalFile;
 use crate::kubeapi::Api;
 use crate::node::Node;
-use crate::problem::Concern;
+use crate::problem::{Concern, ProblemKind};
 use crate::skew;
 use crate::snaps::{self, DAEMONS, SNAPS};
 use crate::unit_state::Recorded;
@@ -484,13 +484,33 @@ pub fn recover(node: &Node, recorded: &mut Recorded) -> Result<(), Error> {
         .as_deref()
         .map(|v| format!(" on kubelet {v}"))
         .unwrap_or_default();
+    // The record is written before the cordon: a kill in between leaves a
+    // node that was never cordoned, and the status says which it is.
+    let mut cordoned = record.cordoned;
+    // A snap the upgrade did not reach is still held back: not done.
+    let unfinished = recorded
+        .concerns
+        .of(Concern::Resources)
+        .iter()
+        .any(|p| p.kind == ProblemKind::ManualUpgrade);
     let outcome = match node.api(recorded) {
+        Some(Ok(api)) if unfinished => {
+            if record.cordoned {
+                cordoned = api.node_cordoned(&node.name).unwrap_or(true);
+            }
+            Err("not every snap was refreshed".to_string())
+        }
         Some(Ok(api)) => match wait_ready(&api, &node.name, record.to.as_deref(), Duration::ZERO) {
             Ok(()) if !record.cordoned => Ok(()),
             Ok(()) => api
                 .set_unschedulable(&node.name, false)
                 .map_err(|e| format!("cannot uncordon it: {e}")),
-            Err(why) => Err(why),
+            Err(why) => {
+                if record.cordoned {
+                    cordoned = api.node_cordoned(&node.name).unwrap_or(true);
+                }
+                Err(why)
+            }
         },
         Some(Err(e)) => Err(e.to_string()),
         None => Err("no API server known".into()),
@@ -504,11 +524,7 @@ pub fn recover(node: &Node, recorded: &mut Recorded) -> Result<(), Error> {
             recorded.journal.upgrade = None;
         }
         Err(why) => {
-            let cordon = if record.cordoned {
-                "; it stays cordoned"
-            } else {
-                ""
-            };
+            let cordon = if cordoned { "; it stays cordoned" } else { "" };
             let why = format!(
                 "Upgrade interrupted before node {} was Ready{on} ({why}){cordon}. Run the upgrade action again",
                 node.name

@@ -371,3 +371,57 @@ fn an_upgrade_killed_on_a_node_that_does_not_come_back_says_where_it_stopped() {
     );
     assert!(message.ends_with("; it stays cordoned. Run the upgrade action again"));
 }
+
+/// Killed at each step (as each step's status is set, and around the
+/// refreshes), the upgrade converges: the next hook finishes it if the
+/// node is Ready on the new kubelet, else says where it stopped with the
+/// node still cordoned, and the action run again finishes it. Never an
+/// active status on a cordoned node.
+#[test]
+fn an_upgrade_killed_at_any_step_converges() {
+    use juju_sim::kill::Moment;
+    for (call, moment) in [
+        ("status-set maintenance -- Draining node", Moment::After),
+        ("snap refresh kubectl", Moment::Before),
+        ("snap refresh kubelet", Moment::After),
+        ("status-set maintenance -- Waiting for node", Moment::After),
+        ("status-set maintenance -- Uncordoning node", Moment::After),
+    ] {
+        let (sim, _scratch, c) = held_on("1.31/stable");
+        c.api.set_version("v1.32.0");
+        c.api
+            .add_pod(pod("web-1", "web", &c.node, Some("ReplicaSet")));
+        sim.configure("channel", "1.32/stable").assert_ok();
+        sim.kill_next_at(call, moment);
+        let (run, _) = sim.action("upgrade", json!({}));
+        assert!(run.killed, "{call}: not reached\n{}", sim.timeline());
+        sim.hook("update-status").assert_ok();
+        let (status, message) = sim.status();
+        if status == "active" {
+            assert!(!cordoned(&c), "{call}: active while cordoned");
+        } else {
+            assert_eq!(status, "blocked", "{call}: {message}");
+            assert!(
+                message.starts_with(&format!(
+                    "Upgrade interrupted before node {} was Ready on kubelet 1.32.0",
+                    c.node
+                )),
+                "{call}: {message}"
+            );
+            // It says whether the node is cordoned, as it is.
+            assert_eq!(
+                message.contains("; it stays cordoned"),
+                cordoned(&c),
+                "{call}: {message}"
+            );
+            let (run, action) = sim.action("upgrade", json!({}));
+            run.assert_ok();
+            assert_eq!(action.status, "completed", "{call}: {action:?}");
+            sim.hook("update-status").assert_ok();
+        }
+        assert_active(&sim);
+        assert!(!cordoned(&c), "{call}");
+        assert_eq!(posted_kubelet(&c), json!("v1.32.0"), "{call}");
+        assert_eq!(versions(&sim), ["1.32.0", "1.32.0", "1.32.0"], "{call}");
+    }
+}
