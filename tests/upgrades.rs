@@ -208,17 +208,7 @@ fn the_node_is_drained_upgraded_and_uncordoned_once_ready_on_the_new_kubelet() {
     c.api.set_version("v1.32.0");
     // Two replicas behind a budget of one healthy pod: the other is not
     // Ready yet, so this node's may not go until it is.
-    c.api
-        .add_pod(pod("web-1", "web", &c.node, Some("ReplicaSet")));
-    c.api
-        .add_pod(pod("web-2", "web", "another-node", Some("ReplicaSet")));
-    c.api.set_pod_ready("default", "web-2", false);
-    c.api.add_pdb(
-        "default",
-        "web",
-        json!({"app": "web"}),
-        json!({"minAvailable": 1}),
-    );
+    c.api.web_behind_a_budget(&c.node);
     c.api
         .add_pod(pod("flannel-x", "flannel", &c.node, Some("DaemonSet")));
     sim.configure("channel", "1.32/stable").assert_ok();

@@ -1009,17 +1009,7 @@ fn pause_retries_evictions_a_disruption_budget_refuses() {
     let (sim, _s, c, _rels) = cluster::running(Master::Current);
     // A budget of one healthy web pod, and the other replica not Ready
     // until a little later.
-    c.api
-        .add_pod(pod("web-1", &c.node, Some("ReplicaSet"), json!({})));
-    c.api
-        .add_pod(pod("web-2", "another-node", Some("ReplicaSet"), json!({})));
-    c.api.set_pod_ready("default", "web-2", false);
-    c.api.add_pdb(
-        "default",
-        "web",
-        json!({"app": "web"}),
-        json!({"minAvailable": 1}),
-    );
+    c.api.web_behind_a_budget(&c.node);
     c.api.later(std::time::Duration::from_secs(1), |api| {
         api.set_pod_ready("default", "web-2", true)
     });

@@ -257,6 +257,21 @@ impl ApiServer {
         }));
     }
 
+    /// Two replicas of `web` behind a budget of one healthy pod: `web-1`
+    /// on `node`, Ready; `web-2` on another node, not Ready yet (until a
+    /// test makes it so). Until then, `web-1` may not be evicted.
+    pub fn web_behind_a_budget(&self, node: &str) {
+        self.add_pod(pod("web-1", "web", node, Some("ReplicaSet")));
+        self.add_pod(pod("web-2", "web", "another-node", Some("ReplicaSet")));
+        self.set_pod_ready("default", "web-2", false);
+        self.add_pdb(
+            "default",
+            "web",
+            json!({"app": "web"}),
+            json!({"minAvailable": 1}),
+        );
+    }
+
     /// Sets a pod's Ready condition, as its kubelet would.
     pub fn set_pod_ready(&self, namespace: &str, name: &str, ready: bool) {
         let mut s = self.state.lock().unwrap();
