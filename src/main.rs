@@ -19,6 +19,7 @@ mod adoption;
 mod arch;
 mod args;
 mod cli;
+mod cloud;
 mod cni;
 mod config;
 mod cos;

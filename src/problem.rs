@@ -66,6 +66,9 @@ pub enum Concern {
     Ingress,
     /// Where this unit stands in a rolling upgrade ([`crate::roll`]).
     Roll,
+    /// What keeps the cloud's integrator from having answered
+    /// ([`crate::cloud`]).
+    Cloud,
 }
 
 /// What each concern last found wrong.

@@ -61,6 +61,9 @@ pub struct Reads {
     pub ports: bool,
     /// The coordinator peer relation: the rolling upgrade's turns.
     pub peers: bool,
+    /// The cloud integrator's request and answer (this unit's own bag on
+    /// that relation is read, the integrator's answer is in the cache).
+    pub cloud: bool,
     /// The credentials read again, whatever the kubeconfigs hold: a new
     /// revision of their secret (recorded before anything else, and
     /// standing until the tokens are written).
@@ -112,6 +115,13 @@ impl Reads {
             peers: new_revision
                 || *kind == HookKind::LeaderElected
                 || on(&[crate::roll::COORDINATOR]),
+            cloud: new_revision
+                || on(&[
+                    KUBE_CONTROL,
+                    crate::relations::AWS,
+                    crate::relations::GCP,
+                    crate::relations::AZURE,
+                ]),
         }
     }
 }
@@ -158,7 +168,7 @@ fn table() -> String {
     ));
     let yes = |b: bool| if b { "yes" } else { "" };
     let mut out = String::from(
-        "| event | config | resources | endpoints | credentials | addresses | FQDN again | node Ready | COS inputs | is-leader | ingress inputs | ports | peers |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| event | config | resources | endpoints | credentials | addresses | FQDN again | node Ready | COS inputs | is-leader | ingress inputs | ports | peers | cloud |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (name, kind, recovering) in events {
         let r = Reads::of(&kind, recovering);
@@ -174,7 +184,7 @@ fn table() -> String {
             Endpoints::None => String::new(),
         };
         out.push_str(&format!(
-            "| {name} | {} | {resources} | {endpoints} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {name} | {} | {resources} | {endpoints} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             yes(r.config),
             yes(r.credentials),
             yes(r.addresses),
@@ -185,6 +195,7 @@ fn table() -> String {
             yes(r.ingress),
             yes(r.ports),
             yes(r.peers),
+            yes(r.cloud),
         ));
     }
     out

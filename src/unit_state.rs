@@ -96,6 +96,10 @@ pub struct Recorded {
     /// cloud provider the node is named by it).
     #[serde(default)]
     pub fqdn: crate::identity::KnownFqdn,
+    /// This instance as the cloud's metadata service described it (the
+    /// cloud, then the facts the integrator is told), asked once.
+    #[serde(default)]
+    pub cloud_instance: Option<(String, Vec<(String, String)>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -276,6 +276,10 @@ fn run(
                 publish_cos(node, recorded, kind, &mut fresh)?;
             }
             converge_ingress(node, recorded, journal, &reads, ssl_key)?;
+            if reads.cloud || crate::cloud::retry_due(recorded) {
+                let model = ctx.model_uuid.as_deref().unwrap_or_default();
+                crate::cloud::converge(node, recorded, model)?;
+            }
             node.remember_api_server(recorded);
             if reads.ports {
                 if let Some(options) = &recorded.options {

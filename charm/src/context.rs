@@ -208,6 +208,8 @@ pub struct HookContext {
     pub secret_id: Option<String>,
     /// `JUJU_AVAILABILITY_ZONE`, when the cloud has zones.
     pub availability_zone: Option<String>,
+    /// `JUJU_MODEL_UUID`.
+    pub model_uuid: Option<String>,
 }
 
 impl HookContext {
@@ -268,6 +270,7 @@ impl HookContext {
             action_uuid: nonempty("JUJU_ACTION_UUID"),
             secret_id: nonempty("JUJU_SECRET_ID"),
             availability_zone: nonempty("JUJU_AVAILABILITY_ZONE"),
+            model_uuid: nonempty("JUJU_MODEL_UUID"),
         })
     }
 

@@ -42,6 +42,11 @@ impl Node<'_> {
         relations::kube_control(data, &self.user()).ok().flatten()
     }
 
+    /// The cluster's tag from kube-control, once sent.
+    pub fn cluster_tag(&self, recorded: &Recorded) -> Option<String> {
+        self.control(recorded).and_then(|c| c.cluster_tag)
+    }
+
     pub(super) fn registry(&self, recorded: &Recorded) -> String {
         self.control(recorded)
             .map(|c| c.registry)

@@ -40,9 +40,12 @@ pub const INGRESS_PROXY: &str = "ingress-proxy";
 pub const TOKENS: &str = "tokens";
 /// grafana-agent or opentelemetry-collector (see [`crate::cos`]).
 pub const COS_AGENT: &str = "cos-agent";
-/// The endpoints the worker reads or writes. The cloud integrations are
-/// declared for today's bundles but not served yet.
-pub const ENDPOINTS: [&str; 8] = [
+/// The clouds' integrators (see [`crate::cloud`]).
+pub const AWS: &str = "aws";
+pub const GCP: &str = "gcp";
+pub const AZURE: &str = "azure";
+/// The endpoints the worker reads or writes.
+pub const ENDPOINTS: [&str; 11] = [
     KUBE_API_ENDPOINT,
     KUBE_CONTROL,
     CERTIFICATES,
@@ -51,6 +54,9 @@ pub const ENDPOINTS: [&str; 8] = [
     TOKENS,
     COS_AGENT,
     INGRESS_PROXY,
+    AWS,
+    GCP,
+    AZURE,
 ];
 
 /// The image registry when the control plane names none.
