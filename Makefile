@@ -35,7 +35,7 @@ VENV := build/venv
 # The Debian packages the build and the tests need.
 PACKAGES := zip unzip squashfs-tools file musl-tools qemu-user-static binfmt-support \
 	gcc-s390x-linux-gnu libc6-dev-s390x-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
-	gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross python3-venv \
+	gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross python3 python3-venv \
 	xz-utils prometheus golang-go golang-k8s-sigs-structured-merge-diff-dev
 
 # A RUSTFLAGS in the environment replaces .cargo/config.toml's rustflags and

@@ -961,3 +961,56 @@ fn snaps_installed_from_attached_files_are_matched_by_their_content() {
         "only kubelet changed"
     );
 }
+
+/// Issue 22: a node the ops charm ran on AWS, related to aws-integrator,
+/// which had fulfilled that charm's request. The switch asks for nothing
+/// again (not the metadata service, not the integrator) and the answer
+/// stands: the unit is active at once.
+#[test]
+fn a_switched_unit_keeps_what_the_python_charm_requested_of_the_integrator() {
+    use juju_sim::clouds::{self, Cloud, Instance, Integrator, MetadataService};
+    let (mut p, c, _rels) = ops_node("1.31/stable");
+    python_ingress(&c);
+    clouds::provision(&p.sim, Cloud::Aws);
+    let metadata = MetadataService::start(&Instance::on(Cloud::Aws));
+    metadata.serve_to(&p.sim);
+    let mut integrator = Integrator::relate(&p.sim, Cloud::Aws);
+    // The bag the ops charm's interface library left (tests/data/cloud,
+    // made by python-requests.py), for this instance and cluster.
+    let fixture = std::fs::read_to_string(common::repo().join("tests/data/cloud/aws-bag.json"))
+        .unwrap()
+        .replace("i-0123456789abcdef0", &Instance::on(Cloud::Aws).id)
+        .replace(
+            "kubernetes-4ypskxahbu3rnfgsds3pksvwe3uh0lxt",
+            "kubernetes-4c7bx1p2ut6bbmwbyhd2yuucf9rwwnnq",
+        );
+    let python: BTreeMap<String, String> = serde_json::from_str(&fixture).unwrap();
+    let requested: Vec<(&str, &str)> = python
+        .iter()
+        .filter(|(k, _)| !k.ends_with("-address") && *k != "egress-subnets")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    publish(&p.sim, integrator.relation, &requested);
+    assert!(
+        integrator.handle(&p.sim),
+        "the integrator fulfils the ops charm's request"
+    );
+
+    let (mark, _) = switch(&mut p);
+    let sim = &p.sim;
+    let sets: Vec<_> = sim
+        .tool_calls_since(mark)
+        .into_iter()
+        .filter(|t| {
+            t.tool == "relation-set" && t.args.contains(&format!("aws:{}", integrator.relation))
+        })
+        .collect();
+    assert!(sets.is_empty(), "nothing requested again: {sets:?}");
+    assert!(
+        metadata.requests().is_empty(),
+        "the instance is known from the bag"
+    );
+    assert!(!integrator.handle(sim));
+    assert_eq!(integrator.fulfilled, 1);
+    common::assert_active(sim);
+}

@@ -16,6 +16,7 @@
 
 pub mod application;
 pub mod charmfiles;
+pub mod clouds;
 pub mod cluster;
 pub mod fixtures;
 pub mod flags;
