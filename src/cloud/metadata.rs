@@ -71,27 +71,28 @@ impl Service {
             request = request.header(*name, *value);
         }
         self.runtime.block_on(async {
-            let mut response = request
+            let response = request
                 .send()
                 .await
                 .map_err(|e| format!("{method} {url}: {}", reason(&e)))?;
             let status = response.status();
-            let mut body = Vec::new();
-            while let Some(chunk) = response
-                .chunk()
-                .await
-                .map_err(|e| format!("{method} {url}: {}", reason(&e)))?
-            {
-                body.extend_from_slice(&chunk);
-                if body.len() >= limit {
-                    body.truncate(limit);
-                    break;
-                }
-            }
             if !status.is_success() {
                 return Err(format!("{method} {url}: {status}"));
             }
-            String::from_utf8(body).map_err(|_| format!("{method} {url}: not UTF-8"))
+            // The deadline bounds what is read; the libraries look no
+            // further than their first block.
+            let mut text = response
+                .text()
+                .await
+                .map_err(|e| format!("{method} {url}: {}", reason(&e)))?;
+            if text.len() > limit {
+                let mut end = limit;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+            }
+            Ok(text)
         })
     }
 }

@@ -78,39 +78,65 @@ fn write(out: &mut String, value: &Value) {
     }
 }
 
-/// Integers as Python prints them; a float as its `repr` (the shortest
-/// text that reads back the same, with `.0` on whole numbers and Python's
-/// exponent form).
+/// Integers as Python prints them; a float as its `repr`: the shortest
+/// digits that read back the same (serde_json's, from ryu, the same
+/// digits), placed as Python places them: in exponent form where the
+/// point falls more than 16 digits right or 4 left, else with `.0` on
+/// whole numbers. (Rust's own float formatting would add its tables to
+/// every binary for this one use.)
 fn number(out: &mut String, n: &serde_json::Number) {
+    let text = n.to_string();
     if n.is_i64() || n.is_u64() {
-        out.push_str(&n.to_string());
+        out.push_str(&text);
         return;
     }
-    let Some(f) = n.as_f64() else {
-        out.push_str(&n.to_string());
-        return;
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.as_str()),
     };
-    if !f.is_finite() {
-        // serde_json never yields these; Python would print Infinity/NaN.
-        out.push_str(if f.is_nan() { "NaN" } else { "Infinity" });
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // The value is 0.<digits> x 10^point.
+    let all = format!("{whole}{fraction}");
+    let leading = all.len() - all.trim_start_matches('0').len();
+    let digits = all.trim_start_matches('0').trim_end_matches('0');
+    let point = whole.len() as i32 + exponent - leading as i32;
+    if negative {
+        out.push('-');
+    }
+    if digits.is_empty() {
+        out.push_str("0.0");
         return;
     }
-    // Rust's `{:e}` is the shortest round-trip digits in exponent form;
-    // Python's repr switches to it below 1e-4 and from 1e16.
-    let sci = format!("{f:e}");
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    if (-4..16).contains(&exponent) {
-        let plain = format!("{f}");
-        out.push_str(&plain);
-        if !plain.contains('.') {
-            out.push_str(".0");
+    let count = digits.len() as i32;
+    if !(-4 < point && point <= 16) {
+        out.push_str(&digits[..1]);
+        if count > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
         }
-    } else {
-        out.push_str(mantissa);
+        let e = point - 1;
         out.push('e');
-        out.push(if exponent < 0 { '-' } else { '+' });
-        out.push_str(&format!("{:02}", exponent.abs()));
+        out.push(if e < 0 { '-' } else { '+' });
+        if e.abs() < 10 {
+            out.push('0');
+        }
+        out.push_str(&e.abs().to_string());
+    } else if point <= 0 {
+        out.push_str("0.");
+        out.push_str(&"0".repeat(-point as usize));
+        out.push_str(digits);
+    } else if point >= count {
+        out.push_str(digits);
+        out.push_str(&"0".repeat((point - count) as usize));
+        out.push_str(".0");
+    } else {
+        out.push_str(&digits[..point as usize]);
+        out.push('.');
+        out.push_str(&digits[point as usize..]);
     }
 }
 
@@ -194,7 +220,7 @@ mod tests {
             "instance-tags": {"kubernetes.io/cluster/kubernetes-4ypskxahbu3rnfgsds3pksvwe3uh0lxt": "owned"},
             "object-storage-management-patterns": ["arn:aws:s3:::kubernetes-*"],
             "requested": true,
-            "n": [0, -1, 3.25, 1e300, 2e-7],
+            "n": [0, -1, 3.25, 1e300, 2e-7, 1e16, 1e15, 12345.678, 0.00012, 5e-324, 1.7976931348623157e308, -0.0],
             "text": "ünïcödé \u{2028} 😀 \"\\/",
         });
         let ours = dumps_sorted(&bag);
