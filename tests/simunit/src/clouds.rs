@@ -21,7 +21,7 @@
 //! itself. Google's and Azure's echo the bag's `requested`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -147,35 +147,10 @@ fn serve(stream: TcpStream, instance: &Instance, state: &Mutex<MetadataState>) {
         return;
     }
     let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+    let Some(request) = crate::http::read_request(&mut reader) else {
         return;
-    }
-    let mut parts = line.split_whitespace();
-    let (method, target) = (
-        parts.next().unwrap_or("").to_string(),
-        parts.next().unwrap_or("").to_string(),
-    );
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 {
-            return;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_lowercase(), v.trim().to_string());
-        }
-    }
-    let len: usize = headers
-        .get("content-length")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    let _ = reader.read_exact(&mut body);
+    };
+    let (method, target, headers) = (request.method, request.target, request.headers);
     let (status, reply) = answer(instance, state, &method, &target, &headers);
     state
         .lock()

@@ -4,7 +4,7 @@
 //! the relation data masters of each generation sent.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -417,37 +417,15 @@ fn serve(
     let tls = rustls::StreamOwned::new(conn, stream);
     let mut reader = BufReader::new(tls);
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some(request) = crate::http::read_request(&mut reader) else {
             return;
-        }
-        let mut parts = line.split_whitespace();
-        let (method, path) = (
-            parts.next().unwrap_or("").to_string(),
-            parts.next().unwrap_or("").to_string(),
+        };
+        let (method, path, headers, body) = (
+            request.method,
+            request.target,
+            request.headers,
+            request.body,
         );
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_lowercase(), v.trim().to_string());
-            }
-        }
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let authorized = headers.get("authorization").map(String::as_str) == Some(token);
         let (status, reply) = {

@@ -22,6 +22,7 @@ pub mod fixtures;
 pub mod flags;
 pub mod gojson;
 pub mod harness;
+pub mod http;
 pub mod kill;
 pub mod machine;
 pub mod model;
