@@ -26,8 +26,11 @@ pub const CDK_CONFIGURE: &str = "#!/bin/sh\nif [ \"$(snapctl get slow-configure)
 
 /// The CDK snaps' daemon wrapper: the args file read as a bash array,
 /// then (where the CDK snap execs kubelet) the argv recorded, NUL-separated
-/// in `$SNAP_COMMON/argv`, and a `start` line logged per start.
-pub const CDK_DAEMON: &str = "#!/bin/bash\ndeclare -a ARGS=\"($(cat \"$SNAP_DATA/args\"))\"\nprintf '%s\\0' \"${ARGS[@]}\" > \"$SNAP_COMMON/argv.new\"\nmv \"$SNAP_COMMON/argv.new\" \"$SNAP_COMMON/argv\"\nprintf 'start %s\\n' \"$(date +%s%N)\" >> \"$SNAP_COMMON/daemon.log\"\nexec sleep infinity\n";
+/// in `$SNAP_COMMON/argv`, and a `start` line logged per start. It then
+/// execs a program named as the snap (a script that waits) with those
+/// arguments, so that the process table shows a `kubelet` process with
+/// kubelet's flags, as `ps -C kubelet` finds the real one.
+pub const CDK_DAEMON: &str = "#!/bin/bash\ndeclare -a ARGS=\"($(cat \"$SNAP_DATA/args\"))\"\nprintf '%s\\0' \"${ARGS[@]}\" > \"$SNAP_COMMON/argv.new\"\nmv \"$SNAP_COMMON/argv.new\" \"$SNAP_COMMON/argv\"\nprintf 'start %s\\n' \"$(date +%s%N)\" >> \"$SNAP_COMMON/daemon.log\"\nprintf '#!/bin/bash\\nwhile :; do sleep 3600; done\\n' > \"$SNAP_COMMON/$SNAP_NAME.new\"\nchmod 755 \"$SNAP_COMMON/$SNAP_NAME.new\"\nmv \"$SNAP_COMMON/$SNAP_NAME.new\" \"$SNAP_COMMON/$SNAP_NAME\"\nexec \"$SNAP_COMMON/$SNAP_NAME\" \"${ARGS[@]}\"\n";
 
 /// The argv a CDK snap's wrapper passes its daemon for an `args` string:
 /// bash itself runs `declare -a ARGS="($(cat <file>))"` on it.

@@ -26,6 +26,7 @@ pub mod http;
 pub mod kill;
 pub mod machine;
 pub mod model;
+pub mod processes;
 pub mod ssa;
 pub mod store;
 pub mod tools;

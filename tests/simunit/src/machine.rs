@@ -120,6 +120,9 @@ pub struct Service {
 pub struct Run {
     pub revision: String,
     pub config: Map<String, Value>,
+    /// The daemon's argv, as the snap's wrapper passes it.
+    #[serde(default)]
+    pub argv: Vec<String>,
 }
 
 /// Notes what a start of `unit` (`snap.<name>.<app>.service`) runs.
@@ -128,13 +131,16 @@ fn note_start(m: &mut Machine, unit: &str) {
         .strip_prefix("snap.")
         .and_then(|u| u.split('.').next())
         .unwrap_or_default();
+    let revision = m
+        .snaps
+        .get(name)
+        .map(|s| s.revision.clone())
+        .unwrap_or_default();
+    let config = m.snap_config.get(name).cloned().unwrap_or_default();
     let run = Run {
-        revision: m
-            .snaps
-            .get(name)
-            .map(|s| s.revision.clone())
-            .unwrap_or_default(),
-        config: m.snap_config.get(name).cloned().unwrap_or_default(),
+        argv: crate::processes::argv(name, &revision, &config),
+        revision,
+        config,
     };
     if let Some(s) = m.services.get_mut(unit) {
         s.runs.push(run);
@@ -248,6 +254,7 @@ pub fn main(program: &str, args: Vec<String>) -> i32 {
             "sysctl" => sysctl(m, &args),
             other => fail(1, format!("{other}: not simulated\n")),
         };
+        crate::processes::sync(m);
         m.calls.push(MachineCall {
             program: program.to_string(),
             args: args.clone(),
@@ -636,6 +643,7 @@ fn activate(m: &mut Machine, name: &str, snap: InstalledSnap) {
         let _ = std::os::unix::fs::symlink("/usr/bin/snap", &link);
         if daemon.is_some() {
             let unit = format!("snap.{name}.{app}.service");
+            crate::processes::write_unit(m, name, app, &unit);
             let disabled = m.services.get(&unit).is_some_and(|s| !s.enabled);
             let svc = m.services.entry(unit.clone()).or_default();
             if disabled {
@@ -747,6 +755,7 @@ fn snap_remove(m: &mut Machine, rest: &[String]) -> Out {
             .retain(|svc, _| !svc.starts_with(&format!("snap.{name}.")));
         m.snap_config.remove(name);
         let _ = std::fs::remove_dir_all(m.root.join("snap").join(name));
+        crate::processes::remove_units(m, name);
         out.push_str(&format!("{name} removed\n"));
     }
     ok(out)
