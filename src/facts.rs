@@ -129,3 +129,29 @@ pub struct ApiServer {
     pub url: String,
     pub ca: String,
 }
+
+/// What the `cis-benchmark` action applied, so that later hooks keep it
+/// and `reset` undoes exactly it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CisApplied {
+    /// kubelet flags, merged under `kubelet-extra-args` (which wins).
+    #[serde(default)]
+    pub kubelet_flags: BTreeMap<String, String>,
+    /// Files whose mode or owner it changed: what each had, and what it
+    /// was given. Written before the change.
+    #[serde(default)]
+    pub files: BTreeMap<String, FileChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    pub before: FileMode,
+    pub after: FileMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMode {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}

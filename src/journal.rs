@@ -111,6 +111,9 @@ pub struct Journal {
     /// An upgrade under way or stopped, with the node cordoned.
     #[serde(default)]
     pub upgrade: Option<facts::UpgradeRecord>,
+    /// What the cis-benchmark action applied (kubelet flags, file modes).
+    #[serde(default)]
+    pub cis: facts::CisApplied,
 }
 
 fn first_format() -> u32 {

@@ -18,6 +18,7 @@ mod actions;
 mod adoption;
 mod arch;
 mod args;
+mod cis;
 mod cli;
 mod cloud;
 mod cni;

@@ -230,6 +230,13 @@ fn run(
                 upgrade_action(&target, node, recorded, journal, announce, id)?;
             }
             "pause" => return actions::pause(tools, node, recorded),
+            "cis-benchmark" => {
+                let id = ctx.action_uuid.as_deref().unwrap_or("cis-benchmark");
+                let mut configure = |r: &mut Recorded, j: &mut JournalFile| {
+                    converge_node(node, r, j, &Fresh::default())
+                };
+                crate::cis::action(node, recorded, journal, id, &mut configure)?;
+            }
             "resume" => return actions::resume(tools, node, recorded),
             other => {
                 log::warn!("unknown action {other}");

@@ -145,6 +145,21 @@ impl Node<'_> {
         options: &NodeOptions,
         fresh: &Fresh,
     ) -> Result<(), Error> {
+        // The cis-benchmark action's kubelet flags, under the operator's.
+        let with_cis;
+        let options = if recorded.journal.cis.kubelet_flags.is_empty() {
+            options
+        } else {
+            let mut merged = options.clone();
+            for (flag, value) in &recorded.journal.cis.kubelet_flags {
+                merged
+                    .kubelet_extra_args
+                    .entry(flag.clone())
+                    .or_insert_with(|| value.clone());
+            }
+            with_cis = merged;
+            &with_cis
+        };
         let mut problems = Vec::new();
         self.apply_sysctl(recorded, options)?;
         if let Some(refused) = &recorded.journal.sysctl_refused {

@@ -1,0 +1,362 @@
+//! The `cis-benchmark` action: the worker-node checks of the CIS
+//! Kubernetes Benchmark, evaluated by the charm itself against this node
+//! as kube-bench evaluates them ([`checks`], on what [`audit`] reads),
+//! reported in kube-bench's text and JSON ([`report`]) under
+//! `/home/ubuntu/kube-bench-results/`, as today's charm saves them. No
+//! download, no kube-bench binary: it runs air-gapped on every
+//! architecture the charm builds for.
+//!
+//! `apply` fixes what fails: `conservative` the files' modes and owners,
+//! `dangerous` also kubelet's flags (through the flags the charm gives
+//! kubelet, recorded in the journal so that every later hook keeps them).
+//! `reset` undoes exactly what was applied.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use charm::files;
+use serde::Deserialize;
+
+use crate::daemons;
+use crate::error::{Error, ToolContext};
+use crate::facts::{FileChange, FileMode};
+use crate::journal::JournalFile;
+use crate::node::Node;
+use crate::unit_state::Recorded;
+
+mod audit;
+mod checks;
+mod report;
+#[cfg(test)]
+mod tests;
+
+use checks::{Audit, File, State};
+
+/// Where today's charm saves its reports.
+pub const RESULTS_DIR: &str = "/home/ubuntu/kube-bench-results";
+
+#[derive(Deserialize)]
+struct Params {
+    #[serde(default = "none")]
+    apply: String,
+}
+
+fn none() -> String {
+    "none".into()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    None,
+    Conservative,
+    Dangerous,
+    Reset,
+}
+
+/// Runs the benchmark, applies or resets as asked, and reports.
+/// `configure` converges the node after kubelet's flags changed.
+pub fn action(
+    node: &Node,
+    recorded: &mut Recorded,
+    journal: &mut JournalFile,
+    id: &str,
+    configure: &mut dyn FnMut(&mut Recorded, &mut JournalFile) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let tools = node.tools;
+    let params: Params = tools
+        .action_get()
+        .doing("reading the action's parameters")?;
+    let level = match params.apply.as_str() {
+        "none" => Level::None,
+        "conservative" => Level::Conservative,
+        "dangerous" => Level::Dangerous,
+        "reset" => Level::Reset,
+        other => {
+            return tools
+                .action_fail(&format!(
+                    "Invalid \"apply\" parameter: {}; use none, conservative, dangerous or reset",
+                    crate::validate::quoted(other)
+                ))
+                .doing("failing the action")
+        }
+    };
+    if level == Level::Reset {
+        let undone = reset(node, recorded, journal, configure)?;
+        let results = BTreeMap::from([
+            (
+                "summary".to_string(),
+                "Reset is complete. Re-run with \"apply=none\" to generate a new report."
+                    .to_string(),
+            ),
+            ("undone".to_string(), list_or_none(&undone)),
+        ]);
+        return tools
+            .action_set(&results)
+            .doing("reporting the action's results");
+    }
+    let audited = audit::Audited::read(node.root);
+    let report = report::run(&audited);
+    let mut results = save(node, &report, id)?;
+    if level != Level::None {
+        let (applied, left) = apply(node, recorded, journal, &audited, &report, level)?;
+        if applied.iter().any(|a| a.contains("kubelet --")) {
+            configure(recorded, journal)?;
+        }
+        results.insert(
+            "summary".into(),
+            format!(
+                "Applied {} remediations. Re-run with \"apply=none\" to generate a new report.",
+                applied.len()
+            ),
+        );
+        results.insert("applied".into(), list_or_none(&applied));
+        results.insert("not-applied".into(), list_or_none(&left));
+    }
+    log::info!(
+        "CIS benchmark {}: {} pass, {} fail, {} warn, {} info",
+        checks::VERSION,
+        report.counts.pass,
+        report.counts.fail,
+        report.counts.warn,
+        report.counts.info
+    );
+    tools
+        .action_set(&results)
+        .doing("reporting the action's results")
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join("; ")
+    }
+}
+
+/// Writes the text and JSON reports; the action's results that say
+/// where they are and what they hold.
+fn save(node: &Node, report: &report::Report, id: &str) -> Result<BTreeMap<String, String>, Error> {
+    let dir = node.root.path(RESULTS_DIR);
+    files::ensure_dir(&dir, 0o755)?;
+    let name = |kind: &str| format!("{RESULTS_DIR}/results-{kind}-{id}");
+    let (text, json) = (name("text"), name("json"));
+    files::write_atomic(
+        &node.root.path(&text),
+        report.text().as_bytes(),
+        0o644,
+        None,
+    )?;
+    files::write_atomic(
+        &node.root.path(&json),
+        report.json().as_bytes(),
+        0o644,
+        None,
+    )?;
+    Ok(BTreeMap::from([
+        ("summary".into(), report.summary()),
+        ("report".into(), format!("juju scp {}:{text} .", node.unit)),
+        (
+            "report-json".into(),
+            format!("juju scp {}:{json} .", node.unit),
+        ),
+        ("checks".into(), report.not_passed()),
+        ("benchmark".into(), checks::VERSION.into()),
+    ]))
+}
+
+/// The mode each file the charm writes has (what every hook gives it
+/// back): a file check on one of these is fixed by giving it that mode,
+/// and not recorded, since it is not a change away from the charm's
+/// configuration.
+fn charm_mode(path: &str) -> Option<u32> {
+    match path {
+        daemons::CA | daemons::KUBELET_CONFIG => Some(0o644),
+        daemons::KUBELET_KUBECONFIG | daemons::PROXY_KUBECONFIG => Some(0o600),
+        _ => None,
+    }
+}
+
+/// kubelet's flags `dangerous` sets, by check: today's charm's.
+const KUBELET_REMEDIES: [(&str, &str, &str); 2] = [
+    ("4.2.9", "event-qps", "0"),
+    ("4.2.13", "tls-cipher-suites", checks::STRONG_CIPHERS),
+];
+
+/// Fixes what failed or warned and can be fixed at this level. Returns
+/// what it applied and what it left, each with its check's number.
+fn apply(
+    node: &Node,
+    recorded: &mut Recorded,
+    journal: &mut JournalFile,
+    audited: &audit::Audited,
+    report: &report::Report,
+    level: Level,
+) -> Result<(Vec<String>, Vec<String>), Error> {
+    let (mut applied, mut left) = (Vec::new(), Vec::new());
+    let operator_flags = recorded
+        .options
+        .as_ref()
+        .map(|o| o.kubelet_extra_args.clone())
+        .unwrap_or_default();
+    for finding in &report.findings {
+        if !matches!(finding.outcome.state, State::Fail | State::Warn) {
+            continue;
+        }
+        let id = finding.check.id;
+        match finding.check.audit {
+            Audit::Mode(file) | Audit::Owner(file) => {
+                let owner = matches!(finding.check.audit, Audit::Owner(_));
+                match fix_file(node, recorded, journal, audited, file, owner)? {
+                    Ok(done) => applied.push(format!("{id}: {done}")),
+                    Err(why) => left.push(format!("{id}: {why}")),
+                }
+            }
+            Audit::Kubelet { .. } => {
+                let remedy = KUBELET_REMEDIES.iter().find(|(check, ..)| *check == id);
+                match (remedy, level) {
+                    (Some((_, flag, _)), _) if operator_flags.contains_key(*flag) => left.push(
+                        format!("{id}: kubelet-extra-args sets {flag}; change it there"),
+                    ),
+                    (Some((_, flag, value)), Level::Dangerous) => {
+                        recorded
+                            .journal
+                            .cis
+                            .kubelet_flags
+                            .insert(flag.to_string(), value.to_string());
+                        journal.persist(&recorded.journal)?;
+                        applied.push(format!("{id}: kubelet --{flag}={value}"));
+                    }
+                    (Some(_), _) => {
+                        left.push(format!("{id}: changes kubelet's flags (apply=dangerous)"))
+                    }
+                    (None, _) => left.push(format!("{id}: no remediation the charm can apply")),
+                }
+            }
+        }
+    }
+    Ok((applied, left))
+}
+
+/// Gives a file the mode or owner its check asks for: the charm's own
+/// files the mode the charm writes them with; others their mode without
+/// the bits 644 does not allow, or root:root, recorded ahead for reset.
+fn fix_file(
+    node: &Node,
+    recorded: &mut Recorded,
+    journal: &mut JournalFile,
+    audited: &audit::Audited,
+    file: File,
+    owner: bool,
+) -> Result<Result<String, String>, Error> {
+    let Some(path) = audited.paths.get(&file) else {
+        return Ok(Err("the file does not exist".into()));
+    };
+    // As it is now: an earlier check's fix may have changed it.
+    let Some(before) = current_mode(node, path) else {
+        return Ok(Err("the file does not exist".into()));
+    };
+    let ours = charm_mode(path);
+    let after = if owner {
+        FileMode {
+            uid: 0,
+            gid: 0,
+            ..before
+        }
+    } else {
+        FileMode {
+            mode: ours.unwrap_or(before.mode & 0o644),
+            ..before
+        }
+    };
+    if ours.is_none() {
+        let entry = recorded.journal.cis.files.entry(path.clone());
+        let first_before = match entry {
+            std::collections::btree_map::Entry::Occupied(ref e) => e.get().before,
+            std::collections::btree_map::Entry::Vacant(_) => before,
+        };
+        recorded.journal.cis.files.insert(
+            path.clone(),
+            FileChange {
+                before: first_before,
+                after,
+            },
+        );
+        journal.persist(&recorded.journal)?;
+    }
+    set_mode(node, path, after)?;
+    Ok(Ok(if owner {
+        format!("chown root:root {path}")
+    } else {
+        format!("chmod {:o} {path}", after.mode)
+    }))
+}
+
+fn current_mode(node: &Node, path: &str) -> Option<FileMode> {
+    std::fs::metadata(node.root.path(path))
+        .ok()
+        .map(|m| FileMode {
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+        })
+}
+
+fn set_mode(node: &Node, path: &str, to: FileMode) -> Result<(), Error> {
+    let full = node.root.path(path);
+    let failed = |doing: &str, e: std::io::Error| Error::Io {
+        doing: format!("{doing} {path}"),
+        source: e,
+    };
+    charm::intent::before_change()?;
+    let meta = std::fs::metadata(&full).map_err(|e| failed("inspecting", e))?;
+    if meta.uid() != to.uid || meta.gid() != to.gid {
+        std::os::unix::fs::chown(&full, Some(to.uid), Some(to.gid))
+            .map_err(|e| failed("changing the owner of", e))?;
+    }
+    if meta.mode() & 0o7777 != to.mode {
+        std::fs::set_permissions(&full, std::fs::Permissions::from_mode(to.mode))
+            .map_err(|e| failed("changing the mode of", e))?;
+    }
+    log::info!(
+        "cis-benchmark: {path} now mode {:o}, owner {}:{}",
+        to.mode,
+        to.uid,
+        to.gid
+    );
+    Ok(())
+}
+
+/// Undoes what apply recorded: kubelet's flags go (and the node is
+/// converged without them); each file gets back the mode and owner it
+/// had, where it still has what apply gave it (a file changed since is
+/// left as it is). Returns what it undid.
+fn reset(
+    node: &Node,
+    recorded: &mut Recorded,
+    journal: &mut JournalFile,
+    configure: &mut dyn FnMut(&mut Recorded, &mut JournalFile) -> Result<(), Error>,
+) -> Result<Vec<String>, Error> {
+    let mut undone = Vec::new();
+    let files = recorded.journal.cis.files.clone();
+    for (path, change) in &files {
+        if current_mode(node, path) == Some(change.after) {
+            set_mode(node, path, change.before)?;
+            undone.push(format!(
+                "{path}: mode {:o}, owner {}:{}",
+                change.before.mode, change.before.uid, change.before.gid
+            ));
+        } else {
+            log::info!("cis-benchmark reset: {path} changed since it was applied; left as it is");
+        }
+    }
+    let flags = std::mem::take(&mut recorded.journal.cis.kubelet_flags);
+    recorded.journal.cis.files.clear();
+    journal.persist(&recorded.journal)?;
+    for flag in flags.keys() {
+        undone.push(format!("kubelet --{flag}"));
+    }
+    if !flags.is_empty() {
+        configure(recorded, journal)?;
+    }
+    Ok(undone)
+}
