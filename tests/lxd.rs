@@ -243,6 +243,8 @@ fn a_node_on_real_snapd_and_systemd() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(c.daemon_starts("kubelet").len(), before + 1);
 
+    cis_benchmark(&c, &sim);
+
     // snapd busy with another change of the same snap: the charm waits.
     c.ok(&["snap", "set", "--no-wait", "kubelet", "slow-configure=true"]);
     let run = sim.configure("kubelet-extra-args", "v=3");
@@ -273,6 +275,61 @@ fn a_node_on_real_snapd_and_systemd() {
     assert_ne!(code, 0);
     assert_eq!(states, "inactive\ninactive\n");
     assert_eq!(sim.unit().error, None);
+}
+
+/// Issue 22: the cis-benchmark action on a real machine: kubelet found in
+/// the real process table with its real flags, snapd's real unit file,
+/// the container's kubelet config. Then `dangerous` restarts kubelet once
+/// with its two flags, and `reset` once without them.
+fn cis_benchmark(c: &Container, sim: &Sim) {
+    let run = |apply: &str| {
+        let (run, action) = sim.action("cis-benchmark", serde_json::json!({ "apply": apply }));
+        run.assert_ok();
+        assert_eq!(action.status, "completed", "{action:?}");
+        action.results
+    };
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let results = run("none");
+    // In a container kubelet cannot protect the kernel's defaults (4.2.6);
+    // 4.2.8 warns only if the running kubelet's --hostname-override was
+    // seen in the process table.
+    assert_eq!(
+        text(&results["checks"]),
+        "FAIL: 4.2.6; WARN: 4.2.8, 4.2.9, 4.2.13",
+        "{results:?}"
+    );
+    let report = text(&results["report"]);
+    let path = report
+        .strip_prefix("juju scp kubernetes-worker/0:")
+        .and_then(|p| p.strip_suffix(" ."))
+        .unwrap();
+    let saved = c.ok(&["cat", path]);
+    assert!(saved.contains("[PASS] 4.1.1 "), "{saved}");
+    assert!(saved.contains("[WARN] 4.2.8 "), "{saved}");
+    assert_eq!(
+        c.ok(&["stat", "-c", "%a %U:%G", path]).trim(),
+        "644 root:root"
+    );
+
+    let before = c.daemon_starts("kubelet").len();
+    let results = run("dangerous");
+    assert_eq!(
+        text(&results["summary"]),
+        "Applied 2 remediations. Re-run with \"apply=none\" to generate a new report."
+    );
+    c.wait_for_starts("kubelet", before + 1);
+    assert_eq!(c.argv("kubelet")["event-qps"], "0");
+    let results = run("none");
+    assert_eq!(
+        text(&results["checks"]),
+        "FAIL: 4.2.6; WARN: 4.2.8",
+        "{results:?}"
+    );
+    run("reset");
+    c.wait_for_starts("kubelet", before + 2);
+    assert!(!c.argv("kubelet").contains_key("event-qps"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.daemon_starts("kubelet").len(), before + 2);
 }
 
 /// YAML as Python's `yaml.dump` orders it (keys sorted, at every level),

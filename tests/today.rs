@@ -570,18 +570,10 @@ fn an_external_cloud_provider_and_extra_config() {
 
 #[test]
 fn resolv_conf_skips_the_resolved_stub() {
-    let (sim, _scratch) = common::provisioned();
-    std::fs::create_dir_all(sim.root().join("etc")).unwrap();
-    std::fs::write(
-        sim.root().join("etc/resolv.conf"),
+    let (sim, _scratch, _c) = common::active_today_with(&[(
+        "/etc/resolv.conf",
         "# systemd-resolved stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\n",
-    )
-    .unwrap();
-    for run in sim.deploy() {
-        run.assert_ok();
-    }
-    Cluster::new().relate(&sim, Master::Today);
-    assert_active(&sim);
+    )]);
     assert_eq!(
         yaml(&sim, "/root/cdk/kubelet/config.yaml")["resolvConf"],
         "/run/systemd/resolve/resolv.conf"

@@ -293,3 +293,21 @@ pub fn assert_active(sim: &Sim) {
         sim.timeline()
     );
 }
+
+/// A unit active in today's cluster, on a machine that holds `files`
+/// (machine path, content) before the first hook.
+pub fn active_today_with(files: &[(&str, &str)]) -> (Sim, tempfile::TempDir, cluster::Cluster) {
+    let (sim, scratch) = provisioned();
+    for (path, content) in files {
+        let file = sim.root().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, content).unwrap();
+    }
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let c = cluster::Cluster::new();
+    c.relate(&sim, cluster::Master::Today);
+    assert_active(&sim);
+    (sim, scratch, c)
+}
