@@ -57,29 +57,29 @@ impl Audited {
             .split_whitespace()
             .find_map(|w| w.strip_prefix("--client-ca-file="))
             .unwrap_or(daemons::CA);
-        let paths: BTreeMap<File, String> = [
+        // Inserted one by one: collecting into a map sorts, and a sort's
+        // code per element type is kilobytes in every binary.
+        let mut paths = BTreeMap::new();
+        for (file, path) in [
             (File::KubeletService, *service),
             (File::ProxyKubeconfig, daemons::PROXY_KUBECONFIG),
             (File::KubeletKubeconfig, daemons::KUBELET_KUBECONFIG),
             (File::ClientCa, client_ca),
             (File::KubeletConfig, daemons::KUBELET_CONFIG),
-        ]
-        .into_iter()
-        .map(|(f, p)| (f, p.to_string()))
-        .collect();
+        ] {
+            paths.insert(file, path.to_string());
+        }
         let names = Names::read(root);
-        let stats = paths
-            .iter()
-            .map(|(file, path)| {
-                let stat = std::fs::metadata(root.path(path)).ok().map(|m| Stat {
-                    mode: m.mode() & 0o7777,
-                    uid: m.uid(),
-                    gid: m.gid(),
-                    owner: format!("{}:{}", names.user(m.uid()), names.group(m.gid())),
-                });
-                (*file, stat)
-            })
-            .collect();
+        let mut stats = BTreeMap::new();
+        for (file, path) in &paths {
+            let stat = std::fs::metadata(root.path(path)).ok().map(|m| Stat {
+                mode: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+                owner: format!("{}:{}", names.user(m.uid()), names.group(m.gid())),
+            });
+            stats.insert(*file, stat);
+        }
         let config_text = match std::fs::read(root.path(daemons::KUBELET_CONFIG)) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) => format!("cat: {}: {}", daemons::KUBELET_CONFIG, io_words(&e)),
@@ -131,25 +131,27 @@ fn kubelet_command_lines(root: &MachineRoot) -> String {
     let Ok(entries) = std::fs::read_dir(root.path("/proc")) else {
         return String::new();
     };
-    let mut lines: Vec<(u32, String)> = entries
-        .flatten()
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            if comm.trim_end() != "kubelet" {
-                return None;
-            }
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            Some((pid, args.join(" ")))
-        })
-        .collect();
-    lines.sort();
-    lines.into_iter().map(|(_, line)| line + "\n").collect()
+    // By pid, as ps lists them; inserted one by one (collecting would
+    // bring a sort's code into the binary for this one list).
+    let mut lines = BTreeMap::new();
+    let found = entries.flatten().filter_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+        if comm.trim_end() != "kubelet" {
+            return None;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        Some((pid, args.join(" ")))
+    });
+    for (pid, line) in found {
+        lines.insert(pid, line);
+    }
+    lines.into_values().map(|line| line + "\n").collect()
 }
 
 /// User and group names by id, from the machine's passwd and group.
@@ -160,17 +162,18 @@ struct Names {
 
 impl Names {
     fn read(root: &MachineRoot) -> Names {
+        // The first line with an id names it, as getpwuid finds it.
         let table = |path: &str| -> BTreeMap<u32, String> {
-            std::fs::read_to_string(root.path(path))
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|line| {
-                    let mut f = line.split(':');
-                    let name = f.next()?;
-                    let id = f.nth(1)?.parse().ok()?;
-                    Some((id, name.to_string()))
-                })
-                .collect()
+            let text = std::fs::read_to_string(root.path(path)).unwrap_or_default();
+            let mut names = BTreeMap::new();
+            for line in text.lines() {
+                let mut f = line.split(':');
+                let (Some(name), Some(Ok(id))) = (f.next(), f.nth(1).map(str::parse)) else {
+                    continue;
+                };
+                names.entry(id).or_insert_with(|| name.to_string());
+            }
+            names
         };
         Names {
             users: table("/etc/passwd"),

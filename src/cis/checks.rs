@@ -571,14 +571,16 @@ fn json_path(config: &serde_yaml::Value, path: &str) -> Option<String> {
     Some(scalar(value))
 }
 
-/// A value as JSONPath prints it: scalars bare, null as nothing.
+/// A value as JSONPath prints it: scalars bare, null as nothing. No
+/// check's path ends on a map or a list (JSONPath would print JSON);
+/// those count as found, with a value no comparison matches.
 fn scalar(value: &serde_yaml::Value) -> String {
     match value {
         serde_yaml::Value::Null => String::new(),
         serde_yaml::Value::Bool(b) => b.to_string(),
         serde_yaml::Value::Number(n) => n.to_string(),
         serde_yaml::Value::String(s) => s.clone(),
-        other => serde_json::to_string(other).unwrap_or_default(),
+        _ => "{...}".into(),
     }
 }
 
