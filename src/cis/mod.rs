@@ -98,8 +98,9 @@ pub fn action(
     let report = report::run(&audited);
     let mut results = save(node, &report, id)?;
     if level != Level::None {
+        let flags_before = recorded.journal.cis.kubelet_flags.clone();
         let (applied, left) = apply(node, recorded, journal, &audited, &report, level)?;
-        if applied.iter().any(|a| a.contains("kubelet --")) {
+        if recorded.journal.cis.kubelet_flags != flags_before {
             configure(recorded, journal)?;
         }
         results.insert(
@@ -269,12 +270,10 @@ fn fix_file(
         }
     };
     if ours.is_none() {
-        let entry = recorded.journal.cis.files.entry(path.clone());
-        let first_before = match entry {
-            std::collections::btree_map::Entry::Occupied(ref e) => e.get().before,
-            std::collections::btree_map::Entry::Vacant(_) => before,
-        };
-        recorded.journal.cis.files.insert(
+        // A second apply keeps what the file had before the first.
+        let files = &mut recorded.journal.cis.files;
+        let first_before = files.get(path).map_or(before, |change| change.before);
+        files.insert(
             path.clone(),
             FileChange {
                 before: first_before,
