@@ -53,7 +53,7 @@ pub struct Request {
     pub content_type: String,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct ApiState {
     /// kube-apiserver's version, as `GET /version` gives it (`None`: the
     /// default, [`API_VERSION`]).
@@ -160,6 +160,15 @@ impl ApiServer {
                 c["message"] = json!(message);
             }
         }
+    }
+
+    /// Everything the server holds, to put back with [`ApiServer::restore`].
+    pub fn save(&self) -> ApiState {
+        self.state.lock().unwrap().clone()
+    }
+
+    pub fn restore(&self, state: &ApiState) {
+        *self.state.lock().unwrap() = state.clone();
     }
 
     /// Forgets every node, pod and request, as a new cluster would.

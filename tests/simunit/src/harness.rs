@@ -204,6 +204,8 @@ pub struct Sim {
     layout: Layout,
     options: SimOptions,
     charm: CharmFiles,
+    /// Set by [`Sim::record_hooks`].
+    recorder: std::sync::Mutex<Option<crate::snapshot::Recorder>>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -293,6 +295,7 @@ impl Sim {
             layout,
             options,
             charm: files,
+            recorder: Default::default(),
             _tmp: None,
         }
     }
@@ -751,6 +754,28 @@ impl Sim {
     }
 
     fn run(&self, event: Event) -> HookRun {
+        // Taken out while the hook runs: the agent's retry of a killed
+        // hook is part of the same recorded hook.
+        let recorder = self.recorder.lock().expect("recorder").take();
+        let Some(mut recorder) = recorder else {
+            return self.run_once(event);
+        };
+        let start = recorder.before(self, &event);
+        let run = self.run_once(event);
+        recorder.after(self, &start, &run);
+        *self.recorder.lock().expect("recorder") = Some(recorder);
+        run
+    }
+
+    pub(crate) fn recorder(&self) -> &std::sync::Mutex<Option<crate::snapshot::Recorder>> {
+        &self.recorder
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub(crate) fn run_once(&self, event: Event) -> HookRun {
         let kill_after = self
             .layout
             .with(&self.layout.kill_file(), |plan: &mut KillPlan| {
@@ -1003,7 +1028,7 @@ impl Sim {
         if killed && !run.name.is_empty() && event.action.is_none() {
             // The agent runs a failed hook again (a restarted agent runs
             // the one it was running); an action is not retried.
-            let mut again = self.run(event.clone());
+            let mut again = self.run_once(event.clone());
             again.killed = true;
             again.calls += calls;
             return again;
@@ -1114,7 +1139,7 @@ impl Sim {
         self.plan_kill(0, moment, Some(call.to_string()));
     }
 
-    fn plan_kill(&self, at: u32, moment: Moment, matching: Option<String>) {
+    pub(crate) fn plan_kill(&self, at: u32, moment: Moment, matching: Option<String>) {
         self.layout
             .with(&self.layout.kill_file(), |plan: &mut KillPlan| {
                 plan.at = Some((at, moment));
@@ -1192,8 +1217,8 @@ pub struct Mark {
 }
 
 #[derive(Clone)]
-struct Event {
-    name: String,
+pub(crate) struct Event {
+    pub(crate) name: String,
     dispatch: String,
     relation: Option<u32>,
     remote_unit: Option<String>,

@@ -27,6 +27,7 @@ pub mod kill;
 pub mod machine;
 pub mod model;
 pub mod processes;
+pub mod snapshot;
 pub mod ssa;
 pub mod store;
 pub mod tools;
