@@ -42,13 +42,13 @@ impl Error {
         if let Some(stuck) = self.timed_out() {
             return Some(Problem::waiting(format!(
                 "{}; retrying on the next hook",
-                charm::logging::bounded(&stuck.to_string(), 300)
+                charm::quote::bounded(&stuck.to_string(), 300)
             )));
         }
         self.out_of_space().map(|what| {
             Problem::blocked(format!(
                 "{}: no space left on device; free some, the next hook tries again",
-                charm::logging::bounded(&what, 200)
+                charm::quote::bounded(&what, 200)
             ))
         })
     }

@@ -359,7 +359,7 @@ fn unavailable(resource: &str, why: &str) -> Problem {
         kind: ProblemKind::Retry,
         message: format!(
             "Waiting for the {resource} resource: {}; retrying on the next hook",
-            charm::logging::bounded(why, 200)
+            charm::quote::bounded(why, 200)
         ),
     }
 }

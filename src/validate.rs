@@ -12,7 +12,7 @@ const QUOTED: usize = 64;
 /// character reaches a status or a log line) and bounded.
 pub fn quoted(value: &str) -> String {
     let escaped = format!("{value:?}");
-    charm::logging::bounded(&escaped, QUOTED).into_owned()
+    charm::quote::bounded(&escaped, QUOTED).into_owned()
 }
 
 /// A DNS name (RFC 1123): dot-separated labels of letters, digits and

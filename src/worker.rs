@@ -223,28 +223,21 @@ fn run(
         recorded.ingress_open = None;
     }
     match &ctx.event {
-        Event::Action(name) => match name.as_str() {
-            "upgrade" => {
-                let target = install::Target { tools, root, arch };
-                let id = ctx.action_uuid.as_deref().unwrap_or("upgrade");
-                upgrade_action(&target, node, recorded, journal, announce, id)?;
-            }
-            "pause" => return actions::pause(tools, node, recorded),
-            "cis-benchmark" => {
-                let id = ctx.action_uuid.as_deref().unwrap_or("cis-benchmark");
-                let mut configure = |r: &mut Recorded, j: &mut JournalFile| {
-                    converge_node(node, r, j, &Fresh::default())
-                };
-                crate::cis::action(node, recorded, journal, id, &mut configure)?;
-            }
-            "resume" => return actions::resume(tools, node, recorded),
-            other => {
-                log::warn!("unknown action {other}");
-                return tools
-                    .action_fail(&format!("unknown action {other}"))
-                    .doing("failing the action");
-            }
-        },
+        Event::Action(name) => {
+            let target = install::Target { tools, root, arch };
+            let room = actions::Room {
+                target: &target,
+                node,
+                id: ctx.action_uuid.as_deref().unwrap_or(name),
+            };
+            // The new snaps may take other flags, the benchmark's
+            // remediations other flags too: the node is configured as every
+            // hook configures it.
+            let mut configure = |r: &mut Recorded, j: &mut JournalFile| {
+                converge_node(node, r, j, &Fresh::default())
+            };
+            return actions::run(name, &room, recorded, journal, announce, &mut configure);
+        }
         Event::Hook(HookKind::Stop) => return node.stop(recorded, journal),
         Event::Hook(kind) => {
             // What this event can have changed is read; the rest is as
@@ -575,99 +568,4 @@ fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
         return Status::waiting("Waiting for the node's configuration");
     }
     Status::active("Kubernetes worker running.")
-}
-
-/// The `upgrade` action: applies what require-manual-upgrade held back,
-/// once the control plane is found to allow it, drained first and
-/// uncordoned once Ready on the new kubelet ([`upgrade::run`]), and
-/// reports step by step. A dry run reports what it would do and changes
-/// nothing.
-fn upgrade_action(
-    target: &install::Target,
-    node: &Node,
-    recorded: &mut Recorded,
-    journal: &mut JournalFile,
-    announce: &mut dyn FnMut(&str) -> Result<(), Error>,
-    id: &str,
-) -> Result<(), Error> {
-    let tools = target.tools;
-    let fail = |message: &str| tools.action_fail(message).doing("failing the action");
-    let params: upgrade::Params = tools
-        .action_get()
-        .doing("reading the action's parameters")?;
-    if let Err(why) = params.check() {
-        return fail(&why);
-    }
-    // The new snaps may take other flags: the node is configured for them
-    // before its readiness is awaited.
-    let mut configure =
-        |r: &mut Recorded, j: &mut JournalFile| converge_node(node, r, j, &Fresh::default());
-    if params.all_units {
-        let mut turn = roll::Turn {
-            target,
-            node,
-            journal,
-            announce,
-            configure: &mut configure,
-        };
-        return match roll::start(&mut turn, recorded, &params, id)? {
-            Ok(results) => tools
-                .action_set(&results)
-                .doing("reporting the rolling upgrade"),
-            Err(why) => {
-                log::warn!("rolling upgrade refused: {why}");
-                fail(&format!("upgrade refused, nothing changed: {why}"))
-            }
-        };
-    }
-    let config = Config::read(tools)?;
-    let plan = match upgrade::plan(target, node, &config, recorded)? {
-        Ok(plan) => plan,
-        Err(why) => {
-            log::warn!("upgrade refused: {why}");
-            return fail(&format!("upgrade refused, nothing changed: {why}"));
-        }
-    };
-    if params.dry_run {
-        let mut results = plan.results();
-        results.insert("dry-run".into(), "true".into());
-        if !params.skip_drain {
-            let evicts = match node.api(recorded) {
-                Some(Ok(api)) => crate::drain::evictable(&api, &node.name)
-                    .map(|pods| {
-                        if pods.is_empty() {
-                            "none".into()
-                        } else {
-                            pods.join(",")
-                        }
-                    })
-                    .unwrap_or_else(|why| format!("unknown: {why}")),
-                Some(Err(e)) => format!("unknown: {e}"),
-                None => "none: the node is in no cluster yet".into(),
-            };
-            results.insert("evicts".into(), evicts);
-        }
-        return tools
-            .action_set(&results)
-            .doing("reporting the upgrade's plan");
-    }
-    let (report, stopped) = upgrade::run(
-        target,
-        node,
-        (&config, &plan, &params),
-        recorded,
-        journal,
-        announce,
-        &mut configure,
-    )?;
-    tools
-        .action_set(&report)
-        .doing("reporting the upgrade's results")?;
-    // The peers learn this unit's new version: a roll this unit stopped
-    // counts it done once started again.
-    roll::publish_version(node, recorded)?;
-    match stopped {
-        Some(why) => fail(&why),
-        None => Ok(()),
-    }
 }

@@ -1,20 +1,20 @@
 //! The worker's modules form layers: records at the bottom (`facts`,
 //! `problem`), the code that converges each concern above them, the
-//! worker on top. A module that reaches up into one that reaches back
-//! down ties both into one knot that must be read together; this test
-//! fails, naming the loop, when any module of `src/` imports one that
-//! (through others) imports it.
+//! worker on top; and so do the `charm` crate's, the durable write at the
+//! bottom, the files and the intent mark above it. A module that reaches
+//! up into one that reaches back down ties both into one knot that must
+//! be read together; these tests fail, naming the loop, when any module
+//! of `src/` or `charm/src/` imports one that (through others) imports it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Module name -> the modules of this crate its code (not its comments)
-/// names as `crate::<module>`.
-fn imports() -> BTreeMap<String, BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// Module name -> the modules of the crate in `src` its code (not its
+/// comments) names as `crate::<module>`.
+fn imports(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut graph = BTreeMap::new();
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(&src).unwrap() {
+    for entry in std::fs::read_dir(src).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
             // A module of several files: each of them is the module's.
@@ -71,8 +71,8 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             .or_insert_with(BTreeSet::new)
             .extend(uses);
     }
-    // Only modules of this crate (a `crate::x` for an item of main.rs is
-    // not a module).
+    // Only modules of this crate (a `crate::x` for an item of main.rs or
+    // lib.rs is not a module).
     let modules: BTreeSet<String> = graph.keys().cloned().collect();
     for uses in graph.values_mut() {
         uses.retain(|u| modules.contains(u));
@@ -80,9 +80,8 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
     graph
 }
 
-#[test]
-fn no_module_of_src_imports_one_that_imports_it_back() {
-    let graph = imports();
+/// The first import loop among the modules of `graph`, as a path.
+fn a_loop(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     // Depth-first search for a cycle, reporting its path.
     fn visit(
         node: &str,
@@ -109,10 +108,16 @@ fn no_module_of_src_imports_one_that_imports_it_back() {
         None
     }
     let mut done = BTreeSet::new();
-    for module in graph.keys() {
-        if let Some(cycle) = visit(module, &graph, &mut Vec::new(), &mut done) {
-            panic!("an import loop: {}", cycle.join(" -> "));
-        }
+    graph
+        .keys()
+        .find_map(|module| visit(module, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_module_of_src_imports_one_that_imports_it_back() {
+    let graph = imports(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    if let Some(cycle) = a_loop(&graph) {
+        panic!("an import loop: {}", cycle.join(" -> "));
     }
     // The records are at the bottom.
     for bottom in ["facts", "problem"] {
@@ -122,4 +127,30 @@ fn no_module_of_src_imports_one_that_imports_it_back() {
             "{bottom} imports nothing of the crate"
         );
     }
+}
+
+#[test]
+fn no_module_of_the_charm_crate_imports_one_that_imports_it_back() {
+    let graph = imports(&Path::new(env!("CARGO_MANIFEST_DIR")).join("charm/src"));
+    if let Some(cycle) = a_loop(&graph) {
+        panic!("an import loop in the charm crate: {}", cycle.join(" -> "));
+    }
+    // The durable write and the quoting of text are at the bottom: what
+    // every other module may use.
+    for bottom in ["durable", "quote"] {
+        assert_eq!(
+            graph[bottom],
+            BTreeSet::new(),
+            "{bottom} imports nothing of the crate"
+        );
+    }
+}
+
+#[test]
+fn the_loop_finder_finds_a_loop() {
+    let edge = |a: &str, b: &str| (a.to_string(), BTreeSet::from([b.to_string()]));
+    let graph = BTreeMap::from([edge("a", "b"), edge("b", "c"), edge("c", "a")]);
+    assert_eq!(a_loop(&graph).unwrap(), ["a", "b", "c", "a"]);
+    let graph = BTreeMap::from([edge("a", "b"), edge("b", "c")]);
+    assert_eq!(a_loop(&graph), None);
 }

@@ -20,7 +20,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use crate::files::FileError;
+use crate::durable::FileError;
 
 struct Armed {
     path: PathBuf,
@@ -55,8 +55,8 @@ impl Intent {
     pub fn arm(path: impl Into<PathBuf>, hook: &str) -> Result<Intent, FileError> {
         let path = path.into();
         // A hook killed while writing its mark left only a temporary file.
-        crate::files::sweep_leftovers_of(&path);
-        let unfinished = crate::files::read_optional(&path)?.map(|bytes| Unfinished {
+        crate::durable::sweep_leftovers_of(&path);
+        let unfinished = crate::durable::read_optional(&path)?.map(|bytes| Unfinished {
             hook: String::from_utf8_lossy(&bytes).trim().to_string(),
         });
         ARMED.with_borrow_mut(|armed| {
@@ -119,7 +119,7 @@ pub fn recorded() -> bool {
 }
 
 fn write_mark(path: &Path, hook: &str) -> Result<(), FileError> {
-    crate::files::write_record(path, format!("{hook}\n").as_bytes(), 0o600).map(|_| ())
+    crate::durable::write_record(path, format!("{hook}\n").as_bytes(), 0o600).map(|_| ())
 }
 
 fn sync_parent(path: &Path) -> std::io::Result<()> {
@@ -177,7 +177,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mark = dir.path().join(".hook-running");
         // What a kill between creating the temporary file and the rename
-        // leaves (the name files::write_record gives it).
+        // leaves (the name durable::write_record gives it).
         let torn = dir.path().join("..hook-running.Ab3xZ9.tmp");
         std::fs::write(&torn, "install").unwrap();
         let next = Intent::arm(&mark, "install").unwrap();

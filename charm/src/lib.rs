@@ -16,22 +16,26 @@
 //!   out) and systemd services;
 //! - [`sysctl`]: kernel tunables;
 //! - [`host`]: the machine's host name and FQDN;
-//! - [`files`]: atomic, mode-correct file writes that skip unchanged content;
+//! - [`files`]: atomic, mode-correct file writes that skip unchanged
+//!   content, built on [`durable`] (the temp-file, fsync, rename write);
 //! - [`state`]: what the charm recorded in earlier hooks;
 //! - [`intent`]: a mark written before a hook's first change, so that the
 //!   next hook knows when one was killed half-way;
 //! - [`logging`]: a `log` backend that reaches both the operator
-//!   (`juju-log`) and the agent's unit log (stdout/stderr);
+//!   (`juju-log`) and the agent's unit log (stdout/stderr), and [`quote`]
+//!   for outside text quoted in a log line or a status;
 //! - [`root`]: the machine's filesystem root, movable for tests.
 //!
 //! Juju's side of the contract is described in `shared/juju-contract.md`.
 
 pub mod context;
+pub mod durable;
 pub mod exec;
 pub mod files;
 pub mod host;
 pub mod intent;
 pub mod logging;
+pub mod quote;
 pub mod resources;
 pub mod root;
 pub mod service;

@@ -7,8 +7,6 @@
 //! `juju-log`, which is what an operator reads in `juju debug-log`. Routine
 //! detail is DEBUG and costs no tool call.
 
-use std::borrow::Cow;
-
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 use crate::tools::{HookTools, LogLevel};
@@ -46,7 +44,7 @@ impl Log for HookLogger {
         let message = record.args().to_string();
         // One argument may not exceed the kernel's 128 KiB (MAX_ARG_STRLEN):
         // a long value quoted in a message must not fail every later hook.
-        let message = bounded(&message, JUJU_LOG_MAX);
+        let message = crate::quote::bounded(&message, JUJU_LOG_MAX);
         if let Err(e) = tools.juju_log(juju_level, &message) {
             // Not logged through `log`: that would recurse.
             eprintln!("juju-log failed ({e}); the message was: {message}");
@@ -61,20 +59,6 @@ impl Log for HookLogger {
 
 /// The most characters of one message sent to `juju-log`.
 pub const JUJU_LOG_MAX: usize = 8 * 1024;
-
-/// `text` cut to at most `max` characters, saying how much was left out:
-/// for quoting outside input (a relation value, a program's output) in a
-/// log line or a status.
-pub fn bounded(text: &str, max: usize) -> Cow<'_, str> {
-    match text.char_indices().nth(max) {
-        None => Cow::Borrowed(text),
-        Some((cut, _)) => Cow::Owned(format!(
-            "{}... ({} more bytes)",
-            &text[..cut],
-            text.len() - cut
-        )),
-    }
-}
 
 fn env_logger_to(target: env_logger::Target, level: LevelFilter) -> env_logger::Logger {
     env_logger::Builder::new()
@@ -104,11 +88,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn long_text_is_cut_on_a_character_boundary() {
-        assert_eq!(bounded("short", 10), "short");
-        assert_eq!(bounded("exactly10!", 10), "exactly10!");
-        assert_eq!(bounded("ééééé", 2), "éé... (6 more bytes)");
+    fn a_juju_log_line_is_bounded() {
         let long = "x".repeat(200_000);
-        assert!(bounded(&long, JUJU_LOG_MAX).len() < JUJU_LOG_MAX + 40);
+        assert!(crate::quote::bounded(&long, JUJU_LOG_MAX).len() < JUJU_LOG_MAX + 40);
     }
 }

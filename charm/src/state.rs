@@ -120,7 +120,7 @@ impl<T: Serialize + DeserializeOwned + Default> StateFile<T> {
         if bytes == self.saved {
             return Ok(Change::Unchanged);
         }
-        let change = files::write_record(&self.path, &bytes, 0o600)?;
+        let change = crate::durable::write_record(&self.path, &bytes, 0o600)?;
         self.saved = bytes;
         Ok(change)
     }

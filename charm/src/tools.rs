@@ -131,7 +131,7 @@ impl HookTools {
     pub fn status_set(&self, status: &Status) -> Result<(), ToolError> {
         // A status is one line in `juju status`; a message quoting outside
         // input is cut short rather than refused.
-        let message = crate::logging::bounded(&status.message, STATUS_MAX);
+        let message = crate::quote::bounded(&status.message, STATUS_MAX);
         self.call("status-set", &[status.kind.as_str(), "--", &message])?;
         Ok(())
     }

@@ -30,7 +30,7 @@ const MAX_NAME: usize = 255;
 /// or control character reaches a status or a log line) and bounded.
 fn shown(path: &Path) -> String {
     let text = format!("{:?}", path.as_os_str());
-    charm::logging::bounded(&text, 80).into_owned()
+    charm::quote::bounded(&text, 80).into_owned()
 }
 
 /// Why an archive was refused: the operator's to fix, so each reads as a

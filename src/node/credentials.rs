@@ -146,7 +146,7 @@ impl Node<'_> {
                     other => other.to_string(),
                 };
                 let why = stderr.strip_prefix("ERROR ").unwrap_or(&stderr);
-                let why = charm::logging::bounded(why, 200);
+                let why = charm::quote::bounded(why, 200);
                 let source = format!("{KUBE_CONTROL} relation: secret-id from {from}");
                 if e.code() == Some(1) {
                     return waiting(format!("cannot read secret {id} ({source}): {why}"));

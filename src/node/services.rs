@@ -321,7 +321,7 @@ fn refusal(e: &snap::SnapError) -> Option<String> {
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
                 .collect();
-            Some(charm::logging::bounded(&said.join(" "), 200).into_owned())
+            Some(charm::quote::bounded(&said.join(" "), 200).into_owned())
         }
         charm::exec::ExecError::Spawn { source, .. }
             if source.raw_os_error() == Some(nix::libc::E2BIG) =>

@@ -127,7 +127,7 @@ pub type Malformed = String;
 
 fn malformed(endpoint: &str, unit: &str, key: &str, why: impl std::fmt::Display) -> Malformed {
     let text = format!("{endpoint} relation: {key} from {unit} {why}");
-    charm::logging::bounded(&text, 300).into_owned()
+    charm::quote::bounded(&text, 300).into_owned()
 }
 
 fn check_url(url: &str) -> Result<(), String> {
