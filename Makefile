@@ -4,7 +4,9 @@
 #   make test    lint, unit tests, the simulated-unit suite natively and
 #                against every architecture's shipped binary (under qemu-user
 #                for s390x, arm64, ppc64el), charmcraft analyse, and the
-#                suite against real snapd and systemd in LXD (test-lxd)
+#                suite against real snapd and systemd in LXD (test-lxd);
+#                ends with a table of its stages' times against their
+#                budgets (docs/engineers/testing.md)
 #   make test-live  deploy into a real Juju model (JUJU_MODEL); not in test
 #   make charm   build/kubernetes-worker.charm with static binaries for
 #                amd64, s390x, arm64 and ppc64el
@@ -42,7 +44,16 @@ PACKAGES := zip unzip squashfs-tools file musl-tools qemu-user-static binfmt-sup
 # would give dynamic binaries.
 unexport RUSTFLAGS
 
-.PHONY: all deps toolchains fixtures binaries charm binfmt lint unit-tests arch-tests analyse test test-lxd test-live demo bench check-resource clean
+# Each step of a stage is timed into build/stages.tsv (tests/stages/).
+STAGE := tests/stages/time.sh
+export STAGES_FILE := $(CURDIR)/build/stages.tsv
+# The suites run under nextest: every test in a process of its own, two at
+# a time across all the test binaries, so that a binary of one long test
+# (call_lists) does not leave a core idle. The simulation's tool binary is
+# built once and named to every test process (see juju_sim::tool_binary).
+NEXTEST := env JUJU_SIM_BIN=$(CURDIR)/target/debug/juju-sim $(CARGO) nextest run --locked
+
+.PHONY: all deps toolchains fixtures binaries charm binfmt lint sim-tool unit-tests arch-tests analyse test test-stages test-lxd test-live demo bench check-resource clean
 
 all: charm
 
@@ -50,31 +61,31 @@ deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:" $$missing; \
-	    tests/apt-install.sh $$missing; \
+	    $(STAGE) setup tests/apt-install.sh $$missing; \
 	fi
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
 
 toolchains: deps
 	@installed=$$(rustup target list --installed); \
 	for t in $(foreach a,$(ARCHES),$(target_$(a))); do \
-	    grep -qx $$t <<<"$$installed" || rustup target add $$t; \
+	    grep -qx $$t <<<"$$installed" || $(STAGE) setup rustup target add $$t; \
 	done
 
 # Real CNI plugins (Debian's containernetworking-plugins) per architecture.
 fixtures: deps
-	tests/fetch-cni-fixtures.sh $(ARCHES)
+	$(STAGE) setup tests/fetch-cni-fixtures.sh $(ARCHES)
 
 # One static, stripped, size-optimised binary per architecture, each checked.
+# One cargo run for all four: each target's last step (LTO, one codegen
+# unit) is a single thread, and cargo runs another target's beside it.
 binaries: toolchains
-	@for a in $(ARCHES); do \
-	    t=$$(case $$a in amd64) echo $(target_amd64);; s390x) echo $(target_s390x);; arm64) echo $(target_arm64);; ppc64el) echo $(target_ppc64el);; esac); \
-	    echo "building $$a ($$t)"; \
-	    $(CARGO) build --quiet --release --locked --target $$t --bin kubernetes-worker; \
-	done
+	@echo "building $(ARCHES)"
+	@$(STAGE) binaries $(CARGO) build --quiet --release --locked $(foreach a,$(ARCHES),--target $(target_$(a))) --bin kubernetes-worker
 	@$(foreach a,$(ARCHES),tests/check-binary.sh $(call binary,$(a)) $(a);)
 
 charm: binaries
-	rm -rf build/charm && mkdir -p build/charm/bin
+	@rm -rf build/charm && mkdir -p build/charm/bin
 	cp -a $(CHARM_FILES) build/charm/
 	$(foreach a,$(ARCHES),cp $(call binary,$(a)) build/charm/bin/kubernetes-worker-$(a);)
 	tests/write-manifest.sh $(ARCHES) > build/charm/manifest.yaml
@@ -89,24 +100,37 @@ binfmt: deps
 	@$(foreach a,$(EMULATED),[ -e /proc/sys/fs/binfmt_misc/qemu-$(qemu_$(a)) ] || update-binfmts --enable qemu-$(qemu_$(a));)
 
 lint: deps
-	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(STAGE) lint $(CARGO) fmt --all -- --check
+	$(STAGE) lint $(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+# The simulation's tool binary, which every test process runs hooks with
+# (built with the whole workspace, so with the features the tests build
+# their dependencies with: nothing twice).
+sim-tool: deps
+	$(STAGE) build-tests $(CARGO) build --locked --workspace --bins
 
 # The unit tests and the simulated-unit suite with the debug build.
-unit-tests: deps fixtures
-	$(CARGO) test --workspace --locked
+unit-tests: deps fixtures sim-tool
+	$(STAGE) build-tests $(NEXTEST) --workspace --no-run
+	$(STAGE) unit-tests $(NEXTEST) --no-fail-fast --workspace
 
-# The simulated-unit suite against each shipped binary.
-arch-tests: charm binfmt fixtures
+# The simulated-unit suite against each shipped binary: the ones packed.
+arch-tests: charm binfmt fixtures sim-tool
 	@$(foreach a,$(ARCHES),echo "== simulated-unit suite on $(a) ($(call binary,$(a)))"; \
 	    KW_TEST_ARCH=$(a) KW_TEST_BINARY=$(CURDIR)/$(call binary,$(a)) \
-	    $(CARGO) test --locked -p kubernetes-worker --tests;)
+	    $(STAGE) suite-$(a) $(NEXTEST) --no-fail-fast -p kubernetes-worker --tests;)
 
 analyse: charm
-	@[ -x $(VENV)/bin/charmcraft ] || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q charmcraft; }
-	tests/analyse-charm.sh $(VENV)/bin/charmcraft $(CHARM)
+	@[ -x $(VENV)/bin/charmcraft ] || $(STAGE) analyse sh -c 'python3 -m venv $(VENV) && $(VENV)/bin/pip install -q charmcraft'
+	$(STAGE) analyse tests/analyse-charm.sh $(VENV)/bin/charmcraft $(CHARM)
 
-test: lint unit-tests arch-tests analyse test-lxd
+# The stages, then their table (also when one failed).
+test:
+	@rm -f $(STAGES_FILE); rc=0; \
+	$(MAKE) --no-print-directory test-stages || rc=$$?; \
+	tests/stages/table.sh $(STAGES_FILE); exit $$rc
+
+test-stages: lint unit-tests arch-tests analyse test-lxd
 
 demo: charm fixtures
 	$(CARGO) build --quiet --locked -p juju-sim --bins
@@ -122,11 +146,11 @@ test-lxd: charm fixtures
 	    [ -n "$${KW_SKIP_LXD:-}" ]; exit $$?; \
 	fi
 	@for p in lxd debootstrap; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || missing="$${missing:-} $$p"; done; \
-	if [ -n "$${missing:-}" ]; then tests/apt-install.sh $$missing; fi
+	if [ -n "$${missing:-}" ]; then $(STAGE) lxd tests/apt-install.sh $$missing; fi
 	@name=kw-$$$$; rm -rf $(LXD_WORK); mkdir -p $(LXD_WORK); \
-	trap 'tests/lxd/teardown.sh $(LXD_WORK)' EXIT; \
-	tests/lxd/setup.sh $(LXD_WORK) $$name && \
-	KW_LXD_CONTAINER=$$name KW_LXD_WORK=$(LXD_WORK) $(CARGO) test --locked --test lxd -- --ignored --nocapture
+	trap '$(STAGE) lxd tests/lxd/teardown.sh $(LXD_WORK)' EXIT; \
+	$(STAGE) lxd tests/lxd/setup.sh $(LXD_WORK) $$name && \
+	KW_LXD_CONTAINER=$$name KW_LXD_WORK=$(LXD_WORK) $(STAGE) lxd $(CARGO) test --locked --test lxd -- --ignored --nocapture
 
 # The charm in a real Juju model; see tests/live.sh for its variables.
 test-live: charm fixtures

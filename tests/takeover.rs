@@ -826,53 +826,108 @@ fn outcome(sim: &Sim, before: &BTreeMap<String, u32>) -> Outcome {
     }
 }
 
-/// The switch of a node whose kubelet runs with a flag this charm does not
-/// set, killed at call `kill` (counted over upgrade-charm and the
-/// config-changed after it) and retried as Juju retries.
-fn killed_switch(c: &Cluster, kill: Option<(u32, juju_sim::kill::Moment)>) -> (Outcome, u32) {
-    let (mut p, _rels) = ops_node_of(c, "1.31/stable");
+/// One hook of the recorded switch: where it started (the unit's state is
+/// saved with it, the API server's here), its calls, what it left.
+struct SwitchHook {
+    start: juju_sim::snapshot::HookStart,
+    api: cluster::ApiState,
+    exit: i32,
+    calls: u32,
+    after: Option<Outcome>,
+}
+
+/// The switch of a node whose kubelet runs with a flag this charm does
+/// not set (upgrade-charm and the config-changed after it, then the next
+/// hook), each hook recorded; then every call of each hook killed, from
+/// that hook's saved start, and retried as Juju retries: after the retry
+/// the node must be as the unkilled hook left it.
+fn every_point_of_the_switch(moment: juju_sim::kill::Moment) {
+    if std::env::var_os("KW_TEST_BINARY").is_some() {
+        println!("failure injection runs with the native test binary only");
+        return;
+    }
+    let began = std::time::Instant::now();
+    let c = Cluster::new();
+    let (mut p, _rels) = ops_node_of(&c, "1.31/stable");
     let args = p.sim.machine().snap_config["kubelet"]["args"]
         .as_str()
         .unwrap()
         .replace("--v=\"0\"", "--v=\"2\"");
     run(&p.sim, "snap", &["set", "kubelet", &format!("args={args}")]);
     let before = starts(&p.sim);
-    p.sim.kill_overall(kill);
+    let snapshots = tempfile::tempdir().unwrap();
+    let hooks = std::sync::Arc::new(std::sync::Mutex::new(Vec::<SwitchHook>::new()));
+    {
+        let (hooks, api, before) = (hooks.clone(), c.api.clone(), before.clone());
+        p.sim.record_hooks(snapshots.path(), move |sim, recorded| {
+            let mut hooks = hooks.lock().unwrap();
+            match recorded {
+                juju_sim::snapshot::Recorded::Before(start) => hooks.push(SwitchHook {
+                    start: start.clone(),
+                    api: api.save(),
+                    exit: -1,
+                    calls: 0,
+                    after: None,
+                }),
+                juju_sim::snapshot::Recorded::After(start, run) => {
+                    let hook = &mut hooks[start.index];
+                    hook.exit = run.exit;
+                    hook.calls = run.calls;
+                    hook.after = Some(outcome(sim, &before));
+                }
+            }
+        });
+    }
+    p.sim.kill_overall(None);
     switch(&mut p);
     // Whatever hook comes next finishes what a killed one left.
     p.sim.hook("update-status").assert_ok();
-    (outcome(&p.sim, &before), p.sim.calls_overall())
-}
-
-fn every_point_of_the_switch(moment: juju_sim::kill::Moment) {
-    if std::env::var_os("KW_TEST_BINARY").is_some() {
-        println!("failure injection runs with the native test binary only");
-        return;
-    }
-    let c = Cluster::new();
-    let (reference, points) = killed_switch(&c, None);
+    p.sim.stop_recording();
+    let points = p.sim.calls_overall();
+    let hooks = std::mem::take(&mut *hooks.lock().unwrap());
+    let reference = outcome(&p.sim, &before);
     assert_eq!(reference.status.0, "active", "{:?}", reference.status);
     assert!(reference.restarted["snap.kubelet.daemon.service"]);
     assert!(!reference.restarted["snap.kube-proxy.daemon.service"]);
-    println!("takeover: {points} external calls, each killed {moment:?}");
+    assert_eq!(hooks.iter().map(|h| h.calls).sum::<u32>(), points);
+    println!(
+        "takeover: {points} external calls in {} hooks, each killed {moment:?}",
+        hooks.len()
+    );
     let mut diverged = Vec::new();
-    for at in 0..points {
-        let (got, _) = killed_switch(&c, Some((at, moment)));
-        if got != reference {
-            let differs: Vec<&String> = got
-                .files
-                .keys()
-                .chain(reference.files.keys())
-                .filter(|k| got.files.get(*k) != reference.files.get(*k))
-                .collect();
-            diverged.push(format!(
-                "call {at}: files {differs:?}, restarted {:?}, status {:?}, options equal {}",
-                got.restarted,
-                got.status,
-                got.snap_config == reference.snap_config
-            ));
+    for hook in &hooks {
+        let expected = hook.after.as_ref().unwrap();
+        for at in 0..hook.calls {
+            c.api.restore(&hook.api);
+            let run = p.sim.replay(&hook.start, Some((at, moment)));
+            let got = outcome(&p.sim, &before);
+            let name = format!("{} call {at} {moment:?}", hook.start.name);
+            if !run.killed || run.exit != hook.exit {
+                diverged.push(format!(
+                    "{name}: killed {}, the retry exited {}",
+                    run.killed, run.exit
+                ));
+            }
+            if &got != expected {
+                let differs: Vec<&String> = got
+                    .files
+                    .keys()
+                    .chain(expected.files.keys())
+                    .filter(|k| got.files.get(*k) != expected.files.get(*k))
+                    .collect();
+                diverged.push(format!(
+                    "{name}: files {differs:?}, restarted {:?}, status {:?}, options equal {}",
+                    got.restarted,
+                    got.status,
+                    got.snap_config == expected.snap_config
+                ));
+            }
         }
     }
+    println!(
+        "takeover: {points} kill points checked {moment:?} their call in {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
     assert!(diverged.is_empty(), "{}", diverged.join("\n"));
 }
 
