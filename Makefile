@@ -11,6 +11,7 @@
 #   make charm   build/kubernetes-worker.charm with static binaries for
 #                amd64, s390x, arm64 and ppc64el
 #   make bench   hook costs, CNI extraction and sizes against their budgets
+#   make profile where a converged update-status spends its CPU (callgrind)
 #   make check-resource FILE=<file> ARCH=<arch> [SNAP=<name>]
 #                check a CNI tarball or a snap before attaching it
 
@@ -53,7 +54,7 @@ export STAGES_FILE := $(CURDIR)/build/stages.tsv
 # built once and named to every test process (see juju_sim::tool_binary).
 NEXTEST := env JUJU_SIM_BIN=$(CURDIR)/target/debug/juju-sim $(CARGO) nextest run --locked
 
-.PHONY: all deps toolchains fixtures binaries charm binfmt lint sim-tool unit-tests arch-tests analyse test test-stages test-lxd test-live demo bench check-resource clean
+.PHONY: all deps toolchains fixtures binaries charm binfmt lint sim-tool profile unit-tests arch-tests analyse test test-stages test-lxd test-live demo bench check-resource clean
 
 all: charm
 
@@ -109,16 +110,26 @@ lint: deps
 sim-tool: deps
 	$(STAGE) build-tests $(CARGO) build --locked --workspace --bins
 
-# The unit tests and the simulated-unit suite with the debug build.
+# The unit tests (and property tests) of every crate, in the debug build,
+# with its overflow checks.
 unit-tests: deps fixtures sim-tool
 	$(STAGE) build-tests $(NEXTEST) --workspace --no-run
-	$(STAGE) unit-tests $(NEXTEST) --no-fail-fast --workspace
+	$(STAGE) unit-tests $(NEXTEST) --no-fail-fast --workspace --lib --bins
 
-# The simulated-unit suite against each shipped binary: the ones packed.
+# The simulated-unit suite (tests/*.rs) against each shipped binary, the
+# very files packed into the .charm: amd64's natively, with the tests that
+# kill hooks at every call and those that never run the charm's binary
+# (the simulation's own contract, the code's shape, dispatch with
+# stand-ins); the others under qemu-user, without those, which would only
+# repeat themselves.
+SUITE_native := kind(test)
+SUITE_emulated := kind(test) & !(binary(=tool_contract) | binary(=machine_sim) | binary(=layering) \
+	| binary(=record_owners) | binary(=dispatch) | test(/^killed_(before|after)_any_call/) | test(/^a_switch_killed_/))
+suite_filter = $(if $(filter $(a),$(HOST_ARCH)),$(SUITE_native),$(SUITE_emulated))
 arch-tests: charm binfmt fixtures sim-tool
 	@$(foreach a,$(ARCHES),echo "== simulated-unit suite on $(a) ($(call binary,$(a)))"; \
 	    KW_TEST_ARCH=$(a) KW_TEST_BINARY=$(CURDIR)/$(call binary,$(a)) \
-	    $(STAGE) suite-$(a) $(NEXTEST) --no-fail-fast -p kubernetes-worker --tests;)
+	    $(STAGE) suite-$(a) $(NEXTEST) --no-fail-fast -p kubernetes-worker -E '$(suite_filter)';)
 
 analyse: charm
 	@[ -x $(VENV)/bin/charmcraft ] || $(STAGE) analyse sh -c 'python3 -m venv $(VENV) && $(VENV)/bin/pip install -q charmcraft'
@@ -159,6 +170,19 @@ test-live: charm fixtures
 # What hooks cost, against the budgets; writes bench/latest.md.
 bench: charm binfmt fixtures
 	$(CARGO) bench --locked --bench hooks
+
+# Where a converged update-status spends its CPU: an unstripped amd64
+# release build (target/profile/), one hook under callgrind, the
+# functions by instructions (docs/engineers/costs.md).
+PROFILE_TARGET := target/profile
+profile: fixtures
+	@command -v valgrind >/dev/null || tests/apt-install.sh valgrind
+	$(CARGO) build --quiet --release --locked --target $(target_amd64) --bin kubernetes-worker \
+	    --target-dir $(PROFILE_TARGET) --config 'profile.release.strip=false' \
+	    --config 'profile.release.package.kubernetes-worker.strip=false'
+	KW_BENCH_BINARY=$(CURDIR)/$(PROFILE_TARGET)/$(target_amd64)/release/kubernetes-worker \
+	    KW_BENCH_CALLGRIND=$(CURDIR)/build/update-status.callgrind $(CARGO) bench --locked --bench hooks
+	callgrind_annotate --inclusive=yes build/update-status.callgrind | head -60
 
 check-resource: binaries
 	@[ -n "$(FILE)" ] || { echo "usage: make check-resource FILE=<file> [ARCH=<arch>] [SNAP=<name>]"; exit 2; }

@@ -41,7 +41,12 @@ fn target_of(arch: &str) -> &'static str {
     }
 }
 
+/// The shipped binary, or the one `KW_BENCH_BINARY` names (`make
+/// profile` builds an unstripped one, for its symbols).
 fn binary(arch: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os("KW_BENCH_BINARY") {
+        return PathBuf::from(path);
+    }
     repo()
         .join("target")
         .join(target_of(arch))
@@ -320,6 +325,49 @@ fn cells(r: &Row) -> String {
     )
 }
 
+/// `make profile`: one converged update-status (as measured above, next
+/// to today's control plane) under `valgrind --tool=callgrind`, which
+/// counts instructions, the same on a busy machine as on an idle one:
+/// where the binary's CPU goes, by function, written to `out`.
+fn profile_update_status(arch: &str, out: &Path) {
+    let scratch = tempfile::tempdir().unwrap();
+    let sim = provisioned(arch, scratch.path());
+    for run in sim.deploy() {
+        run.assert_ok();
+    }
+    let cluster = Cluster::new();
+    cluster.relate(&sim, Master::Today);
+    for _ in 0..WARMUP {
+        sim.hook("update-status").assert_ok();
+    }
+    assert_eq!(sim.status().0, "active", "{:?}", sim.status());
+    // dispatch execs bin/kubernetes-worker-<arch>: valgrind in its place
+    // runs the same binary with the same arguments and environment.
+    let bin = sim
+        .charm_dir()
+        .join(format!("bin/kubernetes-worker-{arch}"));
+    let real = bin.with_extension("real");
+    std::fs::rename(&bin, &real).unwrap();
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/sh\nexec valgrind --quiet --tool=callgrind --callgrind-out-file={} {} \"$@\"\n",
+            out.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mark = sim.mark();
+    sim.hook("update-status").assert_ok();
+    assert_eq!(sim.status().0, "active", "{:?}", sim.status());
+    println!(
+        "update-status under callgrind: {} hook-tool calls; profile in {}",
+        sim.tool_calls_since(mark).len(),
+        out.display()
+    );
+}
+
 fn main() {
     let arch = juju_sim::host_arch();
     assert!(
@@ -327,6 +375,10 @@ fn main() {
         "run `make charm` first: no {}",
         binary(arch).display()
     );
+    if let Some(out) = std::env::var_os("KW_BENCH_CALLGRIND") {
+        profile_update_status(arch, Path::new(&out));
+        return;
+    }
     let mut out = String::new();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

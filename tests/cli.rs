@@ -8,10 +8,8 @@ use std::process::Command;
 use juju_sim::fixtures::TestSnap;
 
 fn check(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubernetes-worker"))
-        .args(args)
-        .output()
-        .unwrap();
+    // The binary under test: in `make test`, each shipped one.
+    let out = Command::new(common::binary()).args(args).output().unwrap();
     (
         out.status.code().unwrap(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

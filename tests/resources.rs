@@ -34,7 +34,9 @@ fn cni_bin(sim: &Sim) -> std::path::PathBuf {
 
 #[test]
 fn a_deploy_with_zero_byte_snaps_installs_from_the_store_on_the_channel() {
-    let (sim, _s) = provisioned();
+    let (sim, s) = provisioned();
+    // Debian's whole set, where the default deployment has three.
+    sim.attach_file(&format!("cni-{}", arch()), &cni_tgz(s.path(), arch(), None));
     let mark = sim.mark();
     for run in sim.deploy() {
         run.assert_ok();
@@ -758,6 +760,9 @@ fn a_plugin_install_stopped_half_way_is_finished_by_the_next_hook() {
 #[test]
 fn an_install_or_unpack_killed_at_any_moment_converges_with_the_plugins_the_charms() {
     let (base, scratch) = provisioned();
+    // Debian's whole set: an unpack long enough to be killed part-way.
+    let full = cni_tgz(scratch.path(), arch(), None);
+    base.attach_file(&format!("cni-{}", arch()), &full);
     let few = cni_tgz(scratch.path(), arch(), Some(&["bridge", "loopback"]));
     // How long an undisturbed install and upgrade take, to spread the
     // kills over them.
@@ -777,6 +782,7 @@ fn an_install_or_unpack_killed_at_any_moment_converges_with_the_plugins_the_char
     let mut killed = 0;
     for step in 0..8u32 {
         let (sim, _s) = provisioned();
+        sim.attach_file(&format!("cni-{}", arch()), &full);
         sim.kill_next_after(installing * step / 8);
         let run = sim.hook("install");
         run.assert_ok();
@@ -812,7 +818,6 @@ fn an_install_or_unpack_killed_at_any_moment_converges_with_the_plugins_the_char
         assert_resources_settled(&sim);
         // Every plugin the first tarball had is the charm's: back to it,
         // and then to the small one again, both converge exactly.
-        let full = cni_tgz(scratch.path(), arch(), None);
         sim.attach_file(&format!("cni-{}", arch()), &full);
         sim.hook("upgrade-charm").assert_ok();
         assert_eq!(names_in(&bin), all);

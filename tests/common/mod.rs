@@ -19,7 +19,9 @@ pub fn arch() -> &'static str {
     })
 }
 
-fn binary() -> PathBuf {
+/// The hook binary under test: `KW_TEST_BINARY` (a shipped one), or the
+/// one cargo built for the tests.
+pub fn binary() -> PathBuf {
     match std::env::var_os("KW_TEST_BINARY") {
         Some(path) => PathBuf::from(path),
         None => {
@@ -193,16 +195,33 @@ pub fn cni_tgz(dir: &Path, arch: &str, names: Option<&[&str]>) -> PathBuf {
             names,
         );
     }
+    shared_tgz(&format!("cni-{arch}"), &plugins, None)
+}
+
+/// The real plugins a unit is deployed with by default: the three a node
+/// needs at the least (the bridge, its IP addresses, loopback). Debian's
+/// whole set is 16 binaries and 60 MB unpacked, which every deployment
+/// would unpack and sync, six seconds of each test under qemu-user for
+/// s390x; the tests that are about the tarball itself use the whole set
+/// ([`cni_tgz`] with `None`).
+pub const NODE_PLUGINS: &[&str] = &["bridge", "host-local", "loopback"];
+
+/// The tarball of [`NODE_PLUGINS`] for `arch`, built once and shared.
+pub fn node_cni_tgz(arch: &str) -> PathBuf {
+    let plugins = juju_sim::fixtures::cni_plugins_dir(repo(), arch);
+    shared_tgz(&format!("cni-{arch}-node"), &plugins, Some(NODE_PLUGINS))
+}
+
+/// `build/fixtures/<name>.tgz`, built once by whichever test process
+/// needs it first.
+fn shared_tgz(name: &str, plugins: &Path, names: Option<&[&str]>) -> PathBuf {
     static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-    let shared = repo().join(format!("build/fixtures/cni-{arch}.tgz"));
+    let shared = repo().join(format!("build/fixtures/{name}.tgz"));
     if !shared.exists() {
         // Built aside and renamed: test processes may race to build it.
-        let tmp = repo().join(format!(
-            "build/fixtures/.cni-{arch}.{}.tgz",
-            std::process::id()
-        ));
-        juju_sim::fixtures::cni_tarball(&plugins, &tmp, None);
+        let tmp = repo().join(format!("build/fixtures/.{name}.{}.tgz", std::process::id()));
+        juju_sim::fixtures::cni_tarball(plugins, &tmp, names);
         std::fs::rename(&tmp, &shared).unwrap();
     }
     shared
@@ -224,10 +243,7 @@ pub fn provisioned_as(number: u32, host: Option<juju_sim::Host>) -> (Sim, tempfi
     let sim = unit_numbered(number, host);
     let scratch = tempfile::tempdir().unwrap();
     sim.edit_machine(|m| m.store = juju_sim::fixtures::kubernetes_store());
-    sim.attach_file(
-        &format!("cni-{}", arch()),
-        &cni_tgz(scratch.path(), arch(), None),
-    );
+    sim.attach_file(&format!("cni-{}", arch()), &node_cni_tgz(arch()));
     for snap in ["kubectl", "kubelet", "kube-proxy"] {
         sim.attach(snap, b"");
     }
