@@ -118,18 +118,24 @@ unit-tests: deps fixtures sim-tool
 
 # The simulated-unit suite (tests/*.rs) against each shipped binary, the
 # very files packed into the .charm: amd64's natively, with the tests that
-# kill hooks at every call and those that never run the charm's binary
-# (the simulation's own contract, the code's shape, dispatch with
-# stand-ins); the others under qemu-user, without those, which would only
-# repeat themselves.
+# kill hooks at every call or every moment of the unpack (the charm's
+# logic, the same on every architecture) and those that never run the
+# charm's binary (the simulation's own contract, the code's shape,
+# dispatch with stand-ins); the others under qemu-user, without those,
+# which would only repeat themselves. Under qemu-user a failed test is run
+# once more and, if it then passes, reported FLAKY: there a hook tool call
+# has once gone unanswered for 60 s (issue 32, not yet explained), which
+# the native suite has never shown.
 SUITE_native := kind(test)
 SUITE_emulated := kind(test) & !(binary(=tool_contract) | binary(=machine_sim) | binary(=layering) \
-	| binary(=record_owners) | binary(=dispatch) | test(/^killed_(before|after)_any_call/) | test(/^a_switch_killed_/))
+	| binary(=record_owners) | binary(=dispatch) | test(/^killed_(before|after)_any_call/) \
+	| test(/^a_switch_killed_/) | test(=an_install_or_unpack_killed_at_any_moment_converges_with_the_plugins_the_charms))
 suite_filter = $(if $(filter $(a),$(HOST_ARCH)),$(SUITE_native),$(SUITE_emulated))
+suite_retries = $(if $(filter $(a),$(HOST_ARCH)),0,1)
 arch-tests: charm binfmt fixtures sim-tool
 	@$(foreach a,$(ARCHES),echo "== simulated-unit suite on $(a) ($(call binary,$(a)))"; \
 	    KW_TEST_ARCH=$(a) KW_TEST_BINARY=$(CURDIR)/$(call binary,$(a)) \
-	    $(STAGE) suite-$(a) $(NEXTEST) --no-fail-fast -p kubernetes-worker -E '$(suite_filter)';)
+	    $(STAGE) suite-$(a) $(NEXTEST) --no-fail-fast --retries $(suite_retries) -p kubernetes-worker -E '$(suite_filter)';)
 
 analyse: charm
 	@[ -x $(VENV)/bin/charmcraft ] || $(STAGE) analyse sh -c 'python3 -m venv $(VENV) && $(VENV)/bin/pip install -q charmcraft'
