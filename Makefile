@@ -188,7 +188,8 @@ profile: fixtures
 	    --config 'profile.release.package.kubernetes-worker.strip=false'
 	KW_BENCH_BINARY=$(CURDIR)/$(PROFILE_TARGET)/$(target_amd64)/release/kubernetes-worker \
 	    KW_BENCH_CALLGRIND=$(CURDIR)/build/update-status.callgrind $(CARGO) bench --locked --bench hooks
-	callgrind_annotate --inclusive=yes build/update-status.callgrind | head -60
+	callgrind_annotate --inclusive=yes build/update-status.callgrind > build/update-status.txt
+	head -60 build/update-status.txt
 
 check-resource: binaries
 	@[ -n "$(FILE)" ] || { echo "usage: make check-resource FILE=<file> [ARCH=<arch>] [SNAP=<name>]"; exit 2; }
