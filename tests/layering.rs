@@ -113,37 +113,33 @@ fn a_loop(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
         .find_map(|module| visit(module, graph, &mut Vec::new(), &mut done))
 }
 
-#[test]
-fn no_module_of_src_imports_one_that_imports_it_back() {
-    let graph = imports(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+/// The crate in `dir` (relative to the repository) has no import loop,
+/// and each of `bottom` imports nothing of the crate.
+fn assert_layered(dir: &str, bottom: &[&str]) {
+    let graph = imports(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir));
     if let Some(cycle) = a_loop(&graph) {
-        panic!("an import loop: {}", cycle.join(" -> "));
+        panic!("an import loop in {dir}: {}", cycle.join(" -> "));
     }
-    // The records are at the bottom.
-    for bottom in ["facts", "problem"] {
+    for module in bottom {
         assert_eq!(
-            graph[bottom],
+            graph[*module],
             BTreeSet::new(),
-            "{bottom} imports nothing of the crate"
+            "{module} imports nothing of the crate in {dir}"
         );
     }
 }
 
 #[test]
+fn no_module_of_src_imports_one_that_imports_it_back() {
+    // The records are at the bottom.
+    assert_layered("src", &["facts", "problem"]);
+}
+
+#[test]
 fn no_module_of_the_charm_crate_imports_one_that_imports_it_back() {
-    let graph = imports(&Path::new(env!("CARGO_MANIFEST_DIR")).join("charm/src"));
-    if let Some(cycle) = a_loop(&graph) {
-        panic!("an import loop in the charm crate: {}", cycle.join(" -> "));
-    }
     // The durable write and the quoting of text are at the bottom: what
     // every other module may use.
-    for bottom in ["durable", "quote"] {
-        assert_eq!(
-            graph[bottom],
-            BTreeSet::new(),
-            "{bottom} imports nothing of the crate"
-        );
-    }
+    assert_layered("charm/src", &["durable", "quote"]);
 }
 
 #[test]
