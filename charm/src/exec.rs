@@ -4,11 +4,15 @@
 //! tool must not hold every other charm on the machine with it.
 
 use std::ffi::OsStr;
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use thiserror::Error;
 
@@ -131,6 +135,13 @@ fn capped(limit: Duration) -> Duration {
 /// (otherwise stdin is /dev/null), and returns its output if it exited 0.
 /// Past `limit` the program's process group is killed and the call is
 /// [`ExecError::TimedOut`].
+///
+/// One thread does it all (`poll` on the pipes, then the exit status): a
+/// hook never forks while another of its threads runs or is exiting.
+/// qemu-user, which the suites run three architectures' binaries in,
+/// emulates a fork beside other threads poorly (a hook tool call once
+/// went unanswered for 60 s there, with a thread a call), and a thread a
+/// call cost a hook there about as much as the call itself.
 pub fn run<S: AsRef<OsStr>>(
     program: &str,
     args: &[S],
@@ -163,57 +174,214 @@ pub fn run<S: AsRef<OsStr>>(
         .spawn()
         .map_err(spawn_error)?;
     let pid = child.id();
-    let feeder = match (stdin, child.stdin.take()) {
-        (Some(data), Some(mut pipe)) => {
-            let data = data.to_vec();
-            // Fed from a thread, so that a program that writes a lot before
-            // it reads cannot deadlock against us. A program may exit
-            // without reading all of stdin; its exit status is what counts,
-            // so a broken pipe is not an error of its own.
-            Some(std::thread::spawn(move || drop(pipe.write_all(&data))))
-        }
-        _ => None,
+    let mut pipes = Pipes {
+        input: child.stdin.take().zip(stdin),
+        fed: 0,
+        stdout: child.stdout.take(),
+        stderr: child.stderr.take(),
+        out: Vec::new(),
+        err: Vec::new(),
     };
-    // One thread collects the output (std reads both pipes together) and
-    // the exit status; this one waits for it with the deadline.
-    let (tx, rx) = mpsc::channel();
-    let collector = std::thread::spawn(move || drop(tx.send(child.wait_with_output())));
-    let output = match rx.recv_timeout(limit.saturating_sub(started.elapsed())) {
-        Ok(output) => {
-            // Both are done or about to be: no thread outlives the call, so
-            // the next spawn never forks a process with threads in flight
-            // (which qemu-user, emulating the fork, can deadlock on).
-            let _ = collector.join();
-            // A feeder still blocked (something the program left behind
-            // holds stdin) is left to end with the process.
-            if let Some(feeder) = feeder.filter(|f| f.is_finished()) {
-                let _ = feeder.join();
-            }
-            output.map_err(spawn_error)?
+    let finished = pipes.drain(started, limit).and_then(|closed| {
+        if closed {
+            exited_by(&mut child, started, limit)
+        } else {
+            Ok(None)
         }
-        Err(_) => {
+    });
+    let status = match finished {
+        Ok(Some(status)) => status,
+        Ok(None) => {
             kill_group(pid);
+            reap(&mut child);
             return Err(ExecError::TimedOut {
                 program: program.to_string(),
                 args: printable,
                 after: limit,
             });
         }
+        Err(e) => {
+            kill_group(pid);
+            reap(&mut child);
+            return Err(spawn_error(e));
+        }
     };
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    if output.status.success() {
+    let stderr = String::from_utf8_lossy(&pipes.err).into_owned();
+    if status.success() {
         Ok(Output {
-            stdout: output.stdout,
+            stdout: pipes.out,
             stderr,
         })
     } else {
         Err(ExecError::Failed {
             program: program.to_string(),
             args: printable,
-            code: output.status.code(),
+            code: status.code(),
             stderr,
-            stdout: output.stdout,
+            stdout: pipes.out,
         })
+    }
+}
+
+/// The child's three pipes, as far as they are still open, and what came
+/// through them.
+struct Pipes<'a> {
+    input: Option<(ChildStdin, &'a [u8])>,
+    fed: usize,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    out: Vec<u8>,
+    err: Vec<u8>,
+}
+
+impl Pipes<'_> {
+    /// Feeds stdin and reads both outputs until all three are closed
+    /// (true) or the deadline passes (false).
+    fn drain(&mut self, started: Instant, limit: Duration) -> std::io::Result<bool> {
+        for fd in [
+            self.input.as_ref().map(|(p, _)| p.as_fd()),
+            self.stdout.as_ref().map(|p| p.as_fd()),
+            self.stderr.as_ref().map(|p| p.as_fd()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            nonblocking(fd)?;
+        }
+        if self.input.as_ref().is_some_and(|(_, data)| data.is_empty()) {
+            self.input = None;
+        }
+        while self.input.is_some() || self.stdout.is_some() || self.stderr.is_some() {
+            let left = limit.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            let [input, stdout, stderr] = self.wait_ready(left)?;
+            if input {
+                self.feed()?;
+            }
+            if stdout {
+                read_available(&mut self.stdout, &mut self.out)?;
+            }
+            if stderr {
+                read_available(&mut self.stderr, &mut self.err)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Which of stdin, stdout and stderr can be written or read now (or
+    /// were closed at the other end), waiting at most `left`.
+    fn wait_ready(&self, left: Duration) -> std::io::Result<[bool; 3]> {
+        let done = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+        let mut fds = Vec::with_capacity(3);
+        let mut slots = [None; 3];
+        let wanted = [
+            (
+                self.input.as_ref().map(|(p, _)| p.as_fd()),
+                PollFlags::POLLOUT,
+            ),
+            (self.stdout.as_ref().map(|p| p.as_fd()), PollFlags::POLLIN),
+            (self.stderr.as_ref().map(|p| p.as_fd()), PollFlags::POLLIN),
+        ];
+        for (slot, (fd, events)) in wanted.into_iter().enumerate() {
+            if let Some(fd) = fd {
+                slots[slot] = Some(fds.len());
+                fds.push(PollFd::new(fd, events));
+            }
+        }
+        // Rounded up, so that a wait never ends just short of the deadline.
+        let millis = left.as_millis().saturating_add(1).min(i32::MAX as u128);
+        let timeout = PollTimeout::try_from(millis as i32).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(std::io::Error::from(e)),
+        }
+        Ok(slots.map(|slot| {
+            slot.and_then(|i| fds[i].revents())
+                .is_some_and(|r| r.intersects(done | PollFlags::POLLIN | PollFlags::POLLOUT))
+        }))
+    }
+
+    /// Writes what stdin takes now; closes it when all is written or the
+    /// program stopped reading (its exit status is what counts, so a
+    /// program that exits without reading all of stdin is no error here).
+    fn feed(&mut self) -> std::io::Result<()> {
+        let Some((pipe, data)) = &mut self.input else {
+            return Ok(());
+        };
+        while self.fed < data.len() {
+            match pipe.write(&data[self.fed..]) {
+                Ok(0) => break,
+                Ok(n) => self.fed += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::BrokenPipe => break,
+                Err(e) => return Err(e),
+            }
+        }
+        self.input = None;
+        Ok(())
+    }
+}
+
+/// Reads what `pipe` holds now into `into`; closes it at end of file.
+fn read_available<R: Read>(pipe: &mut Option<R>, into: &mut Vec<u8>) -> std::io::Result<()> {
+    let Some(reader) = pipe else {
+        return Ok(());
+    };
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => {
+                *pipe = None;
+                return Ok(());
+            }
+            Ok(n) => into.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).map_err(std::io::Error::from)?;
+    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags)).map_err(std::io::Error::from)?;
+    Ok(())
+}
+
+/// The exit status once the program has closed its outputs: almost always
+/// at once; a program that closed them and went on is given until the
+/// deadline (None past it).
+fn exited_by(
+    child: &mut Child,
+    started: Instant,
+    limit: Duration,
+) -> std::io::Result<Option<ExitStatus>> {
+    let mut pause = Duration::from_micros(200);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let left = limit.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Collects a killed program's exit, for a moment: one that cannot die
+/// (stuck in the kernel) is left behind rather than holding the hook.
+fn reap(child: &mut Child) {
+    for _ in 0..100 {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -227,8 +395,8 @@ pub(crate) fn before_change(program: &str, what: &str) -> Result<(), ExecError> 
     })
 }
 
-/// SIGKILL to the program's process group. The waiting thread reaps the
-/// program itself when it dies, so the group id is not reused before this.
+/// SIGKILL to the program's process group. The program is reaped only
+/// after this, so its group id cannot have been reused.
 fn kill_group(pid: u32) {
     use nix::sys::signal::{killpg, Signal};
     use nix::unistd::Pid;
@@ -321,6 +489,37 @@ mod tests {
         .unwrap_err();
         assert!(err.timed_out(), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_program_that_closes_its_outputs_and_goes_on_is_held_to_the_deadline() {
+        let started = Instant::now();
+        let err = run(
+            "sh",
+            &["-c", "exec >&- 2>&-; sleep 300"],
+            None,
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(err.timed_out(), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn empty_stdin_is_closed_at_once_and_both_outputs_are_kept_apart() {
+        let script = "cat; head -c 200000 /dev/zero; head -c 100000 /dev/zero >&2";
+        let out = run("sh", &["-c", script], Some(b""), SECOND * 10).unwrap();
+        assert_eq!(out.stdout.len(), 200_000);
+        assert_eq!(out.stderr.len(), 100_000);
+    }
+
+    #[test]
+    fn a_program_that_reads_no_stdin_is_judged_by_its_exit_status() {
+        let data = vec![b'x'; 1 << 20];
+        let out = run("sh", &["-c", "echo ok"], Some(&data), SECOND * 10).unwrap();
+        assert_eq!(out.stdout, b"ok\n");
+        let err = run("sh", &["-c", "exit 4"], Some(&data), SECOND * 10).unwrap_err();
+        assert_eq!(err.code(), Some(4));
     }
 
     #[test]
