@@ -925,9 +925,14 @@ fn a_converged_node_is_left_alone() {
         ),
         ("upgrade-charm", Box::new(|| sim.hook("upgrade-charm"))),
     ];
+    // What the cache holds, so that a rewrite shows what changed in it.
+    let record = |sim: &Sim| {
+        std::fs::read_to_string(sim.charm_dir().join(".kubernetes-worker-state.json")).unwrap()
+    };
     for (name, run) in runs {
         run().assert_ok();
         let before = files(&sim);
+        let record_before = record(&sim);
         let api_before = c.api.requests().len();
         let mark = sim.mark();
         run().assert_ok();
@@ -936,6 +941,7 @@ fn a_converged_node_is_left_alone() {
             machine.iter().all(|m| !m.is_mutating()),
             "{name}: {machine:?}"
         );
+        assert_eq!(record(&sim), record_before, "{name}: the cache changed");
         assert_eq!(files(&sim), before, "{name}: files written");
         let writes: Vec<_> = c.api.requests()[api_before..]
             .iter()
