@@ -8,6 +8,8 @@
 #                ends with a table of its stages' times against their
 #                budgets (docs/engineers/testing.md)
 #   make test-live  deploy into a real Juju model (JUJU_MODEL); not in test
+#   make test-loaded  one architecture's suite beside busy loops on every
+#                core (LOAD_ARCH, HOGS, ROUNDS); not in test
 #   make charm   build/kubernetes-worker.charm with static binaries for
 #                amd64, s390x, arm64 and ppc64el
 #   make bench   hook costs, CNI extraction and sizes against their budgets
@@ -48,9 +50,9 @@ unexport RUSTFLAGS
 # Each step of a stage is timed into build/stages.tsv (tests/stages/).
 STAGE := tests/stages/time.sh
 export STAGES_FILE := $(CURDIR)/build/stages.tsv
-# The suites run under nextest: every test in a process of its own, two at
-# a time across all the test binaries, so that a binary of one long test
-# (call_lists) does not leave a core idle. The simulation's tool binary is
+# The suites run under nextest: every test in a process of its own, two a
+# core at a time across all the test binaries, so that a binary of one long
+# test (call_lists) does not leave a core idle. The simulation's tool binary is
 # built once and named to every test process (see juju_sim::tool_binary).
 # Two tests a core: a test's hooks wait on fsync and on the simulation's
 # lock often enough that one test a core left a fifth of the CPU idle
@@ -60,7 +62,7 @@ export STAGES_FILE := $(CURDIR)/build/stages.tsv
 TEST_THREADS := $(shell echo $$(( 2 * $$(nproc) )))
 NEXTEST := env JUJU_SIM_BIN=$(CURDIR)/target/debug/juju-sim $(CARGO) nextest run --locked --test-threads $(TEST_THREADS)
 
-.PHONY: all deps toolchains fixtures binaries charm binfmt lint sim-tool profile unit-tests arch-tests arch-suites analyse analyse-run test test-stages test-lxd lxd-suite test-live demo bench check-resource clean
+.PHONY: all deps toolchains fixtures binaries charm binfmt lint sim-tool profile unit-tests arch-tests arch-suites analyse analyse-run test test-stages test-lxd lxd-suite test-loaded test-live demo bench check-resource clean
 
 all: charm
 
@@ -146,6 +148,17 @@ arch-suites:
 	@$(foreach a,$(ARCHES),echo "== simulated-unit suite on $(a) ($(call binary,$(a)))"; \
 	    KW_TEST_ARCH=$(a) KW_TEST_BINARY=$(CURDIR)/$(call binary,$(a)) \
 	    $(STAGE) suite-$(a) $(NEXTEST) --no-fail-fast --retries $(suite_retries) -p kubernetes-worker -E '$(suite_filter)';)
+
+# One architecture's suite beside busy loops on every core, a number of
+# rounds, each test tried once (issue 32): `make test-loaded [LOAD_ARCH=s390x]
+# [HOGS=2] [ROUNDS=1]`. Not part of `make test`.
+LOAD_ARCH ?= s390x
+HOGS ?= $(shell nproc)
+ROUNDS ?= 1
+test-loaded: charm binfmt fixtures sim-tool
+	@tests/under-load.sh $(HOGS) $(ROUNDS) -- env KW_TEST_ARCH=$(LOAD_ARCH) \
+	    KW_TEST_BINARY=$(CURDIR)/$(call binary,$(LOAD_ARCH)) $(NEXTEST) --no-fail-fast \
+	    --retries 0 -p kubernetes-worker -E '$(foreach a,$(LOAD_ARCH),$(suite_filter))'
 
 analyse: charm
 	@$(MAKE) --no-print-directory analyse-run
