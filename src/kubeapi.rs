@@ -34,6 +34,8 @@ pub enum ApiError {
         path: String,
         status: u16,
         message: String,
+        /// The `reason` of each of the Status's `details.causes`.
+        causes: Vec<String>,
     },
     #[error("{method} {path}: unexpected response: {reason}")]
     Response {
@@ -56,6 +58,14 @@ impl ApiError {
     pub fn is_too_many_requests(&self) -> bool {
         matches!(self, ApiError::Status { status: 429, .. })
     }
+
+    /// 403 because the object's namespace is being deleted (the
+    /// NamespaceLifecycle admission's refusal of anything new there, an
+    /// eviction included).
+    pub fn is_namespace_terminating(&self) -> bool {
+        matches!(self, ApiError::Status { status: 403, causes, .. }
+            if causes.iter().any(|c| c == "NamespaceTerminating"))
+    }
 }
 
 pub struct Api {
@@ -74,6 +84,10 @@ pub struct Pod {
     pub mirror: bool,
     pub controlled: bool,
     pub local_data: bool,
+    /// Its phase is Succeeded or Failed: nothing runs in it any more.
+    pub finished: bool,
+    /// It has a deletionTimestamp: it is already going.
+    pub deleting: bool,
 }
 
 impl Api {
@@ -152,11 +166,21 @@ async fn decode(method: Method, path: &str, response: Response) -> Result<Value,
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string());
+        let causes = value["details"]["causes"]
+            .as_array()
+            .map(|causes| {
+                causes
+                    .iter()
+                    .filter_map(|c| c["reason"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
         return Err(ApiError::Status {
             method: method.to_string(),
             path: path.to_string(),
             status: status.as_u16(),
             message,
+            causes,
         });
     }
     if value.is_null() && status != StatusCode::NO_CONTENT && !text.trim().is_empty() {
@@ -279,6 +303,19 @@ impl Api {
         Ok(items.iter().map(pod).collect())
     }
 
+    /// The pod as it is now; `None` once it is gone.
+    pub fn pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, ApiError> {
+        match self.call(
+            Method::GET,
+            &format!("/api/v1/namespaces/{namespace}/pods/{name}"),
+            None,
+        ) {
+            Ok(item) => Ok(Some(pod(&item))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn evict(&self, pod: &Pod) -> Result<(), ApiError> {
         let body = json!({
             "apiVersion": "policy/v1",
@@ -333,6 +370,11 @@ fn pod(item: &Value) -> Pod {
         local_data: item["spec"]["volumes"]
             .as_array()
             .is_some_and(|vols| vols.iter().any(|v| v.get("emptyDir").is_some())),
+        finished: matches!(
+            item["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed")
+        ),
+        deleting: !meta["deletionTimestamp"].is_null(),
     }
 }
 
@@ -369,6 +411,13 @@ mod tests {
             &json!({"metadata": {"name": "m", "annotations": {"kubernetes.io/config.mirror": "x"}}}),
         );
         assert!(mirror.mirror);
+        let done = pod(
+            &json!({"metadata": {"name": "job-x", "deletionTimestamp": "2026-12-04T00:00:00Z"},
+            "status": {"phase": "Failed"}}),
+        );
+        assert!(done.finished && done.deleting);
+        let running = pod(&json!({"metadata": {"name": "web"}, "status": {"phase": "Running"}}));
+        assert!(!running.finished && !running.deleting);
     }
 
     #[test]

@@ -211,12 +211,30 @@ fn the_node_is_drained_upgraded_and_uncordoned_once_ready_on_the_new_kubelet() {
     c.api.web_behind_a_budget(&c.node);
     c.api
         .add_pod(pod("flannel-x", "flannel", &c.node, Some("DaemonSet")));
+    // A finished Job's pod goes with no option; a bare running pod would
+    // need force=true.
+    let mut done = pod("done-1", "done", &c.node, None);
+    done["status"]["phase"] = json!("Succeeded");
+    c.api.add_pod(done);
+    c.api.add_pod(pod("debug", "debug", &c.node, None));
     sim.configure("channel", "1.32/stable").assert_ok();
 
     let (run, action) = sim.action("upgrade", json!({"dry-run": true}));
     run.assert_ok();
-    assert_eq!(action.results["evicts"], json!("default/web-1"));
+    assert_eq!(
+        action.results["evicts"],
+        json!("default/web-1,default/done-1; finished, they simply go: default/done-1; needing force=true: default/debug")
+    );
     assert!(!cordoned(&c));
+    // With force=true the same dry run needs nothing more.
+    let (_, action) = sim.action("upgrade", json!({"dry-run": true, "force": true}));
+    assert_eq!(
+        action.results["evicts"],
+        json!(
+            "default/web-1,default/done-1,default/debug; finished, they simply go: default/done-1"
+        )
+    );
+    c.api.delete_pod("default", "debug");
 
     // The other replica comes up while the drain waits.
     c.api.later(std::time::Duration::from_secs(3), |api| {
@@ -231,7 +249,7 @@ fn the_node_is_drained_upgraded_and_uncordoned_once_ready_on_the_new_kubelet() {
             .unwrap()
             .split(" in ")
             .next(),
-        Some("1 pods evicted")
+        Some("2 pods evicted")
     );
     assert!(action.results["ready"]
         .as_str()

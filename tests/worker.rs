@@ -1054,6 +1054,96 @@ fn pause_retries_evictions_a_disruption_budget_refuses() {
     );
 }
 
+/// kubectl drain's rules (k8s.io/kubectl pkg/drain): a finished pod
+/// always goes, without force for a bare one or delete-local-data for one
+/// with an emptyDir; a pod deleted between the list and its eviction (404)
+/// is done, not an error.
+#[test]
+fn pause_lets_finished_pods_go_and_takes_a_pod_deleted_meanwhile_as_done() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Current);
+    // web-1 first, behind a budget that holds its eviction for a while;
+    // old-1 is scaled away meanwhile.
+    c.api.web_behind_a_budget(&c.node);
+    c.api
+        .add_pod(pod("old-1", &c.node, Some("ReplicaSet"), json!({})));
+    let mut job = pod(
+        "job-1",
+        &c.node,
+        None,
+        json!({"volumes": [{"name": "scratch", "emptyDir": {}}]}),
+    );
+    job["status"]["phase"] = json!("Succeeded");
+    c.api.add_pod(job);
+    let mut failed = pod("batch-1", &c.node, None, json!({}));
+    failed["status"]["phase"] = json!("Failed");
+    c.api.add_pod(failed);
+    c.api.later(std::time::Duration::from_millis(500), |api| {
+        api.delete_pod("default", "old-1")
+    });
+    c.api.later(std::time::Duration::from_millis(1500), |api| {
+        api.set_pod_ready("default", "web-2", true)
+    });
+    let (run, action) = sim.action("pause", json!({"timeout": 30}));
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{}", action.message);
+    assert_eq!(
+        action.results["evicted"],
+        "default/web-1,default/job-1,default/batch-1"
+    );
+    assert_eq!(action.results["already-gone"], "default/old-1");
+    let left: Vec<String> = c
+        .api
+        .pods()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, ["web-2"]);
+}
+
+/// An eviction in a namespace being deleted is refused (403,
+/// NamespaceTerminating): the drain waits for the namespace controller to
+/// delete the pod, as kubectl does, rather than failing.
+#[test]
+fn pause_waits_for_a_pod_whose_namespace_is_being_deleted() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Current);
+    let mut p = pod("worker-0", &c.node, Some("ReplicaSet"), json!({}));
+    p["metadata"]["namespace"] = json!("scratch");
+    c.api.add_pod(p);
+    c.api.terminate_namespace("scratch");
+    c.api.later(std::time::Duration::from_millis(1000), |api| {
+        api.mark_pod_deleted("scratch", "worker-0")
+    });
+    c.api.later(std::time::Duration::from_millis(3500), |api| {
+        api.delete_pod("scratch", "worker-0")
+    });
+    let (run, action) = sim.action("pause", json!({"timeout": 30}));
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{}", action.message);
+    assert_eq!(action.results["evicted"], "scratch/worker-0");
+    assert!(c.api.pods().is_empty());
+    let refused = c
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/eviction"))
+        .count();
+    assert!(refused >= 2, "refused, then waited for: {refused}");
+
+    // Not deleted by the deadline: the action fails, naming the pod.
+    let mut p = pod("worker-1", &c.node, Some("ReplicaSet"), json!({}));
+    p["metadata"]["namespace"] = json!("scratch");
+    c.api.add_pod(p);
+    let (run, action) = sim.action("pause", json!({"timeout": 1}));
+    run.assert_ok();
+    assert_eq!(action.status, "failed");
+    assert!(
+        action.message.contains("evicting scratch/worker-1 failed")
+            && action.message.contains("being terminated"),
+        "{}",
+        action.message
+    );
+}
+
 #[test]
 fn a_readdressed_machine_asks_for_a_certificate_for_its_new_addresses() {
     let (sim, _s, c, rels) = cluster::running(Master::Current);

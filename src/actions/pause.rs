@@ -72,6 +72,7 @@ pub fn pause(tools: &HookTools, node: &Node, recorded: &Recorded) -> Result<(), 
     };
     let drain::Drained {
         evicted,
+        gone,
         terminating: remaining,
     } = match drain::drain(&api, &node.name, &options) {
         Ok(drained) => drained,
@@ -88,6 +89,9 @@ pub fn pause(tools: &HookTools, node: &Node, recorded: &Recorded) -> Result<(), 
             },
         ),
     ]);
+    if !gone.is_empty() {
+        results.insert("already-gone".to_string(), gone.join(","));
+    }
     if !remaining.is_empty() {
         results.insert("terminating".to_string(), remaining.join(","));
         tools

@@ -77,6 +77,9 @@ pub struct ApiState {
     /// Answers for the next applies and deletes of objects: (status,
     /// message), first first.
     pub write_failures: std::collections::VecDeque<(u16, String)>,
+    /// Namespaces being deleted: the NamespaceLifecycle admission refuses
+    /// anything new in them, evictions included.
+    pub terminating_namespaces: std::collections::BTreeSet<String>,
 }
 
 /// The stand-in API server, on 127.0.0.1. A clone is the same server.
@@ -251,6 +254,39 @@ impl ApiServer {
 
     pub fn pods(&self) -> Vec<Value> {
         self.state.lock().unwrap().pods.clone()
+    }
+
+    /// Deletes a pod at once, as its controller scaling down would.
+    pub fn delete_pod(&self, namespace: &str, name: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .pods
+            .retain(|p| p["metadata"]["namespace"] != namespace || p["metadata"]["name"] != name);
+    }
+
+    /// Marks a pod for deletion (its deletionTimestamp), as the namespace
+    /// controller or a delete with a grace period does; it stays listed
+    /// until [`ApiServer::delete_pod`].
+    pub fn mark_pod_deleted(&self, namespace: &str, name: &str) {
+        let mut s = self.state.lock().unwrap();
+        for p in s
+            .pods
+            .iter_mut()
+            .filter(|p| p["metadata"]["namespace"] == namespace && p["metadata"]["name"] == name)
+        {
+            p["metadata"]["deletionTimestamp"] = json!("2026-12-04T00:00:00Z");
+        }
+    }
+
+    /// Starts deleting a namespace: from now on creates in it, evictions
+    /// included, are refused as NamespaceLifecycle refuses them.
+    pub fn terminate_namespace(&self, namespace: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .terminating_namespaces
+            .insert(namespace.to_string());
     }
 
     /// A PodDisruptionBudget over the pods of `namespace` whose labels
@@ -747,9 +783,28 @@ fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Valu
                 .collect();
             (200, json!({"kind": "PodList", "items": items}))
         }
+        ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => s
+            .pods
+            .iter()
+            .find(|p| p["metadata"]["namespace"] == *ns && p["metadata"]["name"] == *name)
+            .map_or_else(|| pod_not_found(name), |p| (200, p.clone())),
         ("POST", ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => {
             let target =
                 |p: &Value| p["metadata"]["namespace"] == *ns && p["metadata"]["name"] == *name;
+            // Admission runs before the eviction's own checks.
+            if s.terminating_namespaces.contains(*ns) {
+                return (
+                    403,
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                           "message": format!("pods \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated"),
+                           "reason": "Forbidden",
+                           "details": {"name": name, "kind": "pods", "causes": [{
+                               "reason": "NamespaceTerminating",
+                               "message": format!("namespace {ns} is being terminated"),
+                               "field": "metadata.namespace"}]},
+                           "code": 403}),
+                );
+            }
             let refused = s
                 .pods
                 .iter()
@@ -770,11 +825,21 @@ fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Valu
                     s.pods.remove(i);
                     (201, json!({"kind": "Status", "status": "Success"}))
                 }
-                None => not_found,
+                None => pod_not_found(name),
             }
         }
         _ => not_found,
     }
+}
+
+/// kube-apiserver's answer for a pod that does not exist (or no longer).
+fn pod_not_found(name: &str) -> (u16, Value) {
+    (
+        404,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": format!("pods \"{name}\" not found"), "reason": "NotFound",
+               "details": {"name": name, "kind": "pods"}, "code": 404}),
+    )
 }
 
 /// The generations of control plane the worker must understand.
