@@ -395,6 +395,26 @@ pub fn run(
     let Some(api) = api else {
         return Ok((report, None));
     };
+    // The version the refresh installed, not the one the plan read: the
+    // store may have published a new patch on the channel during a long
+    // drain, and the node then posts that one. Recorded, so that a retry
+    // after a kill waits for the same.
+    let installed = recorded
+        .journal
+        .snaps
+        .get("kubelet")
+        .map(|s| s.version.clone())
+        .filter(|v| !v.is_empty());
+    if let (Some(record), Some(installed)) = (&mut recorded.journal.upgrade, installed) {
+        if record.to.is_some() && record.to.as_ref() != Some(&installed) {
+            log::info!(
+                "kubelet {installed} was installed where the plan read {}: waiting for {installed}",
+                record.to.as_deref().unwrap_or_default()
+            );
+            record.to = Some(installed);
+            journal.persist(&recorded.journal)?;
+        }
+    }
     let to = recorded.journal.upgrade.as_ref().and_then(|u| u.to.clone());
     let on = to
         .as_deref()

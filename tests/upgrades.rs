@@ -433,3 +433,47 @@ fn an_upgrade_killed_at_any_step_converges() {
         assert_eq!(versions(&sim), ["1.32.0", "1.32.0", "1.32.0"], "{call}");
     }
 }
+
+/// The store publishes a new patch on the channel while the drain waits:
+/// the refresh installs it, the node posts it, and the wait for Ready
+/// looks for the version installed, not the one the plan read.
+#[test]
+fn the_wait_for_ready_looks_for_the_kubelet_the_refresh_installed() {
+    let (sim, _scratch, c) = held_on("1.31/stable");
+    c.api.set_version("v1.32.0");
+    c.api.web_behind_a_budget(&c.node);
+    c.api.later(std::time::Duration::from_secs(3), |api| {
+        api.set_pod_ready("default", "web-2", true)
+    });
+    sim.configure("channel", "1.32/stable").assert_ok();
+    let (run, action) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            sim.edit_machine(|m| {
+                let kubelet = m
+                    .store
+                    .get_mut("kubelet")
+                    .and_then(|channels| channels.get_mut("1.32/stable"))
+                    .unwrap();
+                kubelet.version = "1.32.1".into();
+                kubelet.revision += 1;
+            });
+        });
+        sim.action("upgrade", json!({"ready-timeout": 20}))
+    });
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{action:?}");
+    assert_eq!(
+        action.results["kubelet"],
+        json!("installed kubelet from the store (1.32/stable): version 1.32.1")
+    );
+    assert!(
+        action.results["ready"]
+            .as_str()
+            .unwrap()
+            .starts_with("Ready on kubelet 1.32.1 after "),
+        "{action:?}"
+    );
+    assert_eq!(posted_kubelet(&c), json!("v1.32.1"));
+    assert!(!cordoned(&c));
+}
