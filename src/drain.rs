@@ -44,12 +44,32 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn of(pods: Vec<Pod>, force: bool, delete_local_data: bool) -> Plan {
+    /// `daemonset_exists` answers for a running DaemonSet pod's
+    /// controller: kubectl skips the pods of an existing DaemonSet (with
+    /// `--ignore-daemonsets`) and deletes those of one that is gone only
+    /// with `--force`.
+    pub fn of(
+        pods: Vec<Pod>,
+        force: bool,
+        delete_local_data: bool,
+        daemonset_exists: &dyn Fn(&Pod) -> Result<bool, String>,
+    ) -> Result<Plan, String> {
         let mut plan = Plan::default();
         for pod in pods {
-            // daemonSetFilter: with --ignore-daemonsets, skipped unless
-            // finished. mirrorPodFilter: the API cannot delete them.
-            if (pod.daemonset && !pod.finished) || pod.mirror {
+            // daemonSetFilter: skipped unless finished, or orphaned and
+            // forced.
+            if pod.daemonset && !pod.finished {
+                if daemonset_exists(&pod)? {
+                    continue;
+                }
+                if !force {
+                    plan.needs_force.push(name(&pod));
+                    continue;
+                }
+                log::warn!("{}: its DaemonSet is gone; deleting it", name(&pod));
+            }
+            // mirrorPodFilter: the API cannot delete them.
+            if pod.mirror {
                 continue;
             }
             // localStorageFilter, then unreplicatedFilter: any finished
@@ -67,7 +87,7 @@ impl Plan {
             }
             plan.evict.push(pod);
         }
-        plan
+        Ok(plan)
     }
 
     /// Why the drain refuses, if it does: before evicting anything, so a
@@ -76,7 +96,7 @@ impl Plan {
         let mut why = Vec::new();
         if !self.needs_force.is_empty() {
             why.push(format!(
-                "pods not managed by a controller (run again with force=true to delete them): {}",
+                "pods no controller will recreate (run again with force=true to delete them): {}",
                 self.needs_force.join(", ")
             ));
         }
@@ -133,7 +153,12 @@ pub fn drain(api: &Api, node: &str, options: &Options) -> Result<Drained, String
     let pods = api
         .pods_on(node)
         .map_err(|e| format!("cannot list the pods on node {node}: {e}"))?;
-    let plan = Plan::of(pods, options.force, options.delete_local_data);
+    let plan = Plan::of(
+        pods,
+        options.force,
+        options.delete_local_data,
+        &daemonset_exists(api),
+    )?;
     if let Some(why) = plan.refusal() {
         return Err(why);
     }
@@ -218,7 +243,23 @@ pub fn plan(api: &Api, node: &str, options: &Options) -> Result<Plan, String> {
     let pods = api
         .pods_on(node)
         .map_err(|e| format!("cannot list the pods on node {node}: {e}"))?;
-    Ok(Plan::of(pods, options.force, options.delete_local_data))
+    Plan::of(
+        pods,
+        options.force,
+        options.delete_local_data,
+        &daemonset_exists(api),
+    )
+}
+
+/// The lookup of a DaemonSet pod's controller, through `api`.
+fn daemonset_exists(api: &Api) -> impl Fn(&Pod) -> Result<bool, String> + '_ {
+    move |pod| {
+        let Some(owner) = &pod.controller else {
+            return Ok(true);
+        };
+        api.daemonset_exists(&pod.namespace, owner)
+            .map_err(|e| format!("cannot look up the DaemonSet of {}: {e}", name(pod)))
+    }
 }
 
 fn name(p: &Pod) -> String {
@@ -234,9 +275,10 @@ mod tests {
         Pod {
             namespace: "default".into(),
             name: name.into(),
-            daemonset: has("daemonset"),
+            daemonset: has("daemonset") || has("orphan"),
+            controller: (has("daemonset") || has("orphan")).then(|| name.to_string()),
             mirror: has("mirror"),
-            controlled: has("controlled") || has("daemonset"),
+            controlled: has("controlled") || has("daemonset") || has("orphan"),
             local_data: has("emptydir"),
             finished: has("finished"),
             deleting: has("deleting"),
@@ -265,9 +307,14 @@ mod tests {
             (&["emptydir"], false, true, "force"),
             (&["emptydir"], true, true, "evict"),
             (&["controlled", "deleting"], false, false, "evict"),
+            // A DaemonSet pod whose DaemonSet is gone: only with force.
+            (&["orphan"], false, true, "force"),
+            (&["orphan"], true, false, "evict"),
+            (&["orphan", "finished"], false, false, "finished"),
         ];
         for (traits, force, local, want) in cases {
-            let plan = Plan::of(vec![pod("p", traits)], *force, *local);
+            let exists = |p: &Pod| Ok(!traits.contains(&"orphan") || p.controller.is_none());
+            let plan = Plan::of(vec![pod("p", traits)], *force, *local, &exists).unwrap();
             let got = match (
                 plan.evict.len(),
                 plan.finished.len(),
@@ -290,6 +337,7 @@ mod tests {
 
     #[test]
     fn a_refusal_names_every_pod_and_what_it_needs() {
+        let exists = |_: &Pod| Ok(true);
         let plan = Plan::of(
             vec![
                 pod("bare", &[]),
@@ -299,7 +347,9 @@ mod tests {
             ],
             false,
             false,
-        );
+            &exists,
+        )
+        .unwrap();
         let why = plan.refusal().unwrap();
         assert!(
             why.contains("force=true to delete them): default/bare"),
@@ -314,9 +364,18 @@ mod tests {
             "default/job-1,default/web; finished, they simply go: default/job-1; \
              needing force=true: default/bare; needing delete-local-data=true: default/cache"
         );
-        assert_eq!(Plan::of(vec![], false, false).summary(), "none");
-        assert!(Plan::of(vec![pod("web", &["controlled"])], false, false)
-            .refusal()
-            .is_none());
+        assert_eq!(
+            Plan::of(vec![], false, false, &exists).unwrap().summary(),
+            "none"
+        );
+        assert!(
+            Plan::of(vec![pod("web", &["controlled"])], false, false, &exists)
+                .unwrap()
+                .refusal()
+                .is_none()
+        );
+        // A DaemonSet that cannot be looked up stops the plan, as kubectl.
+        let unknown = |_: &Pod| Err("cannot look up the DaemonSet".to_string());
+        assert!(Plan::of(vec![pod("ds", &["daemonset"])], true, true, &unknown).is_err());
     }
 }

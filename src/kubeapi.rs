@@ -81,6 +81,8 @@ pub struct Pod {
     pub namespace: String,
     pub name: String,
     pub daemonset: bool,
+    /// The name of its controller (its DaemonSet's, for a DaemonSet pod).
+    pub controller: Option<String>,
     pub mirror: bool,
     pub controlled: bool,
     pub local_data: bool,
@@ -316,6 +318,20 @@ impl Api {
         }
     }
 
+    /// Whether a DaemonSet exists (a pod's controller may be gone while
+    /// the pod still runs: an orphan).
+    pub fn daemonset_exists(&self, namespace: &str, name: &str) -> Result<bool, ApiError> {
+        match self.call(
+            Method::GET,
+            &format!("/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}"),
+            None,
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn evict(&self, pod: &Pod) -> Result<(), ApiError> {
         let body = json!({
             "apiVersion": "policy/v1",
@@ -363,6 +379,7 @@ fn pod(item: &Value) -> Pod {
         namespace: meta["namespace"].as_str().unwrap_or("default").to_string(),
         name: meta["name"].as_str().unwrap_or_default().to_string(),
         daemonset: controller.is_some_and(|o| o["kind"] == "DaemonSet"),
+        controller: controller.and_then(|o| o["name"].as_str().map(str::to_string)),
         mirror: meta["annotations"]
             .get("kubernetes.io/config.mirror")
             .is_some(),

@@ -1100,6 +1100,41 @@ fn pause_lets_finished_pods_go_and_takes_a_pod_deleted_meanwhile_as_done() {
     assert_eq!(left, ["web-2"]);
 }
 
+/// A DaemonSet's pod stays (as with `--ignore-daemonsets`) while its
+/// DaemonSet exists; once the DaemonSet is gone nothing recreates it, and
+/// like kubectl the drain deletes it only with force.
+#[test]
+fn pause_deletes_a_pod_whose_daemonset_is_gone_only_with_force() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Current);
+    c.api
+        .add_pod(pod("flannel-x", &c.node, Some("DaemonSet"), json!({})));
+    c.api
+        .add_pod(pod("agent-x", &c.node, Some("DaemonSet"), json!({})));
+    c.api.delete_daemonset("default", "agent");
+    let (run, action) = sim.action("pause", json!({}));
+    run.assert_ok();
+    assert_eq!(action.status, "failed");
+    assert!(
+        action
+            .message
+            .contains("run again with force=true to delete them): default/agent-x"),
+        "{}",
+        action.message
+    );
+    assert_eq!(c.api.pods().len(), 2, "nothing evicted");
+    let (run, action) = sim.action("pause", json!({"force": true}));
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{}", action.message);
+    assert_eq!(action.results["evicted"], "default/agent-x");
+    let left: Vec<String> = c
+        .api
+        .pods()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, ["flannel-x"]);
+}
+
 /// An eviction in a namespace being deleted is refused (403,
 /// NamespaceTerminating): the drain waits for the namespace controller to
 /// delete the pod, as kubectl does, rather than failing.

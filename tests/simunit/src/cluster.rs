@@ -248,8 +248,33 @@ impl ApiServer {
         }
     }
 
+    /// Adds a pod; a DaemonSet's pod comes with its DaemonSet (until
+    /// [`ApiServer::delete_daemonset`] orphans it).
     pub fn add_pod(&self, pod: Value) {
-        self.state.lock().unwrap().pods.push(pod);
+        let mut s = self.state.lock().unwrap();
+        let owner = pod["metadata"]["ownerReferences"]
+            .as_array()
+            .and_then(|o| o.iter().find(|o| o["controller"] == true).cloned());
+        if let Some(owner) = owner.filter(|o| o["kind"] == "DaemonSet") {
+            let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+            let name = owner["name"].as_str().unwrap_or_default();
+            s.objects
+                .entry(daemonset_path(ns, name))
+                .or_insert_with(|| {
+                    json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                           "metadata": {"namespace": ns, "name": name}})
+                });
+        }
+        s.pods.push(pod);
+    }
+
+    /// Deletes a DaemonSet without its pods (an orphaning delete).
+    pub fn delete_daemonset(&self, namespace: &str, name: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .remove(&daemonset_path(namespace, name));
     }
 
     pub fn pods(&self) -> Vec<Value> {
@@ -783,6 +808,17 @@ fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Valu
                 .collect();
             (200, json!({"kind": "PodList", "items": items}))
         }
+        ("GET", ["apis", "apps", "v1", "namespaces", ns, "daemonsets", name]) => {
+            match s.objects.get(&daemonset_path(ns, name)) {
+                Some(ds) => (200, ds.clone()),
+                None => (
+                    404,
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                           "message": format!("daemonsets.apps \"{name}\" not found"), "reason": "NotFound",
+                           "details": {"name": name, "group": "apps", "kind": "daemonsets"}, "code": 404}),
+                ),
+            }
+        }
         ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => s
             .pods
             .iter()
@@ -830,6 +866,11 @@ fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Valu
         }
         _ => not_found,
     }
+}
+
+/// Where a DaemonSet lives, as the objects are kept (by path).
+fn daemonset_path(namespace: &str, name: &str) -> String {
+    format!("/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}")
 }
 
 /// kube-apiserver's answer for a pod that does not exist (or no longer).
