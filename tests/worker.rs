@@ -720,6 +720,15 @@ fn ingress_opens_and_closes_its_ports() {
 
 /// A Running, Ready pod labelled `app=` its name's first word, with
 /// `extra` annotations or spec fields.
+/// The names of the pods the API server holds, in its order.
+fn pod_names(c: &cluster::Cluster) -> Vec<String> {
+    c.api
+        .pods()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn pod(name: &str, node: &str, owner: Option<&str>, extra: serde_json::Value) -> serde_json::Value {
     let app = name.split('-').next().unwrap_or(name);
     let mut p = cluster::pod(name, app, node, owner);
@@ -1091,13 +1100,7 @@ fn pause_lets_finished_pods_go_and_takes_a_pod_deleted_meanwhile_as_done() {
         "default/web-1,default/job-1,default/batch-1"
     );
     assert_eq!(action.results["already-gone"], "default/old-1");
-    let left: Vec<String> = c
-        .api
-        .pods()
-        .iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(left, ["web-2"]);
+    assert_eq!(pod_names(&c), ["web-2"]);
 }
 
 /// A DaemonSet's pod stays (as with `--ignore-daemonsets`) while its
@@ -1126,13 +1129,7 @@ fn pause_deletes_a_pod_whose_daemonset_is_gone_only_with_force() {
     run.assert_ok();
     assert_eq!(action.status, "completed", "{}", action.message);
     assert_eq!(action.results["evicted"], "default/agent-x");
-    let left: Vec<String> = c
-        .api
-        .pods()
-        .iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(left, ["flannel-x"]);
+    assert_eq!(pod_names(&c), ["flannel-x"]);
 }
 
 /// An eviction in a namespace being deleted is refused (403,
