@@ -503,6 +503,18 @@ pub fn start(
         return Ok(Ok(results));
     }
     if order.is_empty() {
+        // Nothing to do. A roll that stopped is over: left in the bag, its
+        // waiting units would stay blocked on it for good (the operator
+        // may have gone back rather than fixed the unit that stopped it).
+        if let Some(stopped) = &peers.roll {
+            log::info!(
+                "every unit runs {to}: the upgrade to {} that stopped is over",
+                stopped.to
+            );
+            write_roll(node, &rid, None)?;
+            results.insert("cleared".into(), format!("the upgrade to {}", stopped.to));
+            recorded.concerns.clear(Concern::Roll);
+        }
         return Ok(Ok(results));
     }
     let roll = Roll {

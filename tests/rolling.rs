@@ -246,6 +246,57 @@ fn a_unit_that_fails_stops_the_roll_and_the_others_say_why() {
     let _ = &w.views;
 }
 
+/// The operator goes back instead of fixing the unit that stopped the
+/// roll: the channel back to 1.31, the units already on 1.32 upgraded
+/// back by hand. The next all-units run finds nothing to do and clears
+/// the stopped roll, so no unit stays blocked on it.
+#[test]
+fn an_all_units_run_with_nothing_to_do_clears_a_stopped_roll() {
+    let Some(w) = three_held_back() else {
+        return;
+    };
+    w.app.units[2].edit_machine(|m| {
+        m.crashing.insert("snap.kubelet.daemon.service".into());
+    });
+    let (run, _) = w.app.units[0].action("upgrade", json!({"all-units": true, "ready-timeout": 3}));
+    run.assert_ok();
+    for run in w.app.settle() {
+        run.assert_ok();
+    }
+    assert!(w.app.units[0]
+        .status()
+        .1
+        .starts_with("Upgrade to 1.32.0 stopped by kubernetes-worker/2"));
+
+    w.app.units[2].edit_machine(|m| {
+        m.crashing.clear();
+    });
+    for sim in &w.app.units {
+        sim.configure("channel", "1.31/stable").assert_ok();
+    }
+    for n in [1, 2] {
+        let (run, action) = w.app.units[n].action("upgrade", json!({}));
+        run.assert_ok();
+        assert_eq!(action.status, "completed", "{action:?}");
+    }
+    for run in w.app.settle() {
+        run.assert_ok();
+    }
+    let (run, action) = w.app.units[0].action("upgrade", json!({"all-units": true}));
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{action:?}");
+    assert_eq!(action.results["order"], json!("none: every unit runs it"));
+    assert_eq!(action.results["cleared"], json!("the upgrade to 1.32.0"));
+    for run in w.app.settle() {
+        run.assert_ok();
+    }
+    assert_eq!(roll_in_app_bag(&w), None);
+    for sim in &w.app.units {
+        assert_eq!(kubelet(sim), "1.31.2");
+        assert_active(sim);
+    }
+}
+
 #[test]
 fn all_units_runs_on_the_leader_only_and_a_dry_run_changes_nothing() {
     let Some(w) = three_held_back() else {
