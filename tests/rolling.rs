@@ -189,12 +189,9 @@ fn the_units_upgrade_one_at_a_time_in_order_the_leader_last() {
     assert_eq!(roll_in_app_bag(&w), None);
 }
 
-#[test]
-fn a_unit_that_fails_stops_the_roll_and_the_others_say_why() {
-    let Some(w) = three_held_back() else {
-        return;
-    };
-    // Unit 2's new kubelet exits as soon as it starts.
+/// A roll of every unit that unit 2 stops: its new kubelet exits as soon
+/// as it starts, and its node is not Ready within 3 s.
+fn stopped_by_unit_2(w: &Workers) {
     w.app.units[2].edit_machine(|m| {
         m.crashing.insert("snap.kubelet.daemon.service".into());
     });
@@ -205,6 +202,14 @@ fn a_unit_that_fails_stops_the_roll_and_the_others_say_why() {
     for run in w.app.settle() {
         run.assert_ok();
     }
+}
+
+#[test]
+fn a_unit_that_fails_stops_the_roll_and_the_others_say_why() {
+    let Some(w) = three_held_back() else {
+        return;
+    };
+    stopped_by_unit_2(&w);
     let why = "Upgrade stopped: node worker-2 not Ready on kubelet 1.32.0 after 3 s (Kubelet stopped posting node status.); it stays cordoned. Fix the node, then run the upgrade action again";
     assert_eq!(kubelet(&w.app.units[1]), "1.32.0");
     assert_active(&w.app.units[1]);
@@ -255,14 +260,7 @@ fn an_all_units_run_with_nothing_to_do_clears_a_stopped_roll() {
     let Some(w) = three_held_back() else {
         return;
     };
-    w.app.units[2].edit_machine(|m| {
-        m.crashing.insert("snap.kubelet.daemon.service".into());
-    });
-    let (run, _) = w.app.units[0].action("upgrade", json!({"all-units": true, "ready-timeout": 3}));
-    run.assert_ok();
-    for run in w.app.settle() {
-        run.assert_ok();
-    }
+    stopped_by_unit_2(&w);
     assert!(w.app.units[0]
         .status()
         .1
