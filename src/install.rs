@@ -336,11 +336,7 @@ fn hold_and_version(
         recorded.journal.snaps_held = Some(held);
     }
     recorded.resources_for = Some((config.channel.clone(), config.require_manual_upgrade));
-    let version = recorded
-        .journal
-        .snaps
-        .get("kubelet")
-        .map(|s| s.version.clone());
+    let version = recorded.journal.kubelet_version().map(str::to_string);
     if let Some(version) = version.filter(|v| !v.is_empty()) {
         if recorded.workload_version.as_ref() != Some(&version) {
             tools

@@ -124,6 +124,13 @@ fn first_format() -> u32 {
 /// disk before a change, and at the end of the hook.
 pub struct JournalFile(StateFile<Journal>);
 
+impl Journal {
+    /// The kubelet snap's version as last installed or found, if any.
+    pub fn kubelet_version(&self) -> Option<&str> {
+        self.snaps.get("kubelet").map(|s| s.version.as_str())
+    }
+}
+
 impl JournalFile {
     /// Writes `journal` if it differs from what is on disk.
     pub fn persist(&mut self, journal: &Journal) -> Result<(), Error> {

@@ -246,11 +246,7 @@ fn own_bag(node: &Node, rid: &RelationId, recorded: &Recorded) -> Result<Databag
 }
 
 fn installed(recorded: &Recorded) -> &str {
-    recorded
-        .journal
-        .snaps
-        .get("kubelet")
-        .map_or("", |s| s.version.as_str())
+    recorded.journal.kubelet_version().unwrap_or_default()
 }
 
 /// This unit's side: its kubelet version and its last outcome.
@@ -366,10 +362,8 @@ fn step(
         let outcome = take_turn(turn, recorded, &roll)?;
         publish(node, rid, recorded, Some(&outcome))?;
         peers.outcomes.insert(node.unit.to_string(), outcome);
-        if let Some(v) = recorded.journal.snaps.get("kubelet") {
-            peers
-                .versions
-                .insert(node.unit.to_string(), v.version.clone());
+        if let Some(v) = recorded.journal.kubelet_version() {
+            peers.versions.insert(node.unit.to_string(), v.to_string());
         }
     }
     recorded

@@ -401,10 +401,9 @@ pub fn run(
     // after a kill waits for the same.
     let installed = recorded
         .journal
-        .snaps
-        .get("kubelet")
-        .map(|s| s.version.clone())
-        .filter(|v| !v.is_empty());
+        .kubelet_version()
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
     if let (Some(record), Some(installed)) = (&mut recorded.journal.upgrade, installed) {
         if record.to.is_some() && record.to.as_ref() != Some(&installed) {
             log::info!(
