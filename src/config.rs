@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::args;
 use crate::error::{Error, ToolContext};
 use crate::problem::Problem;
-use crate::unit_state::{IngressSettings, NodeOptions};
+use crate::unit_state::{IngressSettings, NodeOptions, DEFAULT_REMOVAL_DRAIN_TIMEOUT};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -120,6 +120,18 @@ impl Config {
             &mut problems,
             ingress_settings(&text, &flag).map(|(settings, _)| settings),
         );
+        let removal_drain_timeout = match map.get("removal-drain-timeout") {
+            None | Some(Value::Null) => DEFAULT_REMOVAL_DRAIN_TIMEOUT,
+            Some(v) => match v.as_u64().filter(|s| *s <= MAX_REMOVAL_DRAIN_TIMEOUT) {
+                Some(seconds) => seconds,
+                None => {
+                    problems.push(Problem::blocked(format!(
+                        "removal-drain-timeout must be from 0 to {MAX_REMOVAL_DRAIN_TIMEOUT} seconds, not {v}"
+                    )));
+                    0
+                }
+            },
+        };
         let node = if problems.is_empty() {
             Ok(NodeOptions {
                 allow_privileged,
@@ -133,6 +145,7 @@ impl Config {
                 proxy_extra_config,
                 sysctl,
                 ingress_settings,
+                removal_drain_timeout,
             })
         } else {
             Err(problems)
@@ -145,6 +158,10 @@ impl Config {
         }
     }
 }
+
+/// The longest drain before a removal: the stop hook holds the machine
+/// lock, and every other charm on the machine with it.
+const MAX_REMOVAL_DRAIN_TIMEOUT: u64 = 3600;
 
 /// The ingress options, checked, and the default certificate's key.
 pub fn ingress_settings(
@@ -352,6 +369,24 @@ mod tests {
             default("kubelet-extra-config"),
             serde_yaml::Value::from("{}")
         );
+        assert_eq!(
+            default("removal-drain-timeout"),
+            serde_yaml::Value::from(DEFAULT_REMOVAL_DRAIN_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn the_drain_before_a_removal_is_bounded() {
+        let timeout = |v: Value| config(json!({ "removal-drain-timeout": v })).node;
+        assert_eq!(timeout(json!(0)).unwrap().removal_drain_timeout, 0);
+        assert_eq!(timeout(json!(3600)).unwrap().removal_drain_timeout, 3600);
+        assert_eq!(config(json!({})).node.unwrap().removal_drain_timeout, 300);
+        for bad in [json!(-1), json!(3601), json!(1.5)] {
+            assert_eq!(
+                timeout(bad.clone()).unwrap_err()[0].message,
+                format!("removal-drain-timeout must be from 0 to 3600 seconds, not {bad}")
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! of k8s.io/kubectl's pkg/drain, filters.go and drain.go): cordon it,
 //! evict its pods but DaemonSet and mirror pods, retry the evictions a
 //! PodDisruptionBudget refuses for now, and wait for the evicted pods to
-//! go, all within one deadline. Used by the `pause` and `upgrade` actions.
+//! go, all within one deadline. Used by the `pause` and `upgrade` actions,
+//! and by the `stop` hook before the node is deleted.
 
 use std::time::{Duration, Instant};
 
@@ -162,79 +163,174 @@ pub fn drain(api: &Api, node: &str, options: &Options) -> Result<Drained, String
     if let Some(why) = plan.refusal() {
         return Err(why);
     }
-    let mut evicted = Vec::new();
-    let mut gone = Vec::new();
-    for pod in &plan.evict {
-        match evict(api, pod, deadline)? {
-            true => evicted.push(name(pod)),
-            false => gone.push(name(pod)),
-        }
+    let evictions = evict_all(api, &plan.evict, deadline);
+    if let Some(why) = evictions.stopped {
+        return Err(format!("node cordoned; {why}"));
     }
-    // Eviction only asks; as `kubectl drain` does, wait for the pods to go.
-    let terminating = loop {
-        let left: Vec<String> = match api.pods_on(node) {
-            Ok(pods) => pods
-                .iter()
-                .map(name)
-                .filter(|n| evicted.contains(n))
-                .collect(),
-            Err(e) => {
-                return Err(format!(
-                    "node cordoned, pods evicted; cannot check they terminated: {e}"
-                ))
-            }
-        };
-        let now = Instant::now();
-        if left.is_empty() || now >= deadline {
-            break left;
-        }
-        std::thread::sleep(POLL.min(deadline - now));
-    };
+    let terminating = wait_gone(api, node, &evictions.evicted, deadline)
+        .map_err(|e| format!("node cordoned, pods evicted; cannot check they terminated: {e}"))?;
     Ok(Drained {
-        evicted,
-        gone,
+        evicted: evictions.evicted,
+        gone: evictions.gone,
         terminating,
     })
 }
 
-/// Evicts one pod as kubectl's `evictPods` does: true once it is evicted
-/// or already going (then waited for), false when it was gone already.
-fn evict(api: &Api, pod: &Pod, deadline: Instant) -> Result<bool, String> {
-    let mut current = pod.clone();
+/// What a drain before the node's removal did: the pods evicted and gone,
+/// those still there at the deadline (they go with the node), and what
+/// stopped it early, if anything did.
+#[derive(Debug, Default)]
+pub struct Removal {
+    pub evicted: Vec<String>,
+    pub left: Vec<String>,
+    pub stopped: Option<String>,
+}
+
+/// Drains `node` before it is deleted, which cannot be refused: every pod
+/// but a live DaemonSet's or a mirror is evicted, as `kubectl drain
+/// --ignore-daemonsets --force --delete-emptydir-data` would (they die
+/// with the node otherwise, without their budgets or grace period), and
+/// what is still there at `deadline` is named, not waited for.
+pub fn drain_for_removal(api: &Api, node: &str, deadline: Instant) -> Removal {
+    let mut removal = Removal::default();
+    if let Err(e) = api.set_unschedulable(node, true) {
+        removal.stopped = Some(format!("cannot cordon node {node}: {e}"));
+        return removal;
+    }
+    let plan = api
+        .pods_on(node)
+        .map_err(|e| format!("cannot list the pods on node {node}: {e}"))
+        .and_then(|pods| Plan::of(pods, true, true, &daemonset_exists(api)));
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(why) => {
+            removal.stopped = Some(why);
+            return removal;
+        }
+    };
+    let evictions = evict_all(api, &plan.evict, deadline);
+    removal.stopped = evictions.stopped;
+    removal.left = evictions.left;
+    match wait_gone(api, node, &evictions.evicted, deadline) {
+        Ok(terminating) => {
+            removal.evicted.extend(
+                evictions
+                    .evicted
+                    .into_iter()
+                    .filter(|p| !terminating.contains(p)),
+            );
+            removal.left.extend(terminating);
+        }
+        Err(e) => {
+            removal
+                .stopped
+                .get_or_insert(format!("cannot check the evicted pods terminated: {e}"));
+            removal.left.extend(evictions.evicted);
+        }
+    }
+    removal
+}
+
+/// The evictions of a drain.
+#[derive(Default)]
+struct Evictions {
+    /// Evicted (or already going): to be waited for.
+    evicted: Vec<String>,
+    /// Deleted before their eviction: nothing left to do.
+    gone: Vec<String>,
+    /// Not evicted: refused until the deadline, or never tried after a
+    /// failure.
+    left: Vec<String>,
+    /// Why not all were evicted: the first failure, or the first refusal
+    /// still standing at the deadline.
+    stopped: Option<String>,
+}
+
+/// Evicts `pods` as kubectl's `evictPods` does, which evicts each in its
+/// own goroutine: a pod whose budget says "not now" does not hold up the
+/// others. Every pod is tried, then those refused for now (429, or 403
+/// while their namespace is being deleted) again, as they are now, until
+/// the deadline. Any other answer stops the evictions.
+fn evict_all(api: &Api, pods: &[Pod], deadline: Instant) -> Evictions {
+    let mut out = Evictions::default();
+    let mut pending: Vec<Pod> = pods.to_vec();
     loop {
-        match api.evict(&current) {
-            Ok(()) => return Ok(true),
-            // Deleted since the list (scaled down, rolled, a finished Job
-            // cleaned up): nothing left to evict.
-            Err(e) if e.is_not_found() => {
-                log::info!("{} is already gone", name(pod));
-                return Ok(false);
-            }
-            // Its namespace is being deleted, which deletes the pod too:
-            // once the pod is marked for deletion, only the wait is left.
-            Err(e) if e.is_namespace_terminating() && current.deleting => return Ok(true),
-            // A disruption budget says "not now", or the namespace is being
-            // deleted and the pod not marked yet: try again until the
-            // deadline, with the pod as it is now.
-            Err(e)
-                if (e.is_too_many_requests() || e.is_namespace_terminating())
-                    && Instant::now() < deadline =>
-            {
-                log::debug!("evicting {}: {e}; trying again", name(pod));
-                let left = deadline.saturating_duration_since(Instant::now());
-                std::thread::sleep(POLL.min(left));
-                match api.pod(&pod.namespace, &pod.name) {
-                    Ok(Some(fresh)) => current = fresh,
-                    Ok(None) => {
-                        log::info!("{} is already gone", name(pod));
-                        return Ok(false);
-                    }
-                    // As kubectl: the eviction itself says what is wrong.
-                    Err(_) => {}
+        let mut refused: Vec<(Pod, String)> = Vec::new();
+        let mut tries = std::mem::take(&mut pending).into_iter();
+        for pod in tries.by_ref() {
+            match api.evict(&pod) {
+                Ok(()) => out.evicted.push(name(&pod)),
+                // Deleted since the list (scaled down, rolled, a finished
+                // Job cleaned up): nothing left to evict.
+                Err(e) if e.is_not_found() => {
+                    log::info!("{} is already gone", name(&pod));
+                    out.gone.push(name(&pod));
+                }
+                // Its namespace is being deleted, which deletes the pod
+                // too: once the pod is marked for deletion, only the wait
+                // is left.
+                Err(e) if e.is_namespace_terminating() && pod.deleting => {
+                    out.evicted.push(name(&pod))
+                }
+                Err(e) if e.is_too_many_requests() || e.is_namespace_terminating() => {
+                    log::debug!("evicting {}: {e}; trying again", name(&pod));
+                    refused.push((pod, e.to_string()));
+                }
+                Err(e) => {
+                    out.stopped = Some(format!("evicting {} failed: {e}", name(&pod)));
+                    out.left.push(name(&pod));
+                    break;
                 }
             }
-            Err(e) => return Err(format!("node cordoned; evicting {} failed: {e}", name(pod))),
         }
+        out.left.extend(tries.map(|p| name(&p)));
+        if out.stopped.is_some() || Instant::now() >= deadline {
+            if let Some((pod, e)) = refused.first() {
+                out.stopped
+                    .get_or_insert_with(|| format!("evicting {} failed: {e}", name(pod)));
+            }
+            out.left.extend(refused.iter().map(|(p, _)| name(p)));
+            return out;
+        }
+        if refused.is_empty() {
+            return out;
+        }
+        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+        for (pod, _) in refused {
+            match api.pod(&pod.namespace, &pod.name) {
+                Ok(Some(fresh)) => pending.push(fresh),
+                Ok(None) => {
+                    log::info!("{} is already gone", name(&pod));
+                    out.gone.push(name(&pod));
+                }
+                // As kubectl: the eviction itself says what is wrong.
+                Err(_) => pending.push(pod),
+            }
+        }
+    }
+}
+
+/// Eviction only asks; as `kubectl drain` does, wait for the evicted pods
+/// to go, until the deadline. Returns those still there.
+fn wait_gone(
+    api: &Api,
+    node: &str,
+    evicted: &[String],
+    deadline: Instant,
+) -> Result<Vec<String>, String> {
+    loop {
+        let left: Vec<String> = api
+            .pods_on(node)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(name)
+            .filter(|n| evicted.contains(n))
+            .collect();
+        let now = Instant::now();
+        if left.is_empty() || now >= deadline {
+            return Ok(left);
+        }
+        std::thread::sleep(POLL.min(deadline - now));
     }
 }
 

@@ -122,6 +122,16 @@ pub struct UpgradeRecord {
     pub stopped: Option<String>,
 }
 
+/// The drain before the node's removal, recorded before it begins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopDrain {
+    /// The node drained.
+    pub node: String,
+    /// When the drain must end (seconds since the epoch): a stop killed
+    /// mid-drain and run again keeps the bound the operator set.
+    pub deadline: u64,
+}
+
 /// The API server that holds the node, and its CA: `stop` runs after every
 /// relation is gone and must still reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

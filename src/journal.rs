@@ -98,6 +98,13 @@ pub struct Journal {
     /// finds it gone, and knows why.
     #[serde(default)]
     pub node_deleted: Option<String>,
+    /// The drain `stop` began before deleting the node.
+    #[serde(default)]
+    pub stop_drain: Option<facts::StopDrain>,
+    /// What the stop's outcome says of the drain (done, skipped and why,
+    /// pods left), kept for a stop run again after the deletion.
+    #[serde(default)]
+    pub stop_drained: Option<String>,
     /// The unit is stopping: nothing restarts the daemons any more.
     #[serde(default)]
     pub stopped: bool,

@@ -264,6 +264,26 @@ impl Api {
         Ok((not_ready(&value), version))
     }
 
+    /// A node other than `node` that takes new pods: Ready, not cordoned,
+    /// and with no taint that keeps ordinary pods away (a control-plane
+    /// node's `NoSchedule`). `None`: the pods evicted from `node` would
+    /// have nowhere to go.
+    pub fn other_schedulable_node(&self, node: &str) -> Result<Option<String>, ApiError> {
+        let list = self.call(Method::GET, "/api/v1/nodes", None)?;
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        Ok(items.iter().find_map(|item| {
+            let name = item["metadata"]["name"].as_str()?;
+            let cordoned = item["spec"]["unschedulable"].as_bool() == Some(true);
+            let tainted = item["spec"]["taints"].as_array().is_some_and(|taints| {
+                taints
+                    .iter()
+                    .any(|t| matches!(t["effect"].as_str(), Some("NoSchedule" | "NoExecute")))
+            });
+            (name != node && !cordoned && !tainted && not_ready(item).is_none())
+                .then(|| name.to_string())
+        }))
+    }
+
     /// Whether the node is cordoned (`spec.unschedulable`).
     pub fn node_cordoned(&self, node: &str) -> Result<bool, ApiError> {
         let value = self.call(Method::GET, &format!("/api/v1/nodes/{node}"), None)?;

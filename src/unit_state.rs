@@ -92,6 +92,15 @@ pub struct Recorded {
     /// when Ready (or not looked at yet), else the condition's message.
     #[serde(default)]
     pub node_not_ready: Option<String>,
+    /// A relation-departed named this unit as the one departing: Juju is
+    /// removing it (or its application), and its relations go first.
+    #[serde(default)]
+    pub leaving: bool,
+    /// kube-control, as last read while this unit was not leaving, had no
+    /// control-plane unit left: the control plane was removed, or the
+    /// relation was. `stop` then does not drain the node.
+    #[serde(default)]
+    pub control_plane_left: bool,
     /// The FQDN last found for the host name (on AWS with an external
     /// cloud provider the node is named by it).
     #[serde(default)]
@@ -125,6 +134,16 @@ pub struct NodeOptions {
     /// The ingress controller's options.
     #[serde(default)]
     pub ingress_settings: IngressSettings,
+    /// `removal-drain-timeout`, in seconds: the drain before a removal.
+    #[serde(default = "default_removal_drain_timeout")]
+    pub removal_drain_timeout: u64,
+}
+
+/// `removal-drain-timeout` unset (config.yaml's default).
+pub const DEFAULT_REMOVAL_DRAIN_TIMEOUT: u64 = 300;
+
+fn default_removal_drain_timeout() -> u64 {
+    DEFAULT_REMOVAL_DRAIN_TIMEOUT
 }
 
 /// The options of the ingress controller, checked. The default

@@ -248,6 +248,7 @@ fn run(
             let target = install::Target { tools, root, arch };
             look_at_resources(&target, recorded, journal, &reads, config, announce)?;
             let mut fresh = read_relations(ctx, node, recorded, kind, &reads)?;
+            note_departures(ctx, recorded);
             let renamed = rename(node, recorded, &reads)?;
             let node = renamed.as_ref().unwrap_or(node);
 
@@ -397,6 +398,32 @@ fn read_relations(
     Ok(fresh)
 }
 
+/// Who is leaving, as Juju's relation-departed says (juju's relation
+/// resolver names the local unit as the departing one once the unit or
+/// its application is dying, and the remote unit otherwise): this unit,
+/// whose removal has begun, or the control plane, once kube-control has
+/// no unit left while this unit is not leaving.
+fn note_departures(ctx: &HookContext, recorded: &mut Recorded) {
+    let departing = ctx
+        .relation
+        .as_ref()
+        .and_then(|r| r.departing_unit.as_deref());
+    if departing == Some(ctx.unit.as_str()) && !recorded.leaving {
+        log::info!("this unit is being removed: its relations are leaving first");
+        recorded.leaving = true;
+    }
+    if recorded.leaving {
+        return;
+    }
+    if let Some(control) = recorded.relations.get(KUBE_CONTROL) {
+        let left = control.relations.values().all(|units| units.is_empty());
+        if left && !recorded.control_plane_left && departing.is_some() {
+            log::info!("the control plane has left: no kube-control unit remains");
+        }
+        recorded.control_plane_left = left;
+    }
+}
+
 /// The node under the name it now has, if that changed: the name follows
 /// kube-control (has-xcp) and, on AWS, the FQDN. The FQDN is looked up
 /// again, on every cloud (the certificate names it), where a machine can
@@ -539,7 +566,11 @@ fn assess(recorded: &Recorded, machine: &str, arch: Option<Arch>) -> Status {
             .stop_outcome
             .as_deref()
             .unwrap_or("node left to the control plane");
-        let sep = if node.ends_with(')') { ";" } else { "," };
+        let sep = if node.ends_with(')') || node.contains(';') {
+            ";"
+        } else {
+            ","
+        };
         return Status::maintenance(format!(
             "Stopped: {node}{sep} kubelet and kube-proxy stopped"
         ));

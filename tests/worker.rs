@@ -853,14 +853,194 @@ fn removing_the_unit_deletes_the_node_and_stops_both_daemons() {
             let svc = &machine.services[&format!("snap.{snap}.daemon.service")];
             assert!(!svc.active && !svc.enabled, "{snap}");
         }
+        // The only node: its pods would have nowhere to go.
         assert_eq!(
             sim.status(),
             (
                 "maintenance".into(),
-                "Stopped: node removed from the cluster, kubelet and kube-proxy stopped".into()
+                "Stopped: node removed from the cluster; not drained: no other node takes pods; \
+                 kubelet and kube-proxy stopped"
+                    .into()
             )
         );
+        assert!(evictions(&c).is_empty());
     }
+}
+
+fn evictions(c: &cluster::Cluster) -> Vec<String> {
+    c.api
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/eviction"))
+        .map(|r| r.path.clone())
+        .collect()
+}
+
+/// A node leaving for good is drained first, as `kubectl drain
+/// --ignore-daemonsets --force --delete-emptydir-data` would, within
+/// removal-drain-timeout: budgets are respected, and what they still hold
+/// at the end goes with the node, named.
+#[test]
+fn removing_the_unit_drains_the_node_before_deleting_it() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Today);
+    sim.configure("removal-drain-timeout", 2).assert_ok();
+    c.api.add_node("worker-b");
+    for p in [
+        pod("api-0", &c.node, Some("ReplicaSet"), json!({})),
+        pod("bare-0", &c.node, None, json!({})),
+        pod(
+            "cache-0",
+            &c.node,
+            Some("ReplicaSet"),
+            json!({"volumes": [{"name": "scratch", "emptyDir": {}}]}),
+        ),
+        pod("agent-0", &c.node, Some("DaemonSet"), json!({})),
+        pod("db-0", &c.node, Some("StatefulSet"), json!({})),
+    ] {
+        c.api.add_pod(p);
+    }
+    // db-0's budget never lets it go.
+    c.api.add_pdb(
+        "default",
+        "db",
+        json!({"app": "db"}),
+        json!({"maxUnavailable": 0}),
+    );
+    let before = c.api.requests().len();
+    let runs = sim.remove_unit();
+    for run in &runs {
+        run.assert_ok();
+    }
+    assert_eq!(pod_names(&c), ["agent-0", "db-0"]);
+    let requests = c.api.requests()[before..].to_vec();
+    let at = |what: &dyn Fn(&juju_sim::cluster::Request) -> bool| {
+        requests.iter().position(what).unwrap()
+    };
+    let cordon = at(&|r| r.method == "PATCH" && r.path.contains(&c.node));
+    let first_eviction = at(&|r| r.path.ends_with("/eviction"));
+    let deletion = at(&|r| r.method == "DELETE");
+    assert!(cordon < first_eviction && first_eviction < deletion);
+    assert!(c.api.node(&c.node).is_none());
+    assert_eq!(
+        sim.status(),
+        (
+            "maintenance".into(),
+            "Stopped: node removed from the cluster; pods still there after 2 s went with it: \
+             default/db-0; kubelet and kube-proxy stopped"
+                .into()
+        )
+    );
+    assert!(sim
+        .unit()
+        .logs
+        .iter()
+        .any(|l| l.message.contains("evicted from node") && l.message.contains("default/cache-0")));
+}
+
+/// When the cluster is going away, tearing it down is not slowed by a
+/// drain: the control plane left first (juju names its units as the
+/// departing ones), or no other node is Ready and takes pods.
+#[test]
+fn removal_skips_the_drain_when_the_cluster_is_going_away() {
+    // The control plane's application is removed, then this unit.
+    let (sim, _s, c, rels) = cluster::running(Master::Today);
+    c.api.add_node("worker-b");
+    c.api
+        .add_pod(pod("api-0", &c.node, Some("ReplicaSet"), json!({})));
+    for run in sim.unrelate(rels.control) {
+        run.assert_ok();
+    }
+    for run in sim.remove_unit() {
+        run.assert_ok();
+    }
+    assert!(evictions(&c).is_empty());
+    let (_, message) = sim.status();
+    assert!(
+        message.contains("not drained: the control plane left"),
+        "{message}"
+    );
+
+    // The other nodes are cordoned, not Ready, or tainted for the
+    // control plane only.
+    let (sim, _s, c, _rels) = cluster::running(Master::Today);
+    c.api.add_node("cordoned");
+    c.api.add_node("not-ready");
+    c.api.add_node("control-plane");
+    c.api
+        .set_ready("not-ready", false, "KubeletNotReady", "kubelet stopped");
+    c.api
+        .patch_node("cordoned", json!({"spec": {"unschedulable": true}}));
+    c.api.patch_node(
+        "control-plane",
+        json!({"spec": {"taints": [{"key": "node-role.kubernetes.io/control-plane",
+                                      "effect": "NoSchedule"}]}}),
+    );
+    c.api
+        .add_pod(pod("api-0", &c.node, Some("ReplicaSet"), json!({})));
+    for run in sim.remove_unit() {
+        run.assert_ok();
+    }
+    assert!(evictions(&c).is_empty());
+    assert!(c.api.node(&c.node).is_none());
+    let (_, message) = sim.status();
+    assert!(
+        message.contains("not drained: no other node takes pods"),
+        "{message}"
+    );
+}
+
+/// A stop killed mid-drain and run again, as Juju retries it, ends as one
+/// never killed, within the bound the first try set.
+#[test]
+fn a_stop_killed_while_draining_ends_as_one_never_killed() {
+    let (sim, _s, c, _rels) = cluster::running(Master::Today);
+    sim.configure("removal-drain-timeout", 5).assert_ok();
+    c.api.add_node("worker-b");
+    c.api.web_behind_a_budget(&c.node);
+    c.api
+        .add_pod(pod("api-0", &c.node, Some("ReplicaSet"), json!({})));
+    for run in sim.leave_every_relation() {
+        run.assert_ok();
+    }
+    // Killed while web-1's budget holds it; the agent runs it again.
+    sim.kill_next_after(std::time::Duration::from_secs(3));
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let killed = sim.hook("stop");
+    assert!(killed.killed);
+    killed.assert_ok();
+    // The retry kept the first try's deadline (5 s from when the killed
+    // stop began its drain), where a new one would be 5 s from the
+    // retry, 3 s later at least.
+    let journal = read_journal(&sim);
+    assert_eq!(journal["stop_drain"]["node"], c.node.as_str());
+    let deadline = journal["stop_drain"]["deadline"].as_f64().unwrap();
+    assert!(deadline < started + 7.0, "{deadline} {started}");
+    assert!(c.api.node(&c.node).is_none());
+    assert_eq!(pod_names(&c), ["web-1", "web-2"]);
+    let status = sim.status();
+    assert_eq!(
+        status.1,
+        "Stopped: node removed from the cluster; pods still there after 5 s went with it: \
+         default/web-1; kubelet and kube-proxy stopped"
+    );
+    // And once more: nothing changes.
+    let requests = c.api.requests().len();
+    sim.hook("stop").assert_ok();
+    assert_eq!(sim.status(), status);
+    assert_eq!(read_journal(&sim), journal);
+    assert!(c.api.requests()[requests..]
+        .iter()
+        .all(|r| r.method == "GET" || r.method == "DELETE"));
+}
+
+fn read_journal(sim: &Sim) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(sim.charm_dir().join(".kubernetes-worker-journal.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -1070,11 +1250,21 @@ fn pause_retries_evictions_a_disruption_budget_refuses() {
 #[test]
 fn pause_lets_finished_pods_go_and_takes_a_pod_deleted_meanwhile_as_done() {
     let (sim, _s, c, _rels) = cluster::running(Master::Current);
-    // web-1 first, behind a budget that holds its eviction for a while;
-    // old-1 is scaled away meanwhile.
+    // web-1 behind a budget that holds its eviction for a while; old-1
+    // scaled away between the list and its eviction (404); lame-1 behind
+    // a budget of its own, scaled away while refused (gone on the re-read).
     c.api.web_behind_a_budget(&c.node);
     c.api
         .add_pod(pod("old-1", &c.node, Some("ReplicaSet"), json!({})));
+    c.api.delete_pod_after_list("default", "old-1");
+    c.api
+        .add_pod(pod("lame-1", &c.node, Some("ReplicaSet"), json!({})));
+    c.api.add_pdb(
+        "default",
+        "lame",
+        json!({"app": "lame"}),
+        json!({"maxUnavailable": 0}),
+    );
     let mut job = pod(
         "job-1",
         &c.node,
@@ -1087,7 +1277,7 @@ fn pause_lets_finished_pods_go_and_takes_a_pod_deleted_meanwhile_as_done() {
     failed["status"]["phase"] = json!("Failed");
     c.api.add_pod(failed);
     c.api.later(std::time::Duration::from_millis(500), |api| {
-        api.delete_pod("default", "old-1")
+        api.delete_pod("default", "lame-1")
     });
     c.api.later(std::time::Duration::from_millis(1500), |api| {
         api.set_pod_ready("default", "web-2", true)
@@ -1095,11 +1285,16 @@ fn pause_lets_finished_pods_go_and_takes_a_pod_deleted_meanwhile_as_done() {
     let (run, action) = sim.action("pause", json!({"timeout": 30}));
     run.assert_ok();
     assert_eq!(action.status, "completed", "{}", action.message);
+    // Each pod evicted in the first pass but those refused, as kubectl's
+    // one goroutine per pod would.
     assert_eq!(
         action.results["evicted"],
-        "default/web-1,default/job-1,default/batch-1"
+        "default/job-1,default/batch-1,default/web-1"
     );
-    assert_eq!(action.results["already-gone"], "default/old-1");
+    assert_eq!(
+        action.results["already-gone"],
+        "default/old-1,default/lame-1"
+    );
     assert_eq!(pod_names(&c), ["web-2"]);
 }
 

@@ -80,6 +80,10 @@ pub struct ApiState {
     /// Namespaces being deleted: the NamespaceLifecycle admission refuses
     /// anything new in them, evictions included.
     pub terminating_namespaces: std::collections::BTreeSet<String>,
+    /// Pods (namespace, name) deleted right after the next list of pods
+    /// that shows them: their controller scaled them away between a
+    /// drain's list and its eviction.
+    pub gone_after_list: std::collections::BTreeSet<(String, String)>,
 }
 
 /// The stand-in API server, on 127.0.0.1. A clone is the same server.
@@ -131,6 +135,13 @@ impl ApiServer {
                        {"type": "Ready", "status": "True", "reason": "KubeletReady",
                         "message": "kubelet is posting ready status"}]}}),
         );
+    }
+
+    /// Merges `patch` into the node, as a kubectl patch would.
+    pub fn patch_node(&self, name: &str, patch: Value) {
+        if let Some(node) = self.state.lock().unwrap().nodes.get_mut(name) {
+            merge(node, &patch);
+        }
     }
 
     /// The version this API server says it runs (`v1.31.2`).
@@ -279,6 +290,16 @@ impl ApiServer {
 
     pub fn pods(&self) -> Vec<Value> {
         self.state.lock().unwrap().pods.clone()
+    }
+
+    /// Deletes the pod just after the next list that shows it, as a
+    /// controller scaling down between a drain's list and its eviction.
+    pub fn delete_pod_after_list(&self, namespace: &str, name: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .gone_after_list
+            .insert((namespace.to_string(), name.to_string()));
     }
 
     /// Deletes a pod at once, as its controller scaling down would.
@@ -769,6 +790,11 @@ fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Valu
                        "goVersion": "go1.22.8", "compiler": "gc", "platform": "linux/amd64"}),
             )
         }
+        ("GET", ["api", "v1", "nodes"]) => (
+            200,
+            json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {},
+                   "items": s.nodes.values().cloned().collect::<Vec<_>>()}),
+        ),
         ("GET", ["api", "v1", "nodes", name]) => s
             .nodes
             .get(*name)
@@ -806,6 +832,28 @@ fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Valu
                 .filter(|p| p["spec"]["nodeName"] == node)
                 .cloned()
                 .collect();
+            let listed = |p: &Value| {
+                items.iter().any(|i| i["metadata"] == p["metadata"])
+                    && s.gone_after_list.contains(&(
+                        p["metadata"]["namespace"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                        p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    ))
+            };
+            let gone: Vec<usize> = (0..s.pods.len()).filter(|i| listed(&s.pods[*i])).collect();
+            for i in gone.into_iter().rev() {
+                let p = s.pods.remove(i);
+                let key = (
+                    p["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                );
+                s.gone_after_list.remove(&key);
+            }
             (200, json!({"kind": "PodList", "items": items}))
         }
         ("GET", ["apis", "apps", "v1", "namespaces", ns, "daemonsets", name]) => {

@@ -596,15 +596,30 @@ impl Sim {
     /// A remote unit leaves: relation-departed (it is already gone from
     /// relation-list; its data stays readable).
     pub fn depart(&self, id: u32, unit: &str) -> HookRun {
+        self.depart_with(id, unit, unit)
+    }
+
+    /// relation-departed for remote `unit`, with `departing` as
+    /// JUJU_DEPARTING_UNIT: juju's relation resolver names the remote unit
+    /// while this unit and its application are alive, and this unit once
+    /// either is dying (worker/uniter/relation/resolver.go, `departee`).
+    fn depart_with(&self, id: u32, unit: &str, departing: &str) -> HookRun {
         self.edit_unit(|s| {
             s.relation_mut(id).expect("relation").members.remove(unit);
         });
-        self.relation_hook(id, "departed", Some(unit), Some(unit))
+        self.relation_hook(id, "departed", Some(unit), Some(departing))
     }
 
-    /// `juju remove-relation`: every remote unit departs, then
-    /// relation-broken; the relation is gone afterwards.
+    /// `juju remove-relation` (or the remote application's removal): every
+    /// remote unit departs, then relation-broken; the relation is gone
+    /// afterwards.
     pub fn unrelate(&self, id: u32) -> Vec<HookRun> {
+        self.leave(id, None)
+    }
+
+    /// Every remote unit departs, named as the departing unit unless this
+    /// unit (`this`) is the one leaving; then relation-broken.
+    fn leave(&self, id: u32, this: Option<&str>) -> Vec<HookRun> {
         let members: Vec<String> = self
             .unit()
             .relation(id)
@@ -613,7 +628,10 @@ impl Sim {
             .iter()
             .cloned()
             .collect();
-        let mut runs: Vec<HookRun> = members.iter().map(|u| self.depart(id, u)).collect();
+        let mut runs: Vec<HookRun> = members
+            .iter()
+            .map(|u| self.depart_with(id, u, this.unwrap_or(u)))
+            .collect();
         runs.push(self.relation_hook(id, "broken", None, None));
         self.edit_unit(|s| s.relations.retain(|r| r.id != id));
         runs
@@ -640,15 +658,23 @@ impl Sim {
         })
     }
 
+    /// The first part of `juju remove-unit`: every relation is left, this
+    /// unit named as the departing one.
+    pub fn leave_every_relation(&self) -> Vec<HookRun> {
+        let ids: Vec<u32> = self.unit().relations.iter().map(|r| r.id).collect();
+        let this = self.unit().unit.clone();
+        let mut runs = Vec::new();
+        for id in ids {
+            runs.extend(self.leave(id, Some(&this)));
+        }
+        runs
+    }
+
     /// `juju remove-unit`, in the agent's order: every relation is left
     /// (departed for each remote unit, then broken), then `stop`, then
     /// `remove`. Returns every hook run.
     pub fn remove_unit(&self) -> Vec<HookRun> {
-        let ids: Vec<u32> = self.unit().relations.iter().map(|r| r.id).collect();
-        let mut runs = Vec::new();
-        for id in ids {
-            runs.extend(self.unrelate(id));
-        }
+        let mut runs = self.leave_every_relation();
         runs.push(self.hook("stop"));
         runs.push(self.hook("remove"));
         runs
