@@ -321,7 +321,7 @@ pub struct Turn<'a, 'b> {
 pub fn converge(turn: &mut Turn, recorded: &mut Recorded) -> Result<(), Error> {
     let node = turn.node;
     let Some(rid) = relation(node)? else {
-        recorded.concerns.clear(Concern::Roll);
+        wait_for(recorded, None, Vec::new());
         return Ok(());
     };
     publish(node, &rid, recorded, None)?;
@@ -366,10 +366,32 @@ fn step(
             peers.versions.insert(node.unit.to_string(), v.to_string());
         }
     }
-    recorded
-        .concerns
-        .set(Concern::Roll, peers.problems(node.unit));
+    let problems = peers.problems(node.unit);
+    let to = peers.roll.map(|r| r.to);
+    wait_for(recorded, to, problems);
     Ok(())
+}
+
+/// This unit's place in a roll: waiting for `to`, for the reasons given,
+/// or (none given) not waiting.
+fn wait_for(recorded: &mut Recorded, to: Option<String>, problems: Vec<Problem>) {
+    recorded.roll_waits_for = to.filter(|_| !problems.is_empty());
+    recorded.concerns.set(Concern::Roll, problems);
+}
+
+/// Run at the end of every hook and action: a unit waiting in a roll
+/// whose kubelet is now on the roll's version (upgraded by its own
+/// `upgrade` action, or by hand) has no turn to wait for, and says so at
+/// once rather than at the next change of the peers' bags.
+pub fn follow_own_version(recorded: &mut Recorded) {
+    let arrived = recorded
+        .roll_waits_for
+        .as_deref()
+        .is_some_and(|to| recorded.journal.kubelet_version() == Some(to));
+    if arrived {
+        log::info!("this unit's kubelet is on the roll's version: it waits no more");
+        wait_for(recorded, None, Vec::new());
+    }
 }
 
 fn write_roll(node: &Node, rid: &RelationId, roll: Option<&Roll>) -> Result<(), Error> {
@@ -507,7 +529,7 @@ pub fn start(
             );
             write_roll(node, &rid, None)?;
             results.insert("cleared".into(), format!("the upgrade to {}", stopped.to));
-            recorded.concerns.clear(Concern::Roll);
+            wait_for(recorded, None, Vec::new());
         }
         return Ok(Ok(results));
     }

@@ -101,6 +101,12 @@ pub struct Recorded {
     /// relation was. `stop` then does not drain the node.
     #[serde(default)]
     pub control_plane_left: bool,
+    /// The version of the roll this unit waits in (queued, or stopped by
+    /// another unit), with [`Concern::Roll`](crate::problem::Concern):
+    /// once this unit's own kubelet is on it, by whatever hook or action,
+    /// it waits no more.
+    #[serde(default)]
+    pub roll_waits_for: Option<String>,
     /// The FQDN last found for the host name (on AWS with an external
     /// cloud provider the node is named by it).
     #[serde(default)]

@@ -117,6 +117,9 @@ pub fn handle(ctx: &HookContext) -> Result<(), Error> {
     // A program past its deadline (a wedged snapd or tool), a full disk:
     // the unit says what stopped it, and the next hook, whatever it is,
     // redoes this one's work (its mark stays).
+    if work.is_ok() {
+        roll::follow_own_version(state.get_mut());
+    }
     let work = match work {
         Err(e) => match e.interruption() {
             Some(problem) => {

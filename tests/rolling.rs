@@ -251,6 +251,36 @@ fn a_unit_that_fails_stops_the_roll_and_the_others_say_why() {
     let _ = &w.views;
 }
 
+/// A unit waiting in a stopped roll that the operator upgrades by hand
+/// says at once that it is upgraded: after its own action, and in every
+/// hook after that, without waiting for a peer's bag to change.
+#[test]
+fn a_waiting_unit_upgraded_by_hand_follows_its_own_version() {
+    let Some(w) = three_held_back() else {
+        return;
+    };
+    stopped_by_unit_2(&w);
+    let leader = &w.app.units[0];
+    assert!(leader
+        .status()
+        .1
+        .starts_with("Upgrade to 1.32.0 stopped by kubernetes-worker/2"));
+    let (run, action) = leader.action("upgrade", json!({}));
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{action:?}");
+    assert_eq!(kubelet(leader), "1.32.0");
+    assert_active(leader);
+    leader.hook("update-status").assert_ok();
+    assert_active(leader);
+    // Unit 1, upgraded in its turn, and unit 2, which stopped the roll,
+    // are as they were.
+    assert_active(&w.app.units[1]);
+    assert!(w.app.units[2]
+        .status()
+        .1
+        .starts_with("Upgrade stopped: node worker-2"));
+}
+
 /// The operator goes back instead of fixing the unit that stopped the
 /// roll: the channel back to 1.31, the units already on 1.32 upgraded
 /// back by hand. The next all-units run finds nothing to do and clears
