@@ -19,15 +19,24 @@ use serde_json::{json, Value};
 
 const SERVICE: &str = "etc/systemd/system/snap.kubelet.daemon.service";
 
-/// A unit active in today's cluster, on a machine with Ubuntu's accounts.
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n";
+const GROUP: &str = "root:x:0:\nubuntu:x:1000:\n";
+
+/// A unit active in today's cluster, on a machine with Ubuntu's accounts
+/// and the ubuntu user's home.
 fn node() -> (Sim, tempfile::TempDir, Cluster) {
-    common::active_today_with(&[
-        (
-            "/etc/passwd",
-            "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n",
-        ),
-        ("/etc/group", "root:x:0:\nubuntu:x:1000:\n"),
-    ])
+    with_home(common::active_today_with(&[
+        ("/etc/passwd", PASSWD),
+        ("/etc/group", GROUP),
+    ]))
+}
+
+fn with_home<T, U>((sim, scratch, c): (Sim, T, U)) -> (Sim, T, U) {
+    let home = sim.root().join("home/ubuntu");
+    std::fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(1000), Some(1000)).unwrap();
+    (sim, scratch, c)
 }
 
 fn bench(sim: &Sim, apply: &str) -> serde_json::Map<String, Value> {
@@ -335,14 +344,50 @@ fn dangerous_sets_kubelet_flags_that_hooks_keep_and_reset_removes() {
 /// failure no level can fix.
 #[test]
 fn in_a_container_kernel_defaults_fail() {
-    let (sim, _scratch, _c) = common::active_today_with(&[
+    let (sim, _scratch, _c) = with_home(common::active_today_with(&[
         ("/run/systemd/container", "lxc\n"),
-        ("/etc/passwd", "root:x:0:0::/root:/bin/sh\n"),
-        ("/etc/group", "root:x:0:\n"),
-    ]);
+        ("/etc/passwd", PASSWD),
+        ("/etc/group", GROUP),
+    ]));
     let results = bench(&sim, "dangerous");
     assert!(result(&results, "checks").starts_with("FAIL: 4.2.6; WARN:"));
     assert!(result(&results, "not-applied").contains("4.2.6: no remediation the charm can apply"));
+}
+
+/// The ubuntu user owns its home: root writes the reports there by
+/// descriptor, into a directory that user owns, never through a link
+/// placed there. One that is not as it must be is refused, and the action
+/// says why, its findings in its results.
+#[test]
+fn the_reports_are_never_written_through_a_link_the_user_placed() {
+    let (sim, _scratch, _c) = node();
+    let elsewhere = sim.root().join("etc/cron.d");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(
+        "/etc/cron.d",
+        sim.root().join("home/ubuntu/kube-bench-results"),
+    )
+    .unwrap();
+    let (run, action) = sim.action("cis-benchmark", json!({}));
+    run.assert_ok();
+    assert_eq!(action.status, "failed");
+    assert!(
+        action
+            .message
+            .starts_with("the reports were not saved: refusing to write in")
+            && action.message.contains("kube-bench-results"),
+        "{}",
+        action.message
+    );
+    assert!(result(&action.results, "summary").contains("checks PASS"));
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+    // Its own directory, as the charm makes it: the user's, 0700.
+    std::fs::remove_file(sim.root().join("home/ubuntu/kube-bench-results")).unwrap();
+    let results = bench(&sim, "none");
+    fetched(&sim, &results, "report");
+    let dir = std::fs::metadata(sim.root().join("home/ubuntu/kube-bench-results")).unwrap();
+    assert_eq!((dir.uid(), dir.mode() & 0o777), (1000, 0o700));
 }
 
 /// A parameter Juju's schema would refuse, should one get through, fails

@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 
 use charm::root::MachineRoot;
 
-use super::checks::File;
+use super::checks::{File, Parsed};
 use crate::daemons;
 
 /// The systemd unit files kube-bench looks for kubelet's in (its
@@ -42,8 +42,9 @@ pub struct Audited {
     pub stats: BTreeMap<File, Option<Stat>>,
     /// The running kubelets' command lines, one per line.
     pub kubelet: String,
-    pub config_text: String,
-    pub config: serde_yaml::Value,
+    /// kubelet's config file (`cat $kubeletconf`): its text, and that
+    /// read as JSON or YAML; or cat's complaint.
+    pub config: Result<(String, Parsed), String>,
 }
 
 impl Audited {
@@ -80,17 +81,23 @@ impl Audited {
             });
             stats.insert(*file, stat);
         }
-        let config_text = match std::fs::read(root.path(daemons::KUBELET_CONFIG)) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) => format!("cat: {}: {}", daemons::KUBELET_CONFIG, io_words(&e)),
+        let config = match std::fs::read(root.path(daemons::KUBELET_CONFIG)) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                // kube-bench reads JSON or YAML (JSON is YAML here).
+                let parsed = serde_yaml::from_str(&text).map_err(|e| e.to_string());
+                Ok((text, parsed))
+            }
+            Err(e) => Err(format!(
+                "cat: {}: {}",
+                daemons::KUBELET_CONFIG,
+                io_words(&e)
+            )),
         };
-        // kube-bench reads JSON or YAML; anything else is no config.
-        let config = serde_yaml::from_str(&config_text).unwrap_or_default();
         Audited {
             paths,
             stats,
             kubelet,
-            config_text,
             config,
         }
     }

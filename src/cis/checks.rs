@@ -397,68 +397,96 @@ pub struct Outcome {
 /// kubelet's config file where the check reads it.
 pub struct Seen<'a> {
     pub output: &'a str,
-    /// `cat <kubelet's config file>`: its text (or cat's complaint), and
-    /// that read as YAML (kube-bench's unmarshal).
-    pub config: (&'a str, &'a serde_yaml::Value),
+    /// `cat <kubelet's config file>`: its text read as YAML (kube-bench's
+    /// unmarshal) and the text itself; or cat's complaint, when it could
+    /// not be read (kube-bench's audit then fails).
+    pub config: Result<(&'a str, &'a Parsed), &'a str>,
     /// `$proxykubeconfig` and the like, for the flags that name a file.
     pub substitute: &'a dyn Fn(&str) -> String,
 }
 
-/// The check as kube-bench runs it: the tests on the command's output;
-/// where they fail and the check has an audit_config, the same tests by
-/// their paths on the config file. A failed scored check FAILs; an
-/// unscored one WARNs.
+/// kubelet's config file as kube-bench reads it: JSON or YAML, or why it
+/// is neither (every test item on it then fails).
+pub type Parsed = Result<serde_yaml::Value, String>;
+
+/// One test item's result (kube-bench's `testOutput`).
+struct ItemResult {
+    passed: bool,
+    expected: String,
+    /// The flag (or path) was found where the item looked.
+    found: bool,
+}
+
+/// The check as kube-bench v0.6.8 runs it (`check.go`, `test.go`), item by
+/// item: each item is tried on the command's output, and only where its
+/// flag is not found there, and the check has an audit_config, on the
+/// config file by its JSONPath. A flag found on the command line decides
+/// its item, whatever the file says. The items combine by the check's
+/// bin_op. A failed scored check FAILs, an unscored one WARNs; a config
+/// file that cannot be read fails the check's audit, so the check.
 pub fn evaluate(check: &Check, seen: &Seen) -> Outcome {
+    let config = match (check.audit, seen.config) {
+        (Audit::Kubelet { config: true }, Ok(config)) => Some(config),
+        (Audit::Kubelet { config: true }, Err(_)) => {
+            return Outcome {
+                state: failed(false, check.scored),
+                actual: String::new(),
+                expected: String::new(),
+            }
+        }
+        _ => None,
+    };
     let output = seen.output.trim_end_matches([' ', '\n']);
-    let (mut passed, mut expected) = run_items(check, |item| {
-        evaluate_flag(item, &(seen.substitute)(item.flag), output)
-    });
-    let mut actual = output.to_string();
-    if let (false, Audit::Kubelet { config: true }) = (passed, check.audit) {
-        let (text, config) = seen.config;
-        (passed, expected) = run_items(check, |item| evaluate_path(item, config));
-        actual = text.trim_end_matches([' ', '\n']).to_string();
+    let mut actual = None;
+    let mut results = Vec::new();
+    for item in check.items {
+        let flag = (seen.substitute)(item.flag);
+        let mut result = evaluate_flag(item, &flag, output);
+        let mut used = output;
+        if let (false, Some((text, parsed))) = (result.found, config) {
+            result = evaluate_path(item, parsed);
+            used = text.trim_end_matches([' ', '\n']);
+        }
+        // The first item's output is the check's actual value.
+        actual.get_or_insert(used);
+        results.push(result);
     }
-    let state = match (passed, check.scored) {
+    let passed = if check.or {
+        results.iter().any(|r| r.passed)
+    } else {
+        results.iter().all(|r| r.passed)
+    };
+    let expected: Vec<&str> = results.iter().map(|r| r.expected.as_str()).collect();
+    Outcome {
+        state: failed(passed, check.scored),
+        actual: actual.unwrap_or(output).to_string(),
+        expected: expected.join(if check.or { " OR " } else { " AND " }),
+    }
+}
+
+fn failed(passed: bool, scored: bool) -> State {
+    match (passed, scored) {
         (true, _) => State::Pass,
         (false, true) => State::Fail,
         (false, false) => State::Warn,
-    };
-    Outcome {
-        state,
-        actual,
-        expected,
     }
 }
 
-/// The items combined by the check's bin_op; the expected results joined
-/// as kube-bench joins them.
-fn run_items(check: &Check, mut one: impl FnMut(&Item) -> (bool, String)) -> (bool, String) {
-    let results: Vec<(bool, String)> = check.items.iter().map(&mut one).collect();
-    let (passed, joiner) = if check.or {
-        (results.iter().any(|r| r.0), " OR ")
-    } else {
-        (results.iter().all(|r| r.0), " AND ")
-    };
-    let expected: Vec<&str> = results.iter().map(|r| r.1.as_str()).collect();
-    (passed, expected.join(joiner))
-}
-
 /// A test item on command output: found if the output contains the flag;
-/// its value what follows `=` or `:` up to white space, else (when
-/// compared) the next word that is not a flag, else `true` for a `--flag`.
-fn evaluate_flag(item: &Item, flag: &str, output: &str) -> (bool, String) {
+/// its value what kube-bench's `(flag)(=|: *)*([^\s]*) *` takes from the
+/// first place the flag appears, else `true` for a bare `--flag` (so also
+/// for `--flag value`: the value is not read), else the flag itself.
+fn evaluate_flag(item: &Item, flag: &str, output: &str) -> ItemResult {
     let value = (!output.is_empty() && !flag.is_empty())
-        .then(|| flag_value(item, flag, output))
+        .then(|| flag_value(flag, output))
         .flatten();
     judge(item, flag, value)
 }
 
-fn flag_value(item: &Item, flag: &str, output: &str) -> Option<String> {
+fn flag_value(flag: &str, output: &str) -> Option<String> {
     let at = output.find(flag)?;
-    let rest = &output[at + flag.len()..];
+    let mut after = &output[at + flag.len()..];
     // `(=|: *)*`
-    let mut after = rest;
     loop {
         if let Some(r) = after.strip_prefix('=') {
             after = r;
@@ -468,23 +496,15 @@ fn flag_value(item: &Item, flag: &str, output: &str) -> Option<String> {
             break;
         }
     }
-    let word: String = after.chars().take_while(|c| !c.is_whitespace()).collect();
-    if !word.is_empty() {
-        return Some(word);
-    }
-    if item.compare.is_some() {
-        // `flag\s+([^\s-][^\s]*)`, anywhere the flag is followed by space.
-        let mut from = 0;
-        while let Some(i) = output[from..].find(flag) {
-            let tail = &output[from + i + flag.len()..];
-            let trimmed = tail.trim_start();
-            if trimmed.len() < tail.len() && !trimmed.starts_with('-') && !trimmed.is_empty() {
-                return Some(trimmed.split_whitespace().next()?.to_string());
-            }
-            from += i + flag.len();
-        }
-    }
-    Some(if flag.starts_with("--") {
+    // `[^\s]*`, Go's `\s` being ASCII: a no-break space or a vertical tab
+    // is part of the value.
+    let word: String = after
+        .chars()
+        .take_while(|c| !matches!(c, '\t' | '\n' | '\x0c' | '\r' | ' '))
+        .collect();
+    Some(if !word.is_empty() {
+        word
+    } else if flag.starts_with("--") {
         "true".to_string()
     } else {
         flag.to_string()
@@ -492,21 +512,42 @@ fn flag_value(item: &Item, flag: &str, output: &str) -> Option<String> {
 }
 
 /// A test item on kubelet's config file, by its JSONPath: found if the
-/// path yields anything.
-fn evaluate_path(item: &Item, config: &serde_yaml::Value) -> (bool, String) {
-    let value = json_path(config, item.path).filter(|v| !v.is_empty());
-    judge(item, item.path, value)
+/// path prints anything. A file that is neither JSON nor YAML fails the
+/// item, with no expected result (kube-bench's `failTestItem`).
+fn evaluate_path(item: &Item, parsed: &Parsed) -> ItemResult {
+    match parsed {
+        Ok(config) => match json_path(config, item.path) {
+            Ok(value) => judge(item, item.path, value.filter(|v| !v.is_empty())),
+            Err(()) => ItemResult {
+                passed: false,
+                expected: String::new(),
+                found: false,
+            },
+        },
+        Err(_) => ItemResult {
+            passed: false,
+            expected: String::new(),
+            found: false,
+        },
+    }
 }
 
 /// kube-bench's verdict on an item, given the value found (if any), and
 /// its expected-result text naming `name` (the flag or the path).
-fn judge(item: &Item, name: &str, value: Option<String>) -> (bool, String) {
-    if !item.set {
-        return (value.is_none(), format!("'{name}' is not present"));
-    }
-    match (value, item.compare) {
-        (Some(value), Some((op, want))) => compare(op, &value, want, name),
-        (found, _) => (found.is_some(), format!("'{name}' is present")),
+fn judge(item: &Item, name: &str, value: Option<String>) -> ItemResult {
+    let found = value.is_some();
+    let (passed, expected) = if !item.set {
+        (!found, format!("'{name}' is not present"))
+    } else {
+        match (value, item.compare) {
+            (Some(value), Some((op, want))) => compare(op, &value, want, name),
+            (_, _) => (found, format!("'{name}' is present")),
+        }
+    };
+    ItemResult {
+        passed,
+        expected,
+        found,
     }
 }
 
@@ -554,33 +595,56 @@ fn compare(op: Op, value: &str, want: &str, name: &str) -> (bool, String) {
 
 /// The few JSONPath forms the checks use: `{.a.b.c}`, and 4.2.13's list
 /// printed element by element, each followed by a comma. Missing keys
-/// print nothing (kube-bench allows them).
-fn json_path(config: &serde_yaml::Value, path: &str) -> Option<String> {
+/// print nothing (kube-bench allows them); `Err`: the path cannot apply
+/// (client-go's "not array or slice" for a range over something else).
+fn json_path(config: &serde_yaml::Value, path: &str) -> Result<Option<String>, ()> {
     if path.is_empty() {
-        return None;
+        return Ok(None);
     }
     if path == CIPHERS_PATH {
-        let list = config.get("tlsCipherSuites")?.as_sequence()?;
-        return Some(list.iter().map(|e| format!("{},", scalar(e))).collect());
+        return match config.get("tlsCipherSuites") {
+            None | Some(serde_yaml::Value::Null) => Ok(None),
+            Some(serde_yaml::Value::Sequence(list)) => Ok(Some(
+                list.iter().map(|e| format!("{},", scalar(e))).collect(),
+            )),
+            Some(_) => Err(()),
+        };
     }
-    let keys = path.strip_prefix("{.")?.strip_suffix('}')?;
+    let Some(keys) = path.strip_prefix("{.").and_then(|p| p.strip_suffix('}')) else {
+        return Err(());
+    };
     let mut value = config;
     for key in keys.split('.') {
-        value = value.get(key)?;
+        match value.get(key) {
+            Some(v) => value = v,
+            None => return Ok(None),
+        }
     }
-    Some(scalar(value))
+    Ok(Some(scalar(value)))
 }
 
-/// A value as JSONPath prints it: scalars bare, null as nothing. No
-/// check's path ends on a map or a list (JSONPath would print JSON);
-/// those count as found, with a value no comparison matches.
+/// A value as client-go's JSONPath prints it (Go's `fmt.Fprint`): scalars
+/// bare, null as nothing, a map as `map[k:v ...]` by sorted keys, a list
+/// as `[a b]`.
 fn scalar(value: &serde_yaml::Value) -> String {
     match value {
         serde_yaml::Value::Null => String::new(),
         serde_yaml::Value::Bool(b) => b.to_string(),
         serde_yaml::Value::Number(n) => n.to_string(),
         serde_yaml::Value::String(s) => s.clone(),
-        _ => "{...}".into(),
+        serde_yaml::Value::Sequence(items) => {
+            let items: Vec<String> = items.iter().map(scalar).collect();
+            format!("[{}]", items.join(" "))
+        }
+        serde_yaml::Value::Mapping(map) => {
+            let mut entries: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}:{}", scalar(k), scalar(v)))
+                .collect();
+            entries.sort();
+            format!("map[{}]", entries.join(" "))
+        }
+        serde_yaml::Value::Tagged(tagged) => scalar(&tagged.value),
     }
 }
 

@@ -26,14 +26,16 @@ use crate::unit_state::Recorded;
 
 mod audit;
 mod checks;
+#[cfg(test)]
+mod referee;
 mod report;
 #[cfg(test)]
 mod tests;
 
 use checks::{Audit, File, State};
 
-/// Where today's charm saves its reports.
-pub const RESULTS_DIR: &str = "/home/ubuntu/kube-bench-results";
+/// In the ubuntu user's home, where today's charm saves the reports.
+pub const RESULTS_DIR: &str = "kube-bench-results";
 
 #[derive(Deserialize)]
 struct Params {
@@ -96,7 +98,10 @@ pub fn action(
     }
     let audited = audit::Audited::read(node.root);
     let report = report::run(&audited);
-    let mut results = save(node, &report, id)?;
+    let (mut results, refused) = match save(node, &report, id)? {
+        Saved::Written(results) => (results, None),
+        Saved::Refused(results, why) => (results, Some(why)),
+    };
     if level != Level::None {
         let flags_before = recorded.journal.cis.kubelet_flags.clone();
         let (applied, left) = apply(node, recorded, journal, &audited, &report, level)?;
@@ -123,7 +128,11 @@ pub fn action(
     );
     tools
         .action_set(&results)
-        .doing("reporting the action's results")
+        .doing("reporting the action's results")?;
+    match refused {
+        Some(why) => tools.action_fail(&why).doing("failing the action"),
+        None => Ok(()),
+    }
 }
 
 fn list_or_none(items: &[String]) -> String {
@@ -134,35 +143,60 @@ fn list_or_none(items: &[String]) -> String {
     }
 }
 
-/// Writes the text and JSON reports; the action's results that say
-/// where they are and what they hold.
-fn save(node: &Node, report: &report::Report, id: &str) -> Result<BTreeMap<String, String>, Error> {
-    let dir = node.root.path(RESULTS_DIR);
-    files::ensure_dir(&dir, 0o755)?;
-    let name = |kind: &str| format!("{RESULTS_DIR}/results-{kind}-{id}");
-    let (text, json) = (name("text"), name("json"));
-    files::write_atomic(
-        &node.root.path(&text),
-        report.text().as_bytes(),
-        0o644,
-        None,
-    )?;
-    files::write_atomic(
-        &node.root.path(&json),
-        report.json().as_bytes(),
-        0o644,
-        None,
-    )?;
-    Ok(BTreeMap::from([
+/// Writes the text and JSON reports in the ubuntu user's
+/// `kube-bench-results` (where `juju scp` fetches them as that user); the
+/// action's results that say where they are and what they hold. The user
+/// owns that directory: they are written by descriptor, never through a
+/// link placed there, and a directory that is not as it should be is
+/// refused with the reason (the reports' findings are in the results
+/// anyway).
+fn save(node: &Node, report: &report::Report, id: &str) -> Result<Saved, Error> {
+    let mut results = BTreeMap::from([
         ("summary".into(), report.summary()),
-        ("report".into(), format!("juju scp {}:{text} .", node.unit)),
-        (
-            "report-json".into(),
-            format!("juju scp {}:{json} .", node.unit),
-        ),
         ("checks".into(), report.not_passed()),
         ("benchmark".into(), checks::VERSION.into()),
-    ]))
+    ]);
+    let Some(ubuntu) = node.ubuntu_user()? else {
+        return Ok(Saved::Refused(
+            results,
+            "the reports were not saved: this machine has no ubuntu user".into(),
+        ));
+    };
+    let home = node.root.path(&ubuntu.home);
+    for (kind, key, body) in [
+        ("text", "report", report.text()),
+        ("json", "report-json", report.json()),
+    ] {
+        let file = format!("results-{kind}-{id}");
+        let path = format!("{}/{RESULTS_DIR}/{file}", ubuntu.home.trim_end_matches('/'));
+        match files::write_in_owned_dir(
+            &home,
+            RESULTS_DIR,
+            &file,
+            body.as_bytes(),
+            0o644,
+            ubuntu.owner,
+        ) {
+            Ok(_) => {}
+            Err(e) if e.action == files::REFUSED => {
+                log::warn!("not saving the CIS reports: {e}");
+                return Ok(Saved::Refused(
+                    results,
+                    format!("the reports were not saved: {e}"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        results.insert(key.into(), format!("juju scp {}:{path} .", node.unit));
+    }
+    Ok(Saved::Written(results))
+}
+
+/// The reports saved, or why not (the action then fails, its findings in
+/// its results).
+enum Saved {
+    Written(BTreeMap<String, String>),
+    Refused(BTreeMap<String, String>, String),
 }
 
 /// The mode each file the charm writes has (what every hook gives it

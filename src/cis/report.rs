@@ -68,7 +68,10 @@ pub fn run(audited: &Audited) -> Report {
             };
             let seen = Seen {
                 output: &output,
-                config: (&audited.config_text, &audited.config),
+                config: match &audited.config {
+                    Ok((text, parsed)) => Ok((text.as_str(), parsed)),
+                    Err(why) => Err(why.as_str()),
+                },
                 substitute: &substitute,
             };
             let outcome = checks::evaluate(check, &seen);

@@ -173,7 +173,8 @@ impl Node<'_> {
         }
     }
 
-    fn ubuntu_user(&self) -> Result<Option<Account>, Error> {
+    /// The ubuntu account, from the machine's passwd, if there is one.
+    pub(crate) fn ubuntu_user(&self) -> Result<Option<Account>, Error> {
         let passwd = files::read_optional(&self.root.path("/etc/passwd"))?.unwrap_or_default();
         Ok(String::from_utf8_lossy(&passwd).lines().find_map(|line| {
             let f: Vec<&str> = line.split(':').collect();
@@ -191,9 +192,9 @@ impl Node<'_> {
     }
 }
 
-struct Account {
-    owner: Owner,
-    home: String,
+pub(crate) struct Account {
+    pub owner: Owner,
+    pub home: String,
 }
 
 /// The files the charm is about to write: machine path -> content.
