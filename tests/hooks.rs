@@ -23,19 +23,24 @@ fn every_hook_in_metadata_runs_with_exit_0_in_a_fresh_unit() {
     )
     .unwrap();
     let mut endpoints = vec![];
-    for role in ["requires", "provides"] {
+    for role in ["requires", "provides", "peers"] {
         for (name, _) in metadata[role].as_object().unwrap() {
-            endpoints.push(name.clone());
+            let app = if role == "peers" {
+                "kubernetes-worker"
+            } else {
+                "remote-app"
+            };
+            endpoints.push((name.clone(), app));
         }
     }
-    assert_eq!(endpoints.len(), 12);
-    for endpoint in &endpoints {
-        let id = sim.relate(endpoint, "remote-app");
-        for run in sim.join(id, "remote-app/0", &[("key", "value")]) {
+    assert_eq!(endpoints.len(), 13);
+    for (endpoint, app) in &endpoints {
+        let id = sim.relate(endpoint, app);
+        let unit = format!("{app}/1");
+        for run in sim.join(id, &unit, &[("key", "value")]) {
             run.assert_ok();
         }
-        sim.change(id, "remote-app/0", &[("key", "other")])
-            .assert_ok();
+        sim.change(id, &unit, &[("key", "other")]).assert_ok();
         for run in sim.unrelate(id) {
             run.assert_ok();
         }

@@ -150,3 +150,58 @@ fn the_loop_finder_finds_a_loop() {
     let graph = BTreeMap::from([edge("a", "b"), edge("b", "c")]);
     assert_eq!(a_loop(&graph), None);
 }
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `hooks/` holds one link to `dispatch` for every hook metadata.yaml
+/// implies (an agent older than 2.8 runs hooks/<name>, and runs nothing
+/// for a hook with no file): a new relation cannot miss its hooks, and
+/// nothing stale stays.
+#[test]
+fn hooks_follow_metadata() {
+    let metadata: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("metadata.yaml")).unwrap())
+            .unwrap();
+    let mut wanted: std::collections::BTreeSet<String> = [
+        "install",
+        "start",
+        "stop",
+        "remove",
+        "config-changed",
+        "upgrade-charm",
+        "update-status",
+        "leader-elected",
+        "leader-settings-changed",
+        "secret-changed",
+    ]
+    .iter()
+    .map(|h| h.to_string())
+    .collect();
+    for role in ["requires", "provides", "peers"] {
+        for (endpoint, _) in metadata[role].as_object().unwrap() {
+            for event in ["created", "joined", "changed", "departed", "broken"] {
+                wanted.insert(format!("{endpoint}-relation-{event}"));
+            }
+        }
+    }
+    let mut found = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(root().join("hooks")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert_eq!(
+            std::fs::read_link(entry.path()).ok(),
+            Some(std::path::PathBuf::from("../dispatch")),
+            "hooks/{name} must be a link to ../dispatch"
+        );
+        found.insert(name);
+    }
+    let missing: Vec<_> = wanted.difference(&found).collect();
+    let stale: Vec<_> = found.difference(&wanted).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "hooks/ is missing {missing:?} and has {stale:?} that metadata.yaml does not imply \
+         (ln -s ../dispatch hooks/<name>)"
+    );
+}
