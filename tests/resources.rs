@@ -89,6 +89,72 @@ fn only_this_architectures_cni_resource_is_fetched() {
     assert_eq!(fetched, vec![format!("cni-{}", arch())]);
 }
 
+/// A unit switched from today's charm keeps its one `cni-plugins`
+/// tarball: used where this architecture's resource is empty, its
+/// binaries checked like any, and left for `cni-<arch>` once that is
+/// attached.
+#[test]
+fn todays_cni_plugins_resource_stands_in_for_an_empty_cni_arch() {
+    let (sim, scratch) = provisioned();
+    let own = format!("cni-{}", arch());
+    let plugins = std::fs::read(common::node_cni_tgz(arch())).unwrap();
+    sim.attach(&own, b"");
+    sim.attach("cni-plugins", &plugins);
+    sim.hook("install").assert_ok();
+    let fetched: Vec<String> = sim
+        .unit()
+        .calls
+        .iter()
+        .filter(|c| c.tool == "resource-get" && c.args[0].starts_with("cni-"))
+        .map(|c| c.args[0].clone())
+        .collect();
+    assert_eq!(fetched, [own.clone(), "cni-plugins".to_string()]);
+    assert!(cni_bin(&sim).join("bridge").is_file());
+    let journal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(journal_path(&sim)).unwrap()).unwrap();
+    assert_eq!(journal["cni"]["resource"], "cni-plugins");
+
+    // Another architecture's tarball is refused by its name, and the
+    // plugins in place stay.
+    let other = if arch() == "s390x" { "amd64" } else { "s390x" };
+    sim.attach(
+        "cni-plugins",
+        &std::fs::read(cni_tgz(scratch.path(), other, None)).unwrap(),
+    );
+    sim.hook("upgrade-charm").assert_ok();
+    let (status, message) = sim.status();
+    assert_eq!(status, "blocked");
+    assert!(
+        message.starts_with(&format!(
+            "cni-plugins resource holds {other} plugins; this machine is {}",
+            arch()
+        )),
+        "{message}"
+    );
+    assert!(cni_bin(&sim).join("bridge").is_file());
+
+    // This architecture's own tarball takes over; with neither, the
+    // message names it.
+    sim.attach(&own, &plugins);
+    sim.hook("upgrade-charm").assert_ok();
+    let journal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(journal_path(&sim)).unwrap()).unwrap();
+    assert_eq!(journal["cni"]["resource"], own.as_str());
+    sim.attach(&own, b"");
+    sim.attach("cni-plugins", b"");
+    sim.hook("upgrade-charm").assert_ok();
+    assert_eq!(
+        sim.status(),
+        (
+            "blocked".to_string(),
+            format!(
+                "{own} resource is empty (zero bytes); attach the CNI plugins tarball for {}",
+                arch()
+            )
+        )
+    );
+}
+
 #[test]
 fn plugins_are_root_owned_0755_files() {
     use std::os::unix::fs::MetadataExt;

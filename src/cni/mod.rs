@@ -1,5 +1,7 @@
 //! The CNI plugins in `/opt/cni/bin`, from the `cni-<arch>` resource of
-//! this machine's architecture only.
+//! this machine's architecture, or, where that one is missing or empty,
+//! today's charm's `cni-plugins` (whose binaries must be this
+//! architecture's too).
 //!
 //! A new tarball is unpacked into a staging directory beside `bin` (same
 //! filesystem), checked whole, and only then renamed into place plugin by
@@ -48,6 +50,11 @@ pub enum Outcome {
 /// The prefix of the charm's staging directories under /opt/cni.
 const STAGING_PREFIX: &str = ".kubernetes-worker-staging.";
 
+/// Today's charm's resource: one tarball, its architecture fixed when it
+/// was published. Used where `cni-<arch>` is missing or empty, its
+/// binaries checked for this machine's architecture like any.
+pub const LEGACY: &str = "cni-plugins";
+
 pub fn resource_name(arch: Arch) -> String {
     format!("cni-{arch}")
 }
@@ -62,19 +69,27 @@ pub fn converge(
     fingerprints: &mut resources::FingerprintCache,
     announce: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<Outcome, Error> {
-    let name = resource_name(arch);
-    let (path, len) = match resources::fetch(tools, &name).map_err(Error::Resource)? {
-        Resource::Missing(why) => {
-            log::debug!("resource-get {name}: {why}");
-            return Ok(Outcome::Blocked(format!("Missing {name} resource.")));
-        }
+    let own = resource_name(arch);
+    let (name, path, len) = match resources::fetch(tools, &own).map_err(Error::Resource)? {
+        Resource::File { path, len } => (own, path, len),
         Resource::Unavailable(why) => return Ok(Outcome::Unavailable(why)),
-        Resource::Empty(_) => {
-            return Ok(Outcome::Blocked(format!(
-                "{name} resource is empty (zero bytes); attach the CNI plugins tarball for {arch}"
-            )))
-        }
-        Resource::File { path, len } => (path, len),
+        // Today's charm's one tarball, where this architecture's is not
+        // given: a unit switched from it keeps what it had.
+        absent => match resources::fetch(tools, LEGACY).map_err(Error::Resource)? {
+            Resource::File { path, len } => {
+                log::debug!("{own} is not given; using {LEGACY}");
+                (LEGACY.to_string(), path, len)
+            }
+            Resource::Unavailable(why) => return Ok(Outcome::Unavailable(why)),
+            Resource::Missing(_) | Resource::Empty(_) => {
+                return Ok(Outcome::Blocked(match absent {
+                    Resource::Empty(_) => format!(
+                        "{own} resource is empty (zero bytes); attach the CNI plugins tarball for {arch}"
+                    ),
+                    _ => format!("Missing {own} resource."),
+                }))
+            }
+        },
     };
     let sha256 = fingerprints
         .fingerprint(&name, &path)
