@@ -62,7 +62,7 @@ export STAGES_FILE := $(CURDIR)/build/stages.tsv
 TEST_THREADS := $(shell echo $$(( 2 * $$(nproc) )))
 NEXTEST := env JUJU_SIM_BIN=$(CURDIR)/target/debug/juju-sim $(CARGO) nextest run --locked --test-threads $(TEST_THREADS)
 
-.PHONY: all deps toolchains fixtures binaries charm binfmt lint sim-tool profile unit-tests arch-tests arch-suites analyse analyse-run test test-stages test-lxd lxd-suite test-loaded test-live demo bench check-resource clean
+.PHONY: all deps toolchains fixtures binaries charm binfmt lint sim-tool profile unit-tests arch-tests arch-suites analyse analyse-run test test-stages test-lxd lxd-suite test-loaded test-live demo bench check-resource clean today-venv
 
 all: charm
 
@@ -118,9 +118,20 @@ lint: deps
 sim-tool: deps
 	$(STAGE) build-tests $(CARGO) build --locked --workspace --bins
 
+# Today's Charmed Kubernetes libraries from PyPI, pinned with everything
+# they import (tests/today/requirements.txt), which the unit tests run as
+# the referee of the node's configuration (src/today.rs). Installed again
+# only when the pins change.
+TODAY_VENV := build/today-venv
+$(TODAY_VENV)/.installed: tests/today/requirements.txt
+	@$(MAKE) --no-print-directory deps
+	$(STAGE) setup sh -c 'rm -rf $(TODAY_VENV) && python3 -m venv $(TODAY_VENV) \
+	    && $(TODAY_VENV)/bin/pip install -q --no-deps -r tests/today/requirements.txt && touch $@'
+today-venv: $(TODAY_VENV)/.installed
+
 # The unit tests (and property tests) of every crate, in the debug build,
 # with its overflow checks.
-unit-tests: deps fixtures sim-tool
+unit-tests: deps fixtures sim-tool today-venv
 	$(STAGE) build-tests $(NEXTEST) --workspace --no-run
 	$(STAGE) unit-tests $(NEXTEST) --no-fail-fast --workspace --lib --bins
 

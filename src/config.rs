@@ -109,11 +109,13 @@ impl Config {
         let labels = parsed(&mut problems, args::parse_labels(&text("labels", "")));
         let kubelet_extra_config = parsed(
             &mut problems,
-            yaml_map("kubelet-extra-config", &text("kubelet-extra-config", "{}")),
+            yaml_map("kubelet-extra-config", &text("kubelet-extra-config", "{}"))
+                .and_then(|yaml| fits("kubelet-extra-config", true, yaml)),
         );
         let proxy_extra_config = parsed(
             &mut problems,
-            yaml_map("proxy-extra-config", &text("proxy-extra-config", "{}")),
+            yaml_map("proxy-extra-config", &text("proxy-extra-config", "{}"))
+                .and_then(|yaml| fits("proxy-extra-config", false, yaml)),
         );
         let sysctl = parsed(&mut problems, parse_sysctl(&text("sysctl", DEFAULT_SYSCTL)));
         let ingress_settings = parsed(
@@ -224,6 +226,19 @@ pub fn ingress_ssl_key(map: &Map<String, Value>) -> String {
 
 /// The Python charm's default for `sysctl` (config.yaml declares the same).
 pub const DEFAULT_SYSCTL: &str = "{ net.ipv4.conf.all.forwarding: 1, net.ipv4.conf.all.rp_filter: 1, net.ipv4.neigh.default.gc_thresh1: 128, net.ipv4.neigh.default.gc_thresh2: 28672, net.ipv4.neigh.default.gc_thresh3: 32768, net.ipv6.conf.all.forwarding: 1, net.ipv6.neigh.default.gc_thresh1: 128, net.ipv6.neigh.default.gc_thresh2: 28672, net.ipv6.neigh.default.gc_thresh3: 32768, fs.inotify.max_user_instances: 8192, fs.inotify.max_user_watches: 1048576, kernel.panic: 10, kernel.panic_on_oops: 1, vm.overcommit_memory: 1 }";
+
+/// A map where the charm's file has a value would leave the daemon a
+/// file it cannot read: refused, naming the key.
+fn fits(option: &str, kubelet: bool, yaml: String) -> Result<String, String> {
+    let map: serde_yaml::Mapping = serde_yaml::from_str(&yaml).unwrap_or_default();
+    match crate::daemons::maps_over_values(kubelet, &map).first() {
+        Some(key) => Err(format!(
+            "{option} sets {key} to a map, where {} takes a value",
+            if kubelet { "kubelet" } else { "kube-proxy" }
+        )),
+        None => Ok(yaml),
+    }
+}
 
 /// A YAML map option (`kubelet-extra-config`), as normalised YAML text;
 /// empty text is the empty map.
@@ -404,6 +419,25 @@ mod tests {
         assert_eq!(
             problems[1],
             "proxy-extra-config must be a YAML map, not a list"
+        );
+        let c = config(json!({
+            "kubelet-extra-config": "{readOnlyPort: {a: 1}, authentication: {x509: {clientCAFile: {b: 2}}}}",
+            "proxy-extra-config": "{conntrack: {maxPerCore: {c: 3}}, mode: ipvs}",
+        }));
+        let problems: Vec<String> = c.node.unwrap_err().into_iter().map(|p| p.message).collect();
+        assert_eq!(
+            problems,
+            [
+                "kubelet-extra-config sets readOnlyPort to a map, where kubelet takes a value",
+                "proxy-extra-config sets conntrack.maxPerCore to a map, where kube-proxy takes a value"
+            ]
+        );
+        let c = config(
+            json!({"kubelet-extra-config": "{authentication: {webhook: {cacheTTL: 2m}}, newKey: {a: 1}}"}),
+        );
+        assert!(
+            c.node.is_ok(),
+            "maps merge into maps, and new keys are free"
         );
         let c = config(json!({"sysctl": "{kernel.panic: 10, 'bad key': 1}"}));
         assert_eq!(

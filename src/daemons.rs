@@ -177,6 +177,76 @@ pub fn deep_merge(base: &mut serde_yaml::Value, extra: &serde_yaml::Value) {
     }
 }
 
+/// The keys of `extra` (dotted) that would put a map where the charm's
+/// file for kubelet (`kubelet_file`) or kube-proxy has a value or a list
+/// (`readOnlyPort: {a: 1}`): the daemon could not read the result (and
+/// today's library crashes on it).
+pub fn maps_over_values(kubelet_file: bool, extra: &serde_yaml::Mapping) -> Vec<String> {
+    let empty = serde_yaml::Mapping::new();
+    let no_flags = BTreeMap::new();
+    let dns = Dns::Ready {
+        ip: "10.152.183.10".into(),
+        domain: "cluster.local".into(),
+        port: 53,
+    };
+    let ips = ["10.0.0.1".to_string()];
+    // Every optional field present: the file at its fullest.
+    let inputs = Inputs {
+        api_url: "",
+        dns: &dns,
+        cluster_cidr: Some("10.1.0.0/16"),
+        allow_privileged: false,
+        in_container: true,
+        kubelet_extra: &no_flags,
+        proxy_extra: &no_flags,
+        node_name: "node",
+        node_ips: &ips,
+        runtime_socket: None,
+        external_cloud: false,
+        resolv_conf: Some(RESOLVED_CONF),
+        kubelet_extra_config: &empty,
+        proxy_extra_config: &empty,
+    };
+    let (config, path) = if kubelet_file {
+        (kubelet(ARGS_SINCE, &inputs), KUBELET_CONFIG)
+    } else {
+        (kube_proxy(ARGS_SINCE, &inputs), KUBE_PROXY_CONFIG)
+    };
+    let base: serde_yaml::Value = config
+        .files
+        .get(path)
+        .and_then(|text| serde_yaml::from_str(text).ok())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    maps_over(&base, extra, "", &mut out);
+    out
+}
+
+fn maps_over(
+    base: &serde_yaml::Value,
+    extra: &serde_yaml::Mapping,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    for (key, value) in extra {
+        let name = key
+            .as_str()
+            .map_or_else(|| format!("{key:?}"), str::to_string);
+        let dotted = if path.is_empty() {
+            name
+        } else {
+            format!("{path}.{name}")
+        };
+        match (base.get(key), value) {
+            (Some(inner @ serde_yaml::Value::Mapping(_)), serde_yaml::Value::Mapping(more)) => {
+                maps_over(inner, more, &dotted, out)
+            }
+            (Some(_), serde_yaml::Value::Mapping(_)) => out.push(dotted),
+            _ => {}
+        }
+    }
+}
+
 /// A configuration file's text: the typed structure, `extra` merged over.
 fn config_file<T: Serialize>(value: &T, extra: &serde_yaml::Mapping) -> String {
     let mut value = serde_yaml::to_value(value).unwrap_or_default();

@@ -61,9 +61,16 @@ pub fn node_name(
         .and_then(|data| relations::kube_control(data, "").ok().flatten())
         .is_some_and(|k| k.has_xcp);
     if !has_xcp || cloud(root) != Some("aws") {
-        return Ok(charm::host::hostname().to_lowercase());
+        return Ok(chosen(&charm::host::hostname(), None));
     }
-    Ok(fqdn(known, look)?.to_lowercase())
+    Ok(chosen(&charm::host::hostname(), Some(&fqdn(known, look)?)))
+}
+
+/// The name kubelet registers under: the FQDN where one is asked for (AWS
+/// with the external cloud provider), else the host name; lower case, as
+/// the node object's name must be.
+pub fn chosen(hostname: &str, fqdn: Option<&str>) -> String {
+    fqdn.unwrap_or(hostname).to_lowercase()
 }
 
 /// This machine's FQDN as Python's `socket.getfqdn()` gives it

@@ -48,6 +48,8 @@ mod validate;
 
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod today;
 mod worker;
 
 use std::process::ExitCode;

@@ -37,10 +37,10 @@ mod credentials;
 mod ingress_controller;
 mod inputs;
 mod labels;
-mod publish;
+pub(crate) mod publish;
 mod services;
 mod stop;
-mod sysctl;
+pub(crate) mod sysctl;
 
 use inputs::Ready;
 

@@ -21,6 +21,12 @@ use super::Node;
 const SCHEMA_VERSIONS: &str = "[0, 1]";
 const PAUSE_IMAGE: &str = "pause:3.9";
 
+/// The pause image containerd is told to use, from the control plane's
+/// registry.
+pub(crate) fn sandbox_image(registry: &str) -> String {
+    format!("{registry}/{PAUSE_IMAGE}")
+}
+
 impl Node<'_> {
     /// Publishes this unit's side of every relation it is in, where it
     /// differs from what was published.
@@ -74,10 +80,7 @@ impl Node<'_> {
                 ]
             }
             crate::relations::TOKENS => vec![("requests", cos::requests(&self.name))],
-            CONTAINER_RUNTIME => vec![(
-                "sandbox_image",
-                format!("{}/{PAUSE_IMAGE}", self.registry(recorded)),
-            )],
+            CONTAINER_RUNTIME => vec![("sandbox_image", sandbox_image(&self.registry(recorded)))],
             // The ingress controller listens on every node of the
             // application, on the host's port 80.
             INGRESS_PROXY => {

@@ -19,11 +19,7 @@ impl Node<'_> {
         recorded: &mut Recorded,
         options: &NodeOptions,
     ) -> Result<(), Error> {
-        let mut text =
-            String::from("# Written by the kubernetes-worker charm from its sysctl option.\n");
-        for (key, value) in &options.sysctl {
-            text.push_str(&format!("{key} = {value}\n"));
-        }
+        let text = file_text(&options.sysctl);
         let fingerprint = Fingerprint::of(&text);
         let path = self.root.path(SYSCTL_FILE);
         if let Some(dir) = path.parent() {
@@ -50,4 +46,14 @@ impl Node<'_> {
         recorded.journal.sysctl_applied = Some(fingerprint);
         Ok(())
     }
+}
+
+/// The sysctl file for the option's tunables.
+pub(crate) fn file_text(sysctl: &std::collections::BTreeMap<String, String>) -> String {
+    let mut text =
+        String::from("# Written by the kubernetes-worker charm from its sysctl option.\n");
+    for (key, value) in sysctl {
+        text.push_str(&format!("{key} = {value}\n"));
+    }
+    text
 }
