@@ -1200,6 +1200,27 @@ impl Cluster {
             unit,
             pairs(&self.kube_control_data_with(form, secret.as_deref())),
         );
+        let (certs, cni) = self.relate_ca_and_cni(sim, today);
+        Relations {
+            control,
+            api,
+            certs,
+            cni,
+            runtime,
+            secret,
+        }
+    }
+
+    /// The certificates and cni relations, as easyrsa and flannel answer
+    /// them (`today`: flannel JSON-encoding its values). Returns their ids.
+    pub fn relate_ca_and_cni(&self, sim: &Sim, today: bool) -> (u32, u32) {
+        let join = |id: u32, unit: &str, data: Vec<(String, String)>| {
+            let refs: Vec<(&str, &str)> =
+                data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            for run in sim.join(id, unit, &refs) {
+                run.assert_ok();
+            }
+        };
         let certs = sim.relate("certificates", "easyrsa");
         let cert_name = sim.unit().unit.replace('/', "_");
         join(certs, "easyrsa/0", self.cert_data(&cert_name));
@@ -1216,14 +1237,7 @@ impl Cluster {
             vec![("cidr".into(), CIDR.into())]
         };
         join(cni, "flannel/0", cni_data);
-        Relations {
-            control,
-            api,
-            certs,
-            cni,
-            runtime,
-            secret,
-        }
+        (certs, cni)
     }
 }
 
