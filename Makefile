@@ -144,12 +144,13 @@ unit-tests: deps fixtures sim-tool today-venv
 # which would only repeat themselves. Under qemu-user a failed test is run
 # once more and, if it then passes, reported FLAKY: there a hook tool call
 # has once gone unanswered for 60 s (issue 32, not yet explained), which
-# the native suite has never shown. The exchange with today's own code
-# (kube_control_today) is the charm's logic too, and runs natively only.
+# the native suite has never shown. The exchanges with today's own code
+# (kube_control_today, todays_code_*) are the charm's logic too, and run
+# natively only.
 SUITE_native := kind(test)
 SUITE_emulated := kind(test) & !(binary(=tool_contract) | binary(=machine_sim) | binary(=layering) \
 	| binary(=record_owners) | binary(=dispatch) | binary(=kube_control_today) \
-	| test(/^killed_(before|after)_any_call/) \
+	| test(/^todays_code_/) | test(/^killed_(before|after)_any_call/) \
 	| test(/^a_switch_killed_/) | test(=an_install_or_unpack_killed_at_any_moment_converges_with_the_plugins_the_charms))
 suite_filter = $(if $(filter $(a),$(HOST_ARCH)),$(SUITE_native),$(SUITE_emulated))
 suite_retries = $(if $(filter $(a),$(HOST_ARCH)),0,1)

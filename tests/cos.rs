@@ -424,3 +424,94 @@ fn max_pods_from_kubelet_extra_config_reaches_the_rule() {
         .to_string()
         .contains("0.95 * 250"));
 }
+
+/// Today's own code reads what this charm publishes (issue 31): cosl, the
+/// COS charms' library (tests/today/requirements.txt), decodes the
+/// dashboard as grafana-agent's cos_agent library does (`LZMABase64`) and
+/// takes the alert rules with this unit's Juju topology, as grafana-agent
+/// forwards them. Natively only (`todays_code_`), like every check
+/// against today's code.
+#[test]
+fn todays_code_cosl_reads_the_published_dashboard_and_rules() {
+    let c = related();
+    answer(&c, "uid-1::secretsecret").assert_ok();
+    let text = local(&c.sim, c.agent, "config").expect("config published");
+    let unit = c.sim.unit();
+    let case = serde_json::json!({
+        "config": text,
+        "topology": {"model": unit.model, "model_uuid": unit.model_uuid,
+                     "application": "kubernetes-worker", "unit": unit.unit},
+    });
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("KW_TODAY_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo.join("build/today-venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{}: run `make today-venv`",
+        python.display()
+    );
+    let mut child = Command::new(python)
+        .arg(repo.join("tests/today/cos_agent.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(case.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "cosl could not read the configuration"
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // The same dashboard as xz(1) gives.
+    let config = published(&c);
+    let encoded = config["dashboards"][0].as_str().unwrap();
+    let ours: Value = serde_json::from_slice(&unxz(
+        &base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(read["dashboards"], serde_json::json!([ours]));
+
+    // Every rule taken, labelled with this unit's topology, under the
+    // group names the COS side gives ours (sanitised, `_rules` added).
+    let published_rules: usize = config["metrics_alert_rules"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["rules"].as_array().unwrap().len())
+        .sum();
+    let groups = read["rules"]["groups"].as_array().unwrap();
+    let rules: Vec<&Value> = groups
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .collect();
+    assert_eq!(rules.len(), published_rules);
+    let names: Vec<&str> = groups.iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "kubernetes_worker_kubelet_rules",
+            "kubernetes_worker_kube_proxy_rules"
+        ]
+    );
+    for rule in rules {
+        assert_eq!(
+            rule["labels"]["juju_application"], "kubernetes-worker",
+            "{rule}"
+        );
+        assert_eq!(
+            rule["labels"]["juju_model_uuid"],
+            unit.model_uuid.as_str(),
+            "{rule}"
+        );
+    }
+}
