@@ -390,6 +390,20 @@ fn the_reports_are_never_written_through_a_link_the_user_placed() {
     assert_eq!((dir.uid(), dir.mode() & 0o777), (1000, 0o700));
 }
 
+/// A machine with no ubuntu account (not a cloud image): no user controls
+/// the path, and root keeps the reports where today's charm saves them.
+#[test]
+fn without_an_ubuntu_account_root_keeps_the_reports() {
+    let (sim, _scratch, _c) = common::active_today_with(&[
+        ("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"),
+        ("/etc/group", "root:x:0:\n"),
+    ]);
+    let results = bench(&sim, "none");
+    fetched(&sim, &results, "report-json");
+    let dir = std::fs::metadata(sim.root().join("home/ubuntu/kube-bench-results")).unwrap();
+    assert_eq!((dir.uid(), dir.mode() & 0o777), (0, 0o700));
+}
+
 /// A parameter Juju's schema would refuse, should one get through, fails
 /// the action and changes nothing.
 #[test]

@@ -36,6 +36,8 @@ use checks::{Audit, File, State};
 
 /// In the ubuntu user's home, where today's charm saves the reports.
 pub const RESULTS_DIR: &str = "kube-bench-results";
+/// That home, where the machine has no ubuntu account.
+const HOME: &str = "/home/ubuntu";
 
 #[derive(Deserialize)]
 struct Params {
@@ -156,11 +158,17 @@ fn save(node: &Node, report: &report::Report, id: &str) -> Result<Saved, Error> 
         ("checks".into(), report.not_passed()),
         ("benchmark".into(), checks::VERSION.into()),
     ]);
-    let Some(ubuntu) = node.ubuntu_user()? else {
-        return Ok(Saved::Refused(
-            results,
-            "the reports were not saved: this machine has no ubuntu user".into(),
-        ));
+    // Where today's charm saves them. With no ubuntu account (not a
+    // cloud image), no user controls that path: root keeps the reports.
+    let ubuntu = match node.ubuntu_user()? {
+        Some(ubuntu) => ubuntu,
+        None => {
+            files::ensure_dir(&node.root.path(HOME), 0o755)?;
+            crate::node::config_files::Account {
+                owner: files::Owner { uid: 0, gid: 0 },
+                home: HOME.into(),
+            }
+        }
     };
     let home = node.root.path(&ubuntu.home);
     for (kind, key, body) in [

@@ -31,7 +31,7 @@ use crate::relations::{self, EndpointData, CERTIFICATES, KUBE_CONTROL};
 use crate::unit_state::{NodeOptions, Recorded};
 
 mod addresses;
-mod config_files;
+pub(crate) mod config_files;
 mod cos_agent;
 mod credentials;
 mod ingress_controller;
