@@ -334,17 +334,13 @@ fn wait_gone(
     }
 }
 
-/// What `drain` would do on `node`, evicting nothing.
-pub fn plan(api: &Api, node: &str, options: &Options) -> Result<Plan, String> {
+/// What `drain` would do on `node` with `force` and `delete_local_data`,
+/// evicting nothing.
+pub fn plan(api: &Api, node: &str, force: bool, delete_local_data: bool) -> Result<Plan, String> {
     let pods = api
         .pods_on(node)
         .map_err(|e| format!("cannot list the pods on node {node}: {e}"))?;
-    Plan::of(
-        pods,
-        options.force,
-        options.delete_local_data,
-        &daemonset_exists(api),
-    )
+    Plan::of(pods, force, delete_local_data, &daemonset_exists(api))
 }
 
 /// The lookup of a DaemonSet pod's controller, through `api`.

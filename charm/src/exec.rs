@@ -46,6 +46,14 @@ pub enum ExecError {
         stderr: String,
         stdout: Vec<u8>,
     },
+    /// It started, but its pipes could not be polled or read; it and
+    /// everything it started were killed.
+    #[error("{program} {}: lost contact with it ({source}); stopped it", args.join(" "))]
+    Lost {
+        program: String,
+        args: Vec<String>,
+        source: std::io::Error,
+    },
     /// It did not finish within its deadline; it and everything it started
     /// in its process group were killed.
     #[error("{program} {}: no answer within {after:?}; stopped it", args.join(" "))]
@@ -61,7 +69,7 @@ impl ExecError {
     pub fn code(&self) -> Option<i32> {
         match self {
             ExecError::Failed { code, .. } => *code,
-            ExecError::Spawn { .. } | ExecError::TimedOut { .. } => None,
+            ExecError::Spawn { .. } | ExecError::Lost { .. } | ExecError::TimedOut { .. } => None,
         }
     }
 
@@ -74,7 +82,7 @@ impl ExecError {
     pub fn stderr(&self) -> &str {
         match self {
             ExecError::Failed { stderr, .. } => stderr,
-            ExecError::Spawn { .. } | ExecError::TimedOut { .. } => "",
+            ExecError::Spawn { .. } | ExecError::Lost { .. } | ExecError::TimedOut { .. } => "",
         }
     }
 }
@@ -200,10 +208,14 @@ pub fn run<S: AsRef<OsStr>>(
                 after: limit,
             });
         }
-        Err(e) => {
+        Err(source) => {
             kill_group(pid);
             reap(&mut child);
-            return Err(spawn_error(e));
+            return Err(ExecError::Lost {
+                program: program.to_string(),
+                args: printable,
+                source,
+            });
         }
     };
     let stderr = String::from_utf8_lossy(&pipes.err).into_owned();

@@ -143,7 +143,7 @@ pub fn inspect_file(path: &Path) -> Result<SnapMeta, SnapError> {
         deadline::QUERY,
     )
     .map_err(|e| match e {
-        e @ ExecError::TimedOut { .. } => SnapError::Exec(e),
+        e @ (ExecError::TimedOut { .. } | ExecError::Lost { .. }) => SnapError::Exec(e),
         e => SnapError::BadMetadata {
             path: path.into(),
             reason: e.stderr().trim().to_string(),

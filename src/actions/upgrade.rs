@@ -63,15 +63,12 @@ pub fn run(
         results.insert("dry-run".into(), "true".into());
         if !params.skip_drain {
             // The very plan the drain would follow with these options.
-            let options = crate::drain::Options {
-                delete_local_data: params.delete_local_data,
-                force: params.force,
-                timeout: std::time::Duration::ZERO,
-            };
             let evicts = match node.api(recorded) {
-                Some(Ok(api)) => crate::drain::plan(&api, &node.name, &options)
-                    .map(|plan| plan.summary())
-                    .unwrap_or_else(|why| format!("unknown: {why}")),
+                Some(Ok(api)) => {
+                    crate::drain::plan(&api, &node.name, params.force, params.delete_local_data)
+                        .map(|plan| plan.summary())
+                        .unwrap_or_else(|why| format!("unknown: {why}"))
+                }
                 Some(Err(e)) => format!("unknown: {e}"),
                 None => "none: the node is in no cluster yet".into(),
             };
