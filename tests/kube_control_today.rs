@@ -118,6 +118,47 @@ fn the_control_plane_side_is_todays_library() {
             assert_eq!(ours.get(key).map(String::as_str), value.as_str(), "{key}");
         }
 
+        // The bag the rest of the suite's control plane writes by hand
+        // (Cluster::kube_control_data) is the library's, key for key and
+        // in each value's form, so that the model cannot drift from it.
+        if cp.dns {
+            let model: std::collections::BTreeMap<String, String> = c
+                .kube_control_data_with(common::cluster::Master::Today, Some("secret:x"))
+                .into_iter()
+                .collect();
+            let library = answer["bag"].as_object().unwrap();
+            let keys =
+                |m: &mut dyn Iterator<Item = &String>| -> Vec<String> { m.cloned().collect() };
+            assert_eq!(keys(&mut model.keys()), keys(&mut library.keys()));
+            let form = |text: &str| -> String {
+                match serde_json::from_str::<Value>(text) {
+                    Ok(Value::Object(o)) => format!(
+                        "object of {}",
+                        o.values()
+                            .next()
+                            .and_then(Value::as_object)
+                            .map(|entry| entry.keys().cloned().collect::<Vec<_>>().join(","))
+                            .unwrap_or_default()
+                    ),
+                    Ok(Value::Array(_)) => "array".into(),
+                    Ok(v) => format!("{v:?}")
+                        .split('(')
+                        .next()
+                        .unwrap_or_default()
+                        .into(),
+                    Err(_) => "text".into(),
+                }
+            };
+            for (key, value) in library {
+                assert_eq!(
+                    form(&model[key]),
+                    form(value.as_str().unwrap()),
+                    "{key}: the model writes {:?}, the library {value}",
+                    model[key]
+                );
+            }
+        }
+
         // The library's secrets, owned by the control plane and granted
         // to this unit, under the ids Juju gives them here.
         let mut bag: Vec<(String, String)> = answer["bag"]

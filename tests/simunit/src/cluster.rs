@@ -1062,6 +1062,13 @@ impl Cluster {
             .to_string();
             return vec![
                 ("api-endpoints".into(), json!([self.api.url]).to_string()),
+                // The API server's CA in a secret (ops-interface-kube-control
+                // 0.3); the worker takes its CA from the certificates
+                // relation, as today's does, and never reads this one.
+                (
+                    "ca-certificate-secret-id".into(),
+                    "secret:d0000000000000000098".into(),
+                ),
                 (
                     "cluster-tag".into(),
                     "kubernetes-4c7bx1p2ut6bbmwbyhd2yuucf9rwwnnq".into(),
