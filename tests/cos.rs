@@ -442,33 +442,7 @@ fn todays_code_cosl_reads_the_published_dashboard_and_rules() {
         "topology": {"model": unit.model, "model_uuid": unit.model_uuid,
                      "application": "kubernetes-worker", "unit": unit.unit},
     });
-    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("KW_TODAY_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo.join("build/today-venv/bin/python"));
-    assert!(
-        python.exists(),
-        "{}: run `make today-venv`",
-        python.display()
-    );
-    let mut child = Command::new(python)
-        .arg(repo.join("tests/today/cos_agent.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(case.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "cosl could not read the configuration"
-    );
-    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let read = common::today("cos_agent.py", &case);
 
     // The same dashboard as xz(1) gives.
     let config = published(&c);

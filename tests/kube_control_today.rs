@@ -8,40 +8,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
 use common::assert_active;
-use common::cluster::{Cluster, CONTAINERD_SOCKET};
+use common::cluster::Cluster;
 use serde_json::{json, Value};
-
-fn provider(case: &Value) -> Value {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("KW_TODAY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo.join("build/today-venv/bin/python"));
-    assert!(
-        python.exists(),
-        "{} is missing: `make today-venv` installs today's charm libraries",
-        python.display()
-    );
-    let mut child = Command::new(python)
-        .arg(repo.join("tests/today/kube_control.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(case.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the library's side failed");
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// The control plane's choices in one exchange.
 struct ControlPlane {
@@ -71,14 +40,7 @@ fn the_control_plane_side_is_todays_library() {
         let c = Cluster::new();
         c.api
             .follow_kubelet(&c.node, sim.dir().join("machine.json"));
-        let runtime = sim.relate("container-runtime", "containerd");
-        for run in sim.join(
-            runtime,
-            "containerd/0",
-            &[("socket", &json!(CONTAINERD_SOCKET).to_string())],
-        ) {
-            run.assert_ok();
-        }
+        c.relate_runtime(&sim);
         c.relate_ca_and_cni(&sim, true);
         let control = sim.relate("kube-control", "kubernetes-control-plane");
         for run in sim.join(control, "kubernetes-control-plane/0", &[]) {
@@ -90,22 +52,25 @@ fn the_control_plane_side_is_todays_library() {
         // one that does, or say it cannot.
         let mut endpoints = vec![c.api.url.clone()];
         endpoints.extend((1..cp.endpoints).map(|_| "https://127.0.0.1:9".to_string()));
-        let answer = provider(&json!({
-            "worker_unit": sim.unit().unit,
-            "worker_bag": ours,
-            "api_endpoints": endpoints,
-            "cluster_tag": "kubernetes-4c7bx1p2ut6bbmwbyhd2yuucf9rwwnnq",
-            "default_cni": "",
-            "dns": {"enabled": cp.dns, "domain": "cluster.local",
-                    "sdn_ip": if cp.dns { "10.152.183.10" } else { "" }, "port": 53},
-            "has_xcp": cp.has_xcp,
-            "registry": "rocks.canonical.com:443/cdk",
-            "labels": ["team=storage"],
-            "taints": ["node-role.kubernetes.io/control-plane:NoSchedule"],
-            "ca": c.pki.ca_pem(),
-            "tokens": {"client": c.client_token, "kubelet": c.kubelet_token,
-                       "proxy": c.proxy_token},
-        }));
+        let answer = common::today(
+            "kube_control.py",
+            &json!({
+                "worker_unit": sim.unit().unit,
+                "worker_bag": ours,
+                "api_endpoints": endpoints,
+                "cluster_tag": "kubernetes-4c7bx1p2ut6bbmwbyhd2yuucf9rwwnnq",
+                "default_cni": "",
+                "dns": {"enabled": cp.dns, "domain": "cluster.local",
+                        "sdn_ip": if cp.dns { "10.152.183.10" } else { "" }, "port": 53},
+                "has_xcp": cp.has_xcp,
+                "registry": "rocks.canonical.com:443/cdk",
+                "labels": ["team=storage"],
+                "taints": ["node-role.kubernetes.io/control-plane:NoSchedule"],
+                "ca": c.pki.ca_pem(),
+                "tokens": {"client": c.client_token, "kubelet": c.kubelet_token,
+                           "proxy": c.proxy_token},
+            }),
+        );
 
         // What this unit published parses as the library's AuthRequest,
         // the same as today's worker (the library's requirer) publishes.

@@ -79,14 +79,17 @@ fn a_deploy_with_zero_byte_snaps_installs_from_the_store_on_the_channel() {
 fn only_this_architectures_cni_resource_is_fetched() {
     let (sim, _s) = provisioned();
     sim.hook("install").assert_ok();
-    let fetched: Vec<String> = sim
-        .unit()
+    assert_eq!(cni_fetched(&sim), vec![format!("cni-{}", arch())]);
+}
+
+/// The CNI resources the unit asked for, in order.
+fn cni_fetched(sim: &Sim) -> Vec<String> {
+    sim.unit()
         .calls
         .iter()
         .filter(|c| c.tool == "resource-get" && c.args[0].starts_with("cni-"))
         .map(|c| c.args[0].clone())
-        .collect();
-    assert_eq!(fetched, vec![format!("cni-{}", arch())]);
+        .collect()
 }
 
 /// A unit switched from today's charm keeps its one `cni-plugins`
@@ -101,14 +104,7 @@ fn todays_cni_plugins_resource_stands_in_for_an_empty_cni_arch() {
     sim.attach(&own, b"");
     sim.attach("cni-plugins", &plugins);
     sim.hook("install").assert_ok();
-    let fetched: Vec<String> = sim
-        .unit()
-        .calls
-        .iter()
-        .filter(|c| c.tool == "resource-get" && c.args[0].starts_with("cni-"))
-        .map(|c| c.args[0].clone())
-        .collect();
-    assert_eq!(fetched, [own.clone(), "cni-plugins".to_string()]);
+    assert_eq!(cni_fetched(&sim), [own.clone(), "cni-plugins".to_string()]);
     assert!(cni_bin(&sim).join("bridge").is_file());
     let journal: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(journal_path(&sim)).unwrap()).unwrap();

@@ -327,3 +327,34 @@ pub fn active_today_with(files: &[(&str, &str)]) -> (Sim, tempfile::TempDir, clu
     assert_active(&sim);
     (sim, scratch, c)
 }
+
+/// Runs one of tests/today's scripts (today's Charmed Kubernetes code, in
+/// the virtualenv `make today-venv` builds) on `case`, as JSON on its
+/// stdin, and returns the JSON it prints.
+pub fn today(script: &str, case: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("KW_TODAY_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("build/today-venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: `make today-venv` installs today's charm libraries",
+        python.display()
+    );
+    let mut child = std::process::Command::new(python)
+        .arg(repo.join("tests/today").join(script))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("running today's code");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(case.to_string().as_bytes())
+        .expect("writing the case");
+    let out = child.wait_with_output().expect("today's code");
+    assert!(out.status.success(), "tests/today/{script} failed");
+    serde_json::from_slice(&out.stdout).expect("today's code prints JSON")
+}

@@ -1178,20 +1178,7 @@ impl Cluster {
             let mut v = k.version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
             (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (1, 24)
         });
-        let runtime = runtime_needed.then(|| {
-            let id = sim.relate("container-runtime", "containerd");
-            // containerd (charms.reactive) JSON-encodes every value.
-            join(
-                id,
-                "containerd/0",
-                vec![
-                    ("socket".into(), json!(CONTAINERD_SOCKET).to_string()),
-                    ("runtime".into(), json!("remote").to_string()),
-                    ("nvidia_enabled".into(), "false".into()),
-                ],
-            );
-            id
-        });
+        let runtime = runtime_needed.then(|| self.relate_runtime(sim));
         let (app, unit) = if today {
             ("kubernetes-control-plane", "kubernetes-control-plane/0")
         } else {
@@ -1216,6 +1203,23 @@ impl Cluster {
             runtime,
             secret,
         }
+    }
+
+    /// The container-runtime relation, as containerd (charms.reactive)
+    /// answers it, JSON-encoding every value. Returns its id.
+    pub fn relate_runtime(&self, sim: &Sim) -> u32 {
+        let id = sim.relate("container-runtime", "containerd");
+        let socket = json!(CONTAINERD_SOCKET).to_string();
+        let runtime = json!("remote").to_string();
+        let data = [
+            ("socket", socket.as_str()),
+            ("runtime", runtime.as_str()),
+            ("nvidia_enabled", "false"),
+        ];
+        for run in sim.join(id, "containerd/0", &data) {
+            run.assert_ok();
+        }
+        id
     }
 
     /// The certificates and cni relations, as easyrsa and flannel answer
