@@ -344,12 +344,17 @@ fn dangerous_sets_kubelet_flags_that_hooks_keep_and_reset_removes() {
 /// failure no level can fix.
 #[test]
 fn in_a_container_kernel_defaults_fail() {
-    let (sim, _scratch, _c) = with_home(common::active_today_with(&[
+    // With no ubuntu account either (not a cloud image): no user controls
+    // the reports' path, and root keeps them there.
+    let (sim, _scratch, _c) = common::active_today_with(&[
         ("/run/systemd/container", "lxc\n"),
-        ("/etc/passwd", PASSWD),
-        ("/etc/group", GROUP),
-    ]));
+        ("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"),
+        ("/etc/group", "root:x:0:\n"),
+    ]);
     let results = bench(&sim, "dangerous");
+    fetched(&sim, &results, "report-json");
+    let dir = std::fs::metadata(sim.root().join("home/ubuntu/kube-bench-results")).unwrap();
+    assert_eq!((dir.uid(), dir.mode() & 0o777), (0, 0o700));
     assert!(result(&results, "checks").starts_with("FAIL: 4.2.6; WARN:"));
     assert!(result(&results, "not-applied").contains("4.2.6: no remediation the charm can apply"));
 }
@@ -388,20 +393,6 @@ fn the_reports_are_never_written_through_a_link_the_user_placed() {
     fetched(&sim, &results, "report");
     let dir = std::fs::metadata(sim.root().join("home/ubuntu/kube-bench-results")).unwrap();
     assert_eq!((dir.uid(), dir.mode() & 0o777), (1000, 0o700));
-}
-
-/// A machine with no ubuntu account (not a cloud image): no user controls
-/// the path, and root keeps the reports where today's charm saves them.
-#[test]
-fn without_an_ubuntu_account_root_keeps_the_reports() {
-    let (sim, _scratch, _c) = common::active_today_with(&[
-        ("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"),
-        ("/etc/group", "root:x:0:\n"),
-    ]);
-    let results = bench(&sim, "none");
-    fetched(&sim, &results, "report-json");
-    let dir = std::fs::metadata(sim.root().join("home/ubuntu/kube-bench-results")).unwrap();
-    assert_eq!((dir.uid(), dir.mode() & 0o777), (0, 0o700));
 }
 
 /// A parameter Juju's schema would refuse, should one get through, fails
