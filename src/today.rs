@@ -310,20 +310,18 @@ impl Drop for Library {
 /// `sysctl kernel.panic`), with both values.
 fn differences(charm: &Configured, library: &Configured) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (what, ours, theirs) in [
-        ("kubelet-args", &charm.kubelet_args, &library.kubelet_args),
-        ("proxy-args", &charm.proxy_args, &library.proxy_args),
-    ] {
-        let keys: BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
-        for key in keys {
-            if ours.get(key) != theirs.get(key) {
-                out.push((
-                    format!("{what} --{key}"),
-                    format!("charm {:?}, library {:?}", ours.get(key), theirs.get(key)),
-                ));
-            }
-        }
-    }
+    map_differences(
+        "kubelet-args --",
+        &charm.kubelet_args,
+        &library.kubelet_args,
+        &mut out,
+    );
+    map_differences(
+        "proxy-args --",
+        &charm.proxy_args,
+        &library.proxy_args,
+        &mut out,
+    );
     tree_differences(
         "kubelet-config",
         "",
@@ -339,17 +337,7 @@ fn differences(charm: &Configured, library: &Configured) -> Vec<(String, String)
         &mut out,
     );
     match (&charm.sysctl, &library.sysctl) {
-        (Some(ours), Some(theirs)) => {
-            let keys: BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
-            for key in keys {
-                if ours.get(key) != theirs.get(key) {
-                    out.push((
-                        format!("sysctl {key}"),
-                        format!("charm {:?}, library {:?}", ours.get(key), theirs.get(key)),
-                    ));
-                }
-            }
-        }
+        (Some(ours), Some(theirs)) => map_differences("sysctl ", ours, theirs, &mut out),
         (ours, theirs) if ours.is_some() != theirs.is_some() => out.push((
             "sysctl-file".into(),
             format!(
@@ -376,6 +364,24 @@ fn differences(charm: &Configured, library: &Configured) -> Vec<(String, String)
         ));
     }
     out
+}
+
+/// The keys whose values differ between two maps, each as `{prefix}{key}`.
+fn map_differences(
+    prefix: &str,
+    ours: &BTreeMap<String, String>,
+    theirs: &BTreeMap<String, String>,
+    out: &mut Vec<(String, String)>,
+) {
+    let keys: BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
+    for key in keys {
+        if ours.get(key) != theirs.get(key) {
+            out.push((
+                format!("{prefix}{key}"),
+                format!("charm {:?}, library {:?}", ours.get(key), theirs.get(key)),
+            ));
+        }
+    }
 }
 
 fn tree_differences(

@@ -165,12 +165,15 @@ fn main() -> ExitCode {
 
     println!("\n== 3. The control plane goes first; then the drained upgrade");
     cluster.api.set_version("v1.32.0");
-    cluster.api.add_pod(juju_sim::cluster::pod(
-        "web-1",
-        "web",
-        &cluster.node,
-        Some("ReplicaSet"),
-    ));
+    let add_web = |name: &str| {
+        cluster.api.add_pod(juju_sim::cluster::pod(
+            name,
+            "web",
+            &cluster.node,
+            Some("ReplicaSet"),
+        ))
+    };
+    add_web("web-1");
     let (outcome, message, results) = demo.action(&sim, "upgrade", json!({}));
     println!("   upgrade action: {outcome}{message}");
     for key in ["kubelet", "skew", "drain", "ready", "uncordoned"] {
@@ -204,12 +207,7 @@ fn main() -> ExitCode {
 
     println!("\n== 5. Removal: the node is drained, then deleted");
     cluster.api.add_node("worker-b");
-    cluster.api.add_pod(juju_sim::cluster::pod(
-        "web-2",
-        "web",
-        &cluster.node,
-        Some("ReplicaSet"),
-    ));
+    add_web("web-2");
     demo.check(sim.configure("removal-drain-timeout", 30));
     demo.checks(sim.remove_unit());
     println!("   status: {}", status(&sim));
