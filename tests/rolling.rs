@@ -84,6 +84,21 @@ fn three_held_back() -> Option<Workers> {
     })
 }
 
+/// The `upgrade` action with `params`, which must complete; its results.
+fn upgraded(sim: &Sim, params: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    let (run, action) = sim.action("upgrade", params);
+    run.assert_ok();
+    assert_eq!(action.status, "completed", "{action:?}");
+    action.results
+}
+
+/// Juju propagates every unit's relation changes until none is left.
+fn settle(w: &Workers) {
+    for run in w.app.settle() {
+        run.assert_ok();
+    }
+}
+
 fn kubelet(sim: &Sim) -> String {
     sim.machine().snaps["kubelet"].version.clone()
 }
@@ -127,14 +142,12 @@ fn the_units_upgrade_one_at_a_time_in_order_the_leader_last() {
     let Some(mut w) = three_held_back() else {
         return;
     };
-    let (run, action) = w.app.units[0].action("upgrade", json!({"all-units": true}));
-    run.assert_ok();
-    assert_eq!(action.status, "completed", "{action:?}");
+    let results = upgraded(&w.app.units[0], json!({"all-units": true}));
     assert_eq!(
-        action.results["order"],
+        results["order"],
         json!("kubernetes-worker/1,kubernetes-worker/2,kubernetes-worker/0")
     );
-    assert_eq!(action.results["to"], json!("1.32.0"));
+    assert_eq!(results["to"], json!("1.32.0"));
     // Nothing changed in the action itself: the first turn is unit 1's,
     // taken in its own hook.
     assert_eq!(kubelet(&w.app.units[0]), "1.31.2");
@@ -199,9 +212,7 @@ fn stopped_by_unit_2(w: &Workers) {
         w.app.units[0].action("upgrade", json!({"all-units": true, "ready-timeout": 3}));
     run.assert_ok();
     assert_eq!(action.status, "completed", "{action:?}");
-    for run in w.app.settle() {
-        run.assert_ok();
-    }
+    settle(w);
 }
 
 #[test]
@@ -230,19 +241,11 @@ fn a_unit_that_fails_stops_the_roll_and_the_others_say_why() {
     w.app.units[2].edit_machine(|m| {
         m.crashing.clear();
     });
-    let (run, action) = w.app.units[2].action("upgrade", json!({}));
-    run.assert_ok();
-    assert_eq!(action.status, "completed", "{action:?}");
-    for run in w.app.settle() {
-        run.assert_ok();
-    }
-    let (run, action) = w.app.units[0].action("upgrade", json!({"all-units": true}));
-    run.assert_ok();
-    assert_eq!(action.status, "completed", "{action:?}");
-    assert_eq!(action.results["order"], json!("kubernetes-worker/0"));
-    for run in w.app.settle() {
-        run.assert_ok();
-    }
+    upgraded(&w.app.units[2], json!({}));
+    settle(&w);
+    let results = upgraded(&w.app.units[0], json!({"all-units": true}));
+    assert_eq!(results["order"], json!("kubernetes-worker/0"));
+    settle(&w);
     for sim in &w.app.units {
         assert_eq!(kubelet(sim), "1.32.0");
         assert_active(sim);
@@ -269,9 +272,7 @@ fn a_waiting_unit_follows_its_own_version_and_nothing_to_do_clears_a_stopped_rol
         .status()
         .1
         .starts_with("Upgrade to 1.32.0 stopped by kubernetes-worker/2"));
-    let (run, action) = leader.action("upgrade", json!({}));
-    run.assert_ok();
-    assert_eq!(action.status, "completed", "{action:?}");
+    upgraded(leader, json!({}));
     assert_eq!(kubelet(leader), "1.32.0");
     assert_active(leader);
     leader.hook("update-status").assert_ok();
@@ -289,21 +290,13 @@ fn a_waiting_unit_follows_its_own_version_and_nothing_to_do_clears_a_stopped_rol
         sim.configure("channel", "1.31/stable").assert_ok();
     }
     for n in [0, 1, 2] {
-        let (run, action) = w.app.units[n].action("upgrade", json!({}));
-        run.assert_ok();
-        assert_eq!(action.status, "completed", "{action:?}");
+        upgraded(&w.app.units[n], json!({}));
     }
-    for run in w.app.settle() {
-        run.assert_ok();
-    }
-    let (run, action) = w.app.units[0].action("upgrade", json!({"all-units": true}));
-    run.assert_ok();
-    assert_eq!(action.status, "completed", "{action:?}");
-    assert_eq!(action.results["order"], json!("none: every unit runs it"));
-    assert_eq!(action.results["cleared"], json!("the upgrade to 1.32.0"));
-    for run in w.app.settle() {
-        run.assert_ok();
-    }
+    settle(&w);
+    let results = upgraded(&w.app.units[0], json!({"all-units": true}));
+    assert_eq!(results["order"], json!("none: every unit runs it"));
+    assert_eq!(results["cleared"], json!("the upgrade to 1.32.0"));
+    settle(&w);
     assert_eq!(roll_in_app_bag(&w), None);
     for sim in &w.app.units {
         assert_eq!(kubelet(sim), "1.31.2");
@@ -349,9 +342,7 @@ fn a_turn_killed_part_way_is_finished_when_juju_runs_its_hook_again() {
     };
     // Unit 1's agent dies just after its kube-proxy refresh.
     w.app.units[1].kill_next_at("snap refresh kube-proxy", juju_sim::kill::Moment::After);
-    let (run, action) = w.app.units[0].action("upgrade", json!({"all-units": true}));
-    run.assert_ok();
-    assert_eq!(action.status, "completed", "{action:?}");
+    upgraded(&w.app.units[0], json!({"all-units": true}));
     // Juju runs the killed hook again: it finishes the turn, and the
     // roll goes on.
     let runs = w.app.settle();
