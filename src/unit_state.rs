@@ -78,6 +78,10 @@ pub struct Recorded {
     /// again where the unit's addresses are).
     #[serde(default)]
     pub bind_addresses: Option<Vec<String>>,
+    /// This hook reads the machine's addresses again (they can have
+    /// changed); not kept.
+    #[serde(skip)]
+    pub addresses_due: bool,
     /// The kube-control binding's ingress addresses (kubelet's node IPs).
     #[serde(default)]
     pub node_ips: Option<Vec<String>>,

@@ -396,7 +396,7 @@ fn read_relations(
         // A re-addressed machine needs a certificate for its new
         // addresses: read them again where they can have changed.
         recorded.addresses = None;
-        recorded.bind_addresses = None;
+        recorded.addresses_due = true;
     }
     Ok(fresh)
 }

@@ -1,5 +1,5 @@
 //! The calls each `make bench` scenario makes, hook by hook: every hook
-//! tool and every `snap`, `systemctl` and `sysctl` run, with its arguments
+//! tool and every `snap`, `systemctl`, `sysctl` and `ip` run, with its arguments
 //! (values that differ from run to run or machine to machine are
 //! normalised: certificates, tokens, the machine's names and addresses,
 //! temporary paths, the architecture). They are compared with `tests/call_lists.txt`, so

@@ -571,3 +571,94 @@ fn snap_info_shows_each_track_as_snapd_does() {
         "error: no snap found for \"no-such-snap\"\n"
     );
 }
+
+/// The simulated `ip` prints what iproute2 prints for the same interfaces:
+/// a network namespace of its own is given interfaces of every kind the
+/// charm must read (up and down, a veth's peer, an address of each scope,
+/// none at all, a container bridge), the real `ip` lists them, the
+/// simulated machine is given the same table, and the two outputs must be
+/// byte for byte the same. Needs root (unshare); elsewhere it says so.
+#[test]
+fn ip_lists_addresses_as_iproute2_does() {
+    const SETUP: &str = "set -e
+        ip link set lo up
+        ip link add a0 type veth peer name a1
+        ip addr add 198.51.100.7/24 dev a0
+        ip addr add 2001:db8::7/64 dev a0 nodad
+        ip link set a0 up
+        ip link set a1 up
+        ip link add b0 type veth peer name b1
+        ip addr add 203.0.113.5/24 dev b0
+        ip link add lxdbr0 type veth peer name l1
+        ip addr add 10.10.0.1/24 dev lxdbr0
+        ip addr add 10.0.0.1/8 scope link dev l1
+        ip link set lxdbr0 up
+        ip link set l1 up
+        for i in 1 2 3 4 5; do
+            ip -j addr show; ip -j -br addr show scope global
+            ip -j -br addr show; ip -j addr show
+        done";
+    let real = match std::process::Command::new("unshare")
+        .args(["--net", "sh", "-c", SETUP])
+        .output()
+    {
+        Ok(out) if out.status.success() => String::from_utf8(out.stdout).unwrap(),
+        other => {
+            eprintln!("skipped: a network namespace of our own cannot be had: {other:?}");
+            return;
+        }
+    };
+    let model = |table: &str| -> Vec<juju_sim::machine::Interface> {
+        let table: Vec<serde_json::Value> = serde_json::from_str(table).unwrap();
+        table
+            .iter()
+            .map(|link| juju_sim::machine::Interface {
+                name: link["ifname"].as_str().unwrap().into(),
+                operstate: link["operstate"].as_str().unwrap().into(),
+                link: link["link"].as_str().map(String::from),
+                addresses: link["addr_info"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| {
+                        juju_sim::machine::InterfaceAddress::new(
+                            a["local"].as_str().unwrap(),
+                            a["prefixlen"].as_u64().unwrap() as u8,
+                            a["scope"].as_str().unwrap(),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect()
+    };
+    // Five tries: one where the table did not change while it was read.
+    let lines: Vec<&str> = real.lines().collect();
+    let (interfaces, scoped, all) = lines
+        .chunks(4)
+        .find(|c| model(c[0]) == model(c[3]))
+        .map(|c| (model(c[0]), c[1], c[2]))
+        .expect("the interfaces kept changing");
+    // Every case is there to be compared.
+    let has = |f: &dyn Fn(&juju_sim::machine::Interface) -> bool| interfaces.iter().any(f);
+    assert!(has(&|i| i.addresses.is_empty()));
+    assert!(has(&|i| i.operstate == "DOWN" && !i.addresses.is_empty()));
+    assert!(has(&|i| i.link.is_some()));
+    assert!(has(&|i| i.addresses.iter().all(|a| a.scope != "global")));
+    assert!(has(&|i| i.addresses.iter().any(|a| a.scope == "global")
+        && i.addresses.iter().any(|a| a.scope != "global")));
+    let p = Probe::new();
+    p.sim.edit_machine(|m| m.interfaces = interfaces.clone());
+    for (args, want) in [
+        (
+            &["-j", "-br", "addr", "show", "scope", "global"][..],
+            scoped,
+        ),
+        (&["-j", "-br", "addr", "show"][..], all),
+    ] {
+        let (code, out, err) = p.sim.machine_run("ip", args);
+        assert_eq!((code, err.as_str()), (0, ""));
+        assert_eq!(out, format!("{want}\n"), "ip {args:?}");
+    }
+    let (code, _, err) = p.sim.machine_run("ip", &["route", "show"]);
+    assert_eq!(code, 255, "{err}");
+}

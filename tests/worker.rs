@@ -7,6 +7,7 @@ use std::os::unix::fs::MetadataExt;
 
 use common::cluster::{self, Master, CIDR, DNS_IP};
 use common::{assert_active, read, starts, tree, yaml};
+use juju_sim::machine::{Fault, Interface, InterfaceAddress};
 use juju_sim::Sim;
 use serde_json::json;
 
@@ -1362,21 +1363,44 @@ fn pause_waits_for_a_pod_whose_namespace_is_being_deleted() {
 #[test]
 fn a_readdressed_machine_asks_for_a_certificate_for_its_new_addresses() {
     let (sim, _s, c, rels) = cluster::running(Master::Current);
+    let sans = |sim: &Sim| -> Vec<String> {
+        let certs = sim.unit().relation(rels.certs).unwrap().local_unit.clone();
+        serde_json::from_str(&certs["sans"]).unwrap()
+    };
+    // Juju's addresses move with the machine's own; another interface
+    // comes up with an address of its own (a compose network's bridge),
+    // and one of LXD's, which no certificate names.
     sim.edit_unit(|u| {
         u.public_address = "192.0.2.99".into();
         u.private_address = "10.1.0.99".into();
     });
+    sim.edit_machine(|m| {
+        m.interfaces[1].addresses[0].local = "10.1.0.99".into();
+        for (name, address) in [("br-5f2a", "172.18.0.1"), ("lxdbr0", "10.10.0.1")] {
+            m.interfaces.push(Interface {
+                name: name.into(),
+                operstate: "UP".into(),
+                link: None,
+                addresses: vec![InterfaceAddress::new(address, 16, "global")],
+            });
+        }
+    });
     sim.hook("config-changed").assert_ok();
     let certs = sim.unit().relation(rels.certs).unwrap().local_unit.clone();
     assert_eq!(certs["common_name"], "192.0.2.99");
-    let sans: Vec<String> = serde_json::from_str(&certs["sans"]).unwrap();
-    for name in ["192.0.2.99", "10.1.0.99", "127.0.0.1"] {
-        assert!(sans.contains(&name.to_string()), "{name} in {sans:?}");
+    let now = sans(&sim);
+    for name in ["192.0.2.99", "10.1.0.99", "127.0.0.1", "172.18.0.1"] {
+        assert!(now.contains(&name.to_string()), "{name} in {now:?}");
     }
-    for old in ["192.0.2.10", "10.1.0.10"] {
-        assert!(!sans.contains(&old.to_string()), "{old} in {sans:?}");
+    for old in ["192.0.2.10", "10.1.0.10", "10.10.0.1"] {
+        assert!(!now.contains(&old.to_string()), "{old} in {now:?}");
     }
-    assert!(sans.iter().any(|s| s.eq_ignore_ascii_case(&c.node)));
+    assert!(now.iter().any(|s| s.eq_ignore_ascii_case(&c.node)));
+    let args = sim.machine().snap_config["kubelet"]["args"].clone();
+    assert_eq!(
+        common::bash_args(args.as_str().unwrap())["node-ip"],
+        "10.1.0.99"
+    );
     // Nothing changed since: nothing published again.
     let mark = sim.mark();
     sim.hook("config-changed").assert_ok();
@@ -1384,4 +1408,43 @@ fn a_readdressed_machine_asks_for_a_certificate_for_its_new_addresses() {
         .tool_calls_since(mark)
         .iter()
         .all(|t| t.tool != "relation-set"));
+
+    // `ip` and network-get fail for a moment: the certificate keeps the
+    // machine's addresses and kubelet its node IP; nothing is asked,
+    // restarted or recorded anew.
+    let cache = || std::fs::read(sim.charm_dir().join(".kubernetes-worker-state.json")).unwrap();
+    let before = cache();
+    sim.edit_machine(|m| {
+        m.faults.push(Fault {
+            command: "ip".into(),
+            target: None,
+            remaining: 1,
+            exit: 1,
+            stderr: "Cannot open netlink socket: Too many open files\n".into(),
+        })
+    });
+    sim.edit_unit(|u| {
+        u.tool_faults
+            .insert("network-get".into(), "connection is shut down".into());
+    });
+    let mark = sim.mark();
+    sim.hook("config-changed").assert_ok();
+    sim.edit_unit(|u| u.tool_faults.clear());
+    assert!(sim
+        .tool_calls_since(mark)
+        .iter()
+        .all(|t| t.tool != "relation-set"));
+    let machine = sim.machine_calls_since(mark);
+    assert!(machine.iter().any(|m| m.program == "ip" && m.exit == 1));
+    assert!(machine.iter().all(|m| !m.is_mutating()), "{machine:?}");
+    assert_eq!(sans(&sim), now);
+    assert_eq!(cache(), before);
+    let warned = |what: &str| {
+        sim.unit()
+            .logs
+            .iter()
+            .any(|l| l.level == "WARNING" && l.message.contains(what))
+    };
+    assert!(warned("cannot read this machine's addresses"));
+    assert!(warned("cannot read the kube-control binding's addresses"));
 }

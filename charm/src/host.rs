@@ -35,44 +35,58 @@ pub fn fqdn() -> Result<String, ExecError> {
     Ok(pick(&host, &names))
 }
 
-/// The addresses of global scope (no loopback, no link-local) of this
-/// machine's interfaces whose operational state is up, as `ip -br addr
-/// show scope global` lists them (the kernel's `operstate`, which an
-/// interface without a carrier or of unknown state does not have);
-/// interfaces whose names start with one of `skip` are left out.
-pub fn global_addresses(skip: &[&str]) -> Vec<String> {
-    let Ok(all) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    let operstate_up = |name: &str| {
-        std::fs::read_to_string(format!("/sys/class/net/{name}/operstate"))
-            .is_ok_and(|s| s.trim() == "up")
-    };
-    let mut addresses = Vec::new();
-    for ifa in all {
-        if skip.iter().any(|p| ifa.interface_name.starts_with(p))
-            || ifa.interface_name.contains('/')
-            || !operstate_up(&ifa.interface_name)
+/// Why the machine's addresses could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AddressesError {
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error("ip -j -br addr show scope global printed what is not its JSON: {0}")]
+    Output(serde_json::Error),
+}
+
+/// The addresses of global scope of this machine's interfaces whose
+/// operational state is UP, as `ip -j -br addr show scope global` lists
+/// them, skipping interfaces whose names start with one of `skip`: the
+/// command and the rule of today's charms (`kubernetes_snaps.
+/// get_bind_addresses`). Asked of iproute2 rather than of the kernel
+/// directly so that a simulated machine can answer for itself.
+pub fn global_addresses(skip: &[&str]) -> Result<Vec<String>, AddressesError> {
+    let args = ["-j", "-br", "addr", "show", "scope", "global"];
+    let out = exec::run("ip", &args, None, deadline::QUERY)?;
+    parse_global_addresses(&out.stdout, skip)
+}
+
+fn parse_global_addresses(json: &[u8], skip: &[&str]) -> Result<Vec<String>, AddressesError> {
+    #[derive(serde::Deserialize)]
+    struct Link {
+        ifname: String,
+        operstate: String,
+        #[serde(default)]
+        addr_info: Vec<Address>,
+    }
+    // iproute2 prints `{}` for an address of a listed interface that the
+    // scope filter left out.
+    #[derive(serde::Deserialize)]
+    struct Address {
+        local: Option<String>,
+    }
+    let links: Vec<Link> = serde_json::from_slice(json).map_err(AddressesError::Output)?;
+    let mut addresses: Vec<String> = Vec::new();
+    for link in links {
+        if !link.operstate.eq_ignore_ascii_case("up")
+            || skip.iter().any(|p| link.ifname.starts_with(p))
         {
             continue;
         }
-        let Some(address) = ifa.address else { continue };
-        let ip = if let Some(v4) = address.as_sockaddr_in() {
-            std::net::IpAddr::V4(v4.ip())
-        } else if let Some(v6) = address.as_sockaddr_in6() {
-            std::net::IpAddr::V6(v6.ip())
-        } else {
-            continue;
-        };
-        let global = match ip {
-            std::net::IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
-            std::net::IpAddr::V6(v6) => !v6.is_loopback() && (v6.segments()[0] & 0xffc0) != 0xfe80,
-        };
-        if global && !addresses.contains(&ip.to_string()) {
-            addresses.push(ip.to_string());
+        for local in link.addr_info.into_iter().filter_map(|a| a.local) {
+            if let Ok(ip) = local.parse::<std::net::IpAddr>() {
+                if !addresses.contains(&ip.to_string()) {
+                    addresses.push(ip.to_string());
+                }
+            }
         }
     }
-    addresses
+    Ok(addresses)
 }
 
 /// `getent`'s answer, or `None` when the key is not found (exit 2).
@@ -114,6 +128,25 @@ fn pick(host: &str, names: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn global_addresses_are_read_as_today_s_charms_read_them() {
+        // iproute2 6.1's own output on a machine with a veth pair, a down
+        // interface and LXD's bridge.
+        let out = br#"[{"ifname":"ifb0","operstate":"DOWN","addr_info":[]},{"ifname":"eth0","operstate":"UP","addr_info":[{"local":"192.0.2.2","prefixlen":24},{"local":"fd00::2","prefixlen":64},{}]},{"link":"kwtest1","ifname":"kwtest0","operstate":"UP","addr_info":[{"local":"198.51.100.7","prefixlen":24},{}]},{"ifname":"lxdbr0","operstate":"UP","addr_info":[{"local":"10.10.0.1","prefixlen":24}]},{"ifname":"wg0","operstate":"UNKNOWN","addr_info":[{"local":"10.9.0.1","prefixlen":32}]}]"#;
+        assert_eq!(
+            parse_global_addresses(out, &["lxdbr"]).unwrap(),
+            ["192.0.2.2", "fd00::2", "198.51.100.7"]
+        );
+        assert_eq!(
+            parse_global_addresses(b"[]", &[]).unwrap(),
+            Vec::<String>::new()
+        );
+        let err = parse_global_addresses(b"Object \"addr\" is unknown", &[]).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("ip -j -br addr show scope global printed"));
+    }
 
     #[test]
     fn getent_answers_are_read_as_getfqdn_reads_its_own() {

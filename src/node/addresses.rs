@@ -22,10 +22,7 @@ impl Node<'_> {
     pub(super) fn sans(&self, recorded: &mut Recorded, public: &str) -> Result<Vec<String>, Error> {
         let fqdn = identity::fqdn(&mut recorded.fqdn, identity::Look::IfUnknown)?;
         let node_ips = self.node_ips(recorded, false)?;
-        let bind = recorded
-            .bind_addresses
-            .get_or_insert_with(|| charm::host::global_addresses(&BRIDGES))
-            .clone();
+        let bind = self.bind_addresses(recorded);
         let all: BTreeSet<String> = [
             public.to_string(),
             "127.0.0.1".into(),
@@ -57,8 +54,35 @@ impl Node<'_> {
         Ok((public, private))
     }
 
+    /// The machine's global addresses, read again where they can have
+    /// changed. A failed read keeps those known: a moment when `ip` cannot
+    /// answer must not take them off the certificate (with none known,
+    /// none, and the next hook that needs them reads again).
+    fn bind_addresses(&self, recorded: &mut Recorded) -> Vec<String> {
+        if let (Some(known), false) = (&recorded.bind_addresses, recorded.addresses_due) {
+            return known.clone();
+        }
+        match charm::host::global_addresses(&BRIDGES) {
+            Ok(found) => {
+                recorded.bind_addresses = Some(found.clone());
+                recorded.addresses_due = false;
+                found
+            }
+            Err(e) => {
+                let known = recorded.bind_addresses.clone().unwrap_or_default();
+                log::warn!(
+                    "cannot read this machine's addresses ({e}); the certificate request keeps [{}]",
+                    known.join(", ")
+                );
+                known
+            }
+        }
+    }
+
     /// kubelet's node IPs: the kube-control binding's ingress addresses,
-    /// read again where they can have changed.
+    /// read again where they can have changed. A failed read keeps those
+    /// known (a restart without `--node-ip` can change the node's
+    /// address); with none known it is an error, and Juju retries.
     pub(super) fn node_ips(
         &self,
         recorded: &mut Recorded,
@@ -67,11 +91,20 @@ impl Node<'_> {
         if let (Some(ips), false) = (&recorded.node_ips, refresh) {
             return Ok(ips.clone());
         }
-        let ips = match self.tools.network_get_ingress(KUBE_CONTROL) {
-            Ok(ips) => ips,
-            Err(e) => {
-                log::warn!("no node IP for kubelet: {e}");
-                Vec::new()
+        let ips = match (
+            self.tools.network_get_ingress(KUBE_CONTROL),
+            &recorded.node_ips,
+        ) {
+            (Ok(ips), _) => ips,
+            (Err(e), Some(known)) => {
+                log::warn!(
+                    "cannot read the kube-control binding's addresses ({e}); kubelet keeps [{}]",
+                    known.join(", ")
+                );
+                return Ok(known.clone());
+            }
+            (Err(e), None) => {
+                return Err(e).doing("reading the kube-control binding's addresses");
             }
         };
         recorded.node_ips = Some(ips.clone());

@@ -288,6 +288,7 @@ impl Sim {
             arch: options.arch.clone(),
             root: layout.root_dir(),
             snapd_version: "2.63".into(),
+            interfaces: crate::machine::interfaces(),
             ..Machine::default()
         };
         write_json(&layout.machine_file(), &machine);

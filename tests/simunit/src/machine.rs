@@ -1,4 +1,5 @@
-//! The simulated machine: `snap` and `systemctl` as the charm calls them,
+//! The simulated machine: `snap`, `systemctl`, `sysctl` and `ip` as the
+//! charm calls them,
 //! behaving like the real CLIs (output, exit codes, snapd's refusals and
 //! wording), keeping their state in machine.json and laying out under the
 //! machine root what snapd lays out (`/snap/<name>/current/meta/snap.yaml`,
@@ -16,7 +17,7 @@ use crate::flags::{self, boolean, value};
 use crate::store::Layout;
 
 /// The machine's programs this simulation serves.
-pub const PROGRAMS: [&str; 3] = ["snap", "systemctl", "sysctl"];
+pub const PROGRAMS: [&str; 4] = ["snap", "systemctl", "sysctl", "ip"];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Machine {
@@ -50,6 +51,9 @@ pub struct Machine {
     /// Tunables the kernel refuses to set (inside a container, many).
     #[serde(default)]
     pub sysctl_refused: std::collections::BTreeSet<String>,
+    /// The network interfaces, in the kernel's (ifindex) order, for `ip`.
+    #[serde(default = "interfaces")]
+    pub interfaces: Vec<Interface>,
     /// snapd's version: `refresh --hold` needs 2.58 or later.
     #[serde(default = "snapd_version")]
     pub snapd_version: String,
@@ -58,6 +62,61 @@ pub struct Machine {
 
 fn snapd_version() -> String {
     "2.63".into()
+}
+
+/// A network interface, as `ip -j addr show` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interface {
+    pub name: String,
+    /// The kernel's operstate as iproute2 prints it (UP, DOWN, UNKNOWN).
+    pub operstate: String,
+    /// A veth's peer (iproute2's `link`).
+    #[serde(default)]
+    pub link: Option<String>,
+    pub addresses: Vec<InterfaceAddress>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceAddress {
+    pub local: String,
+    pub prefixlen: u8,
+    /// global, link or host.
+    pub scope: String,
+}
+
+impl InterfaceAddress {
+    pub fn new(local: &str, prefixlen: u8, scope: &str) -> InterfaceAddress {
+        InterfaceAddress {
+            local: local.into(),
+            prefixlen,
+            scope: scope.into(),
+        }
+    }
+}
+
+/// A cloud machine's: the loopback, and eth0 with the unit's private
+/// address (what Juju reports it from).
+pub fn interfaces() -> Vec<Interface> {
+    vec![
+        Interface {
+            name: "lo".into(),
+            operstate: "UNKNOWN".into(),
+            link: None,
+            addresses: vec![
+                InterfaceAddress::new("127.0.0.1", 8, "host"),
+                InterfaceAddress::new("::1", 128, "host"),
+            ],
+        },
+        Interface {
+            name: "eth0".into(),
+            operstate: "UP".into(),
+            link: None,
+            addresses: vec![
+                InterfaceAddress::new("10.1.0.10", 24, "global"),
+                InterfaceAddress::new("fe80::216:3eff:fe12:3456", 64, "link"),
+            ],
+        },
+    ]
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -147,7 +206,8 @@ fn note_start(m: &mut Machine, unit: &str) {
     }
 }
 
-/// Makes the next `remaining` calls of `snap <command> ... <target>` fail.
+/// Makes the next `remaining` calls of `snap <command> ... <target>` fail;
+/// with `command` "ip", the next calls of `ip`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fault {
     pub command: String,
@@ -252,6 +312,7 @@ pub fn main(program: &str, args: Vec<String>) -> i32 {
             "snap" => snap(m, &args),
             "systemctl" => systemctl(m, &args),
             "sysctl" => sysctl(m, &args),
+            "ip" => ip(m, &args),
             other => fail(1, format!("{other}: not simulated\n")),
         };
         crate::processes::sync(m);
@@ -981,6 +1042,82 @@ fn snap_get(m: &mut Machine, rest: &[String]) -> Out {
 /// start comments), printing each it sets; a key the kernel refuses or
 /// does not have is reported on stderr and the rest still set, and the
 /// exit status is then 255.
+/// `ip [-j] [-br] addr show [scope <scope>]`, printed as iproute2 6.1
+/// prints it (held to the real one by tests/machine_sim.rs): with a
+/// scope, an interface whose addresses are all of other scopes is left
+/// out, one without any address is listed, and an address left out of a
+/// listed interface is `{}` in JSON. Other commands are not simulated.
+fn ip(m: &mut Machine, args: &[String]) -> Out {
+    if let Some(fault) = m
+        .faults
+        .iter_mut()
+        .find(|f| f.command == "ip" && f.remaining > 0)
+    {
+        fault.remaining -= 1;
+        return fail(fault.exit, fault.stderr.clone());
+    }
+    let (mut json, mut brief) = (false, false);
+    let mut rest = args;
+    while let Some((first, tail)) = rest.split_first() {
+        match first.as_str() {
+            "-j" | "-json" => json = true,
+            "-br" | "-brief" => brief = true,
+            _ => break,
+        }
+        rest = tail;
+    }
+    let scope = match rest {
+        [object, show] if is_addr(object) && show == "show" => None,
+        [object, show, scope, value] if is_addr(object) && show == "show" && scope == "scope" => {
+            Some(value.as_str())
+        }
+        _ => {
+            return fail(
+                255,
+                format!("ip: (simulation) unsupported arguments {args:?}\n"),
+            )
+        }
+    };
+    if !(json && brief) {
+        return fail(255, "ip: (simulation) only -j -br is simulated\n");
+    }
+    let wanted = |a: &InterfaceAddress| scope.is_none_or(|s| a.scope == s);
+    // In iproute2's key order (serde_json's maps sort theirs).
+    let text = |s: &str| Value::String(s.to_string()).to_string();
+    let links: Vec<String> = m
+        .interfaces
+        .iter()
+        .filter(|i| i.addresses.is_empty() || i.addresses.iter().any(wanted))
+        .map(|i| {
+            let addresses: Vec<String> = i
+                .addresses
+                .iter()
+                .map(|a| match wanted(a) {
+                    true => format!(
+                        r#"{{"local":{},"prefixlen":{}}}"#,
+                        text(&a.local),
+                        a.prefixlen
+                    ),
+                    false => "{}".to_string(),
+                })
+                .collect();
+            let peer = i.link.as_deref().map(|p| format!(r#""link":{},"#, text(p)));
+            format!(
+                r#"{{{}"ifname":{},"operstate":{},"addr_info":[{}]}}"#,
+                peer.unwrap_or_default(),
+                text(&i.name),
+                text(&i.operstate),
+                addresses.join(",")
+            )
+        })
+        .collect();
+    ok(format!("[{}]\n", links.join(",")))
+}
+
+fn is_addr(object: &str) -> bool {
+    matches!(object, "a" | "addr" | "address")
+}
+
 fn sysctl(m: &mut Machine, args: &[String]) -> Out {
     let file = match args {
         [flag, file] if flag == "-p" || flag == "--load" => file.clone(),
