@@ -298,6 +298,98 @@ impl Library {
     }
 }
 
+impl Library {
+    /// `get_bind_addresses` with `ip` printing `ip_output`.
+    fn bind_addresses(&mut self, ip_output: &str) -> Vec<String> {
+        let line = serde_json::json!({ "ip_output": ip_output }).to_string();
+        writeln!(self.input, "{line}").expect("writing a request");
+        let mut answer = String::new();
+        self.output
+            .read_line(&mut answer)
+            .expect("reading an answer");
+        let answer: Value = serde_json::from_str(&answer).expect("an answer is JSON");
+        serde_json::from_value(answer["bind_addresses"].clone()).expect("a list of addresses")
+    }
+}
+
+/// `ip -j -br addr show scope global`'s output for a machine made from
+/// `seed`: interfaces named as on real machines (the bridges today's
+/// charms skip among them), of every operstate, with addresses of both
+/// families, repeated ones, and the `{}` iproute2 prints for an address
+/// the scope filter left out.
+fn ip_output(seed: u64) -> String {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    const NAMES: [&str; 10] = [
+        "eth0",
+        "ens3",
+        "lxdbr0",
+        "flannel.1",
+        "cni0",
+        "virbr0",
+        "docker0",
+        "br-5f2a",
+        "wg0",
+        "bond0",
+    ];
+    const STATES: [&str; 5] = ["UP", "DOWN", "UNKNOWN", "LOWERLAYERDOWN", "up"];
+    const ADDRESSES: [&str; 6] = [
+        "10.1.0.10",
+        "192.0.2.7",
+        "2001:db8::7",
+        "fd00::2",
+        "172.18.0.1",
+        "10.1.0.10",
+    ];
+    let links: Vec<String> = (0..next(5))
+        .map(|_| {
+            let addresses: Vec<String> = (0..next(4))
+                .map(|_| match next(4) {
+                    0 => "{}".to_string(),
+                    _ => {
+                        let a = ADDRESSES[next(ADDRESSES.len())];
+                        format!(
+                            r#"{{"local":"{a}","prefixlen":{}}}"#,
+                            if a.contains(':') { 64 } else { 24 }
+                        )
+                    }
+                })
+                .collect();
+            format!(
+                r#"{{"ifname":"{}","operstate":"{}","addr_info":[{}]}}"#,
+                NAMES[next(NAMES.len())],
+                STATES[next(STATES.len())],
+                addresses.join(",")
+            )
+        })
+        .collect();
+    format!("[{}]\n", links.join(","))
+}
+
+/// The machine's addresses for the serving certificate, from the same `ip`
+/// output, equal to `get_bind_addresses`' once each (the certificate's
+/// names are a set: the library lists an address twice where `ip` does).
+#[test]
+fn the_machine_s_addresses_are_read_as_todays_library_reads_them() {
+    let mut library = Library::start();
+    for seed in 0..300 {
+        let output = ip_output(seed);
+        let ours = charm::host::parse_global_addresses(output.as_bytes(), &crate::node::BRIDGES)
+            .unwrap_or_else(|e| panic!("{e}: {output}"));
+        let mut theirs = library.bind_addresses(&output);
+        let mut seen = std::collections::BTreeSet::new();
+        theirs.retain(|a| seen.insert(a.clone()));
+        assert_eq!(ours, theirs, "{output}");
+    }
+}
+
 impl Drop for Library {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -56,7 +56,8 @@ pub fn global_addresses(skip: &[&str]) -> Result<Vec<String>, AddressesError> {
     parse_global_addresses(&out.stdout, skip)
 }
 
-fn parse_global_addresses(json: &[u8], skip: &[&str]) -> Result<Vec<String>, AddressesError> {
+/// [`global_addresses`] from `ip`'s output, each address once.
+pub fn parse_global_addresses(json: &[u8], skip: &[&str]) -> Result<Vec<String>, AddressesError> {
     #[derive(serde::Deserialize)]
     struct Link {
         ifname: String,

@@ -11,7 +11,7 @@ use super::Node;
 
 /// Interfaces whose addresses no certificate names: LXD's, libvirt's and
 /// Docker's bridges and the CNI's (as kubernetes-snaps leaves them out).
-const BRIDGES: [&str; 5] = ["lxdbr", "flannel", "cni", "virbr", "docker"];
+pub(crate) const BRIDGES: [&str; 5] = ["lxdbr", "flannel", "cni", "virbr", "docker"];
 
 impl Node<'_> {
     /// The names kubelet's serving certificate is for, as today's Python

@@ -31,6 +31,9 @@ use crate::relations::{self, EndpointData, CERTIFICATES, KUBE_CONTROL};
 use crate::unit_state::{NodeOptions, Recorded};
 
 mod addresses;
+// For the comparison with today's library (`crate::today`).
+#[cfg(test)]
+pub(crate) use addresses::BRIDGES;
 pub(crate) mod config_files;
 mod cos_agent;
 mod credentials;
