@@ -154,8 +154,20 @@ fn a_node_on_real_snapd_and_systemd() {
     }
     assert_eq!(c.ok(&["sh", "-c", "ls /opt/cni/bin | wc -l"]).trim(), "16");
 
+    // An interface with an address of its own (the container has no
+    // network, so a veth pair inside it): the charm reads the real `ip`'s
+    // answer and the certificate request names that address.
+    c.ok(&[
+        "sh",
+        "-c",
+        "ip link add kw0 type veth peer name kw1 && ip addr add 198.51.100.9/24 dev kw0 \
+         && ip link set kw0 up && ip link set kw1 up",
+    ]);
     let cluster = Cluster::for_node(c.ok(&["hostname"]).trim());
-    cluster.relate(&sim, Master::Current);
+    let rels = cluster.relate(&sim, Master::Current);
+    let certs = sim.unit().relation(rels.certs).unwrap().local_unit.clone();
+    let sans: Vec<String> = serde_json::from_str(&certs["sans"]).unwrap();
+    assert!(sans.contains(&"198.51.100.9".to_string()), "{sans:?}");
     // The node is configured and running; the container has no network,
     // so the API server (on this machine's loopback) is out of its reach
     // and the charm's own labels wait, saying why.

@@ -6,7 +6,7 @@
 #   systemd), with a `dir` pool in <work>/pool, no networks, and a default
 #   profile holding only a root disk: the container has no network at all.
 # - The image: debootstrap from the machine's own Debian mirror, cached in
-#   build/lxd-cache-procps between local runs.
+#   build/lxd-cache-iproute2 between local runs.
 # - The container: privileged with nesting, with the host's loop devices in
 #   its profile before launch (snapd mounts each snap on one), and <work>/sim
 #   mounted at the same path, where the simulated unit lives.
@@ -17,7 +17,7 @@
 set -eu
 work=$1 name=$2
 # Named for the image's packages: a change to them builds a new image.
-cache=$(pwd)/build/lxd-cache-procps
+cache=$(pwd)/build/lxd-cache-iproute2
 mkdir -p "$work/pool" "$work/sim" "$cache"
 created="$work/created"
 : > "$created"
@@ -46,7 +46,7 @@ if [ ! -f "$cache/rootfs.tar.gz" ]; then
         [ -x "$cache/rootfs/usr/bin/snap" ] && break
         rm -rf "$cache/rootfs"
         debootstrap --variant=minbase \
-            --include=systemd,systemd-sysv,snapd,squashfs-tools,udev,dbus,dbus-user-session,libpam-systemd,procps \
+            --include=systemd,systemd-sysv,snapd,squashfs-tools,udev,dbus,dbus-user-session,libpam-systemd,procps,iproute2 \
             bookworm "$cache/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 ||
             { echo "debootstrap failed (attempt $attempt):"; tail -3 "$work/debootstrap.log"; sleep $((attempt * 10)); }
     done
