@@ -262,14 +262,25 @@ impl Library {
         }
     }
 
-    fn configure(&mut self, case: &Case) -> Result<Configured, String> {
-        let line = serde_json::to_string(case).expect("a case is JSON");
-        writeln!(self.input, "{line}").expect("writing a case");
+    /// One request (a line of JSON), one answer.
+    fn ask(&mut self, request: &impl serde::Serialize) -> Value {
+        let line = serde_json::to_string(request).expect("a request is JSON");
+        writeln!(self.input, "{line}").expect("writing a request");
         let mut answer = String::new();
         self.output
             .read_line(&mut answer)
             .expect("reading an answer");
-        let answer: Value = serde_json::from_str(&answer).expect("an answer is JSON");
+        serde_json::from_str(&answer).expect("an answer is JSON")
+    }
+
+    /// `get_bind_addresses` with `ip` printing `ip_output`.
+    fn bind_addresses(&mut self, ip_output: &str) -> Vec<String> {
+        let answer = self.ask(&serde_json::json!({ "ip_output": ip_output }));
+        serde_json::from_value(answer["bind_addresses"].clone()).expect("a list of addresses")
+    }
+
+    fn configure(&mut self, case: &Case) -> Result<Configured, String> {
+        let answer = self.ask(case);
         if let Some(error) = answer["error"].as_str() {
             return Err(error.to_string());
         }
@@ -295,20 +306,6 @@ impl Library {
                 .is_some_and(|a| !a.is_empty()),
             sandbox_image: answer["sandbox_image"].as_str().unwrap_or_default().into(),
         })
-    }
-}
-
-impl Library {
-    /// `get_bind_addresses` with `ip` printing `ip_output`.
-    fn bind_addresses(&mut self, ip_output: &str) -> Vec<String> {
-        let line = serde_json::json!({ "ip_output": ip_output }).to_string();
-        writeln!(self.input, "{line}").expect("writing a request");
-        let mut answer = String::new();
-        self.output
-            .read_line(&mut answer)
-            .expect("reading an answer");
-        let answer: Value = serde_json::from_str(&answer).expect("an answer is JSON");
-        serde_json::from_value(answer["bind_addresses"].clone()).expect("a list of addresses")
     }
 }
 
