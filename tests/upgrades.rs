@@ -7,7 +7,7 @@ mod common;
 
 use common::assert_active;
 use common::cluster::{Cluster, Master};
-use juju_sim::cluster::{pod, ApiServer};
+use juju_sim::cluster::{pod, ApiServer, PodChange};
 use juju_sim::Sim;
 use serde_json::json;
 
@@ -237,9 +237,12 @@ fn the_node_is_drained_upgraded_and_uncordoned_once_ready_on_the_new_kubelet() {
     c.api.delete_pod("default", "debug");
 
     // The other replica comes up while the drain waits.
-    c.api.later(std::time::Duration::from_secs(3), |api| {
-        api.set_pod_ready("default", "web-2", true)
-    });
+    c.api.on_refusal(
+        ("default", "web-1"),
+        1,
+        ("default", "web-2"),
+        PodChange::Ready,
+    );
     let (run, action) = sim.action("upgrade", json!({}));
     run.assert_ok();
     assert_eq!(action.status, "completed", "{action:?}");
@@ -442,13 +445,12 @@ fn the_wait_for_ready_looks_for_the_kubelet_the_refresh_installed() {
     let (sim, _scratch, c) = held_on("1.31/stable");
     c.api.set_version("v1.32.0");
     c.api.web_behind_a_budget(&c.node);
-    c.api.later(std::time::Duration::from_secs(3), |api| {
-        api.set_pod_ready("default", "web-2", true)
-    });
     sim.configure("channel", "1.32/stable").assert_ok();
     let (run, action) = std::thread::scope(|scope| {
+        // While the drain waits on the budget, the store publishes a new
+        // patch; then the other replica comes up.
         scope.spawn(|| {
-            std::thread::sleep(std::time::Duration::from_secs(1));
+            c.api.wait_for_refusals("default", "web-1", 1);
             sim.edit_machine(|m| {
                 let kubelet = m
                     .store
@@ -458,6 +460,7 @@ fn the_wait_for_ready_looks_for_the_kubelet_the_refresh_installed() {
                 kubelet.version = "1.32.1".into();
                 kubelet.revision += 1;
             });
+            c.api.set_pod_ready("default", "web-2", true);
         });
         sim.action("upgrade", json!({"ready-timeout": 20}))
     });

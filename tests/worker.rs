@@ -7,6 +7,7 @@ use std::os::unix::fs::MetadataExt;
 
 use common::cluster::{self, Master, CIDR, DNS_IP};
 use common::{assert_active, read, starts, tree, yaml};
+use juju_sim::cluster::PodChange;
 use juju_sim::machine::{Fault, Interface, InterfaceAddress};
 use juju_sim::Sim;
 use serde_json::json;
@@ -991,22 +992,30 @@ fn a_stop_killed_while_draining_ends_as_one_never_killed() {
     for run in sim.leave_every_relation() {
         run.assert_ok();
     }
-    // Killed while web-1's budget holds it; the agent runs it again.
-    sim.kill_next_after(std::time::Duration::from_secs(3));
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
+    // Killed while web-1's budget holds it (its eviction refused twice,
+    // the deadline recorded, which is noted as the kill comes); the agent
+    // runs it again.
+    let first = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (api, noted) = (c.api.clone(), first.clone());
+    let journal_file = sim.charm_dir().join(".kubernetes-worker-journal.json");
+    sim.kill_next_when(move || {
+        if api.refusals("default", "web-1") < 2 {
+            return false;
+        }
+        let journal: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&journal_file).unwrap()).unwrap();
+        *noted.lock().unwrap() = journal["stop_drain"]["deadline"].as_f64();
+        true
+    });
     let killed = sim.hook("stop");
     assert!(killed.killed);
     killed.assert_ok();
-    // The retry kept the first try's deadline (5 s from when the killed
-    // stop began its drain), where a new one would be 5 s from the
-    // retry, 3 s later at least.
+    // The retry kept the first try's deadline, where a new one would be
+    // 5 s from the retry.
     let journal = read_journal(&sim);
     assert_eq!(journal["stop_drain"]["node"], c.node.as_str());
     let deadline = journal["stop_drain"]["deadline"].as_f64().unwrap();
-    assert!(deadline < started + 7.0, "{deadline} {started}");
+    assert_eq!(Some(deadline), *first.lock().unwrap());
     assert!(c.api.node(&c.node).is_none());
     assert_eq!(pod_names(&c), ["web-1", "web-2"]);
     let status = sim.status();
@@ -1191,12 +1200,15 @@ fn pause_refuses_a_timeout_it_cannot_keep() {
 #[test]
 fn pause_retries_evictions_a_disruption_budget_refuses() {
     let (sim, _s, c, _rels) = cluster::running(Master::Current);
-    // A budget of one healthy web pod, and the other replica not Ready
-    // until a little later.
+    // A budget of one healthy web pod, and the other replica Ready only
+    // once the drain has been refused.
     c.api.web_behind_a_budget(&c.node);
-    c.api.later(std::time::Duration::from_secs(1), |api| {
-        api.set_pod_ready("default", "web-2", true)
-    });
+    c.api.on_refusal(
+        ("default", "web-1"),
+        1,
+        ("default", "web-2"),
+        PodChange::Ready,
+    );
     let (run, action) = sim.action("pause", json!({"timeout": 20}));
     run.assert_ok();
     assert_eq!(action.status, "completed", "{}", action.message);
@@ -1239,9 +1251,10 @@ fn pause_retries_evictions_a_disruption_budget_refuses() {
 #[test]
 fn pause_lets_finished_pods_go_and_takes_a_pod_deleted_meanwhile_as_done() {
     let (sim, _s, c, _rels) = cluster::running(Master::Current);
-    // web-1 behind a budget that holds its eviction for a while; old-1
-    // scaled away between the list and its eviction (404); lame-1 behind
-    // a budget of its own, scaled away while refused (gone on the re-read).
+    // web-1 behind a budget that holds its eviction until it has been
+    // refused once; old-1 scaled away between the list and its eviction
+    // (404); lame-1 behind a budget of its own, scaled away as it is
+    // refused (gone on the re-read).
     c.api.web_behind_a_budget(&c.node);
     c.api
         .add_pod(pod("old-1", &c.node, Some("ReplicaSet"), json!({})));
@@ -1265,12 +1278,18 @@ fn pause_lets_finished_pods_go_and_takes_a_pod_deleted_meanwhile_as_done() {
     let mut failed = pod("batch-1", &c.node, None, json!({}));
     failed["status"]["phase"] = json!("Failed");
     c.api.add_pod(failed);
-    c.api.later(std::time::Duration::from_millis(500), |api| {
-        api.delete_pod("default", "lame-1")
-    });
-    c.api.later(std::time::Duration::from_millis(1500), |api| {
-        api.set_pod_ready("default", "web-2", true)
-    });
+    c.api.on_refusal(
+        ("default", "lame-1"),
+        1,
+        ("default", "lame-1"),
+        PodChange::Delete,
+    );
+    c.api.on_refusal(
+        ("default", "web-1"),
+        1,
+        ("default", "web-2"),
+        PodChange::Ready,
+    );
     let (run, action) = sim.action("pause", json!({"timeout": 30}));
     run.assert_ok();
     assert_eq!(action.status, "completed", "{}", action.message);
@@ -1326,12 +1345,12 @@ fn pause_waits_for_a_pod_whose_namespace_is_being_deleted() {
     p["metadata"]["namespace"] = json!("scratch");
     c.api.add_pod(p);
     c.api.terminate_namespace("scratch");
-    c.api.later(std::time::Duration::from_millis(1000), |api| {
-        api.mark_pod_deleted("scratch", "worker-0")
-    });
-    c.api.later(std::time::Duration::from_millis(3500), |api| {
-        api.delete_pod("scratch", "worker-0")
-    });
+    // The namespace controller marks the pod for deletion once the drain
+    // has been refused, and deletes it as the drain, having seen the mark,
+    // tries once more.
+    let pod_0 = ("scratch", "worker-0");
+    c.api.on_refusal(pod_0, 1, pod_0, PodChange::MarkDeleted);
+    c.api.on_refusal(pod_0, 2, pod_0, PodChange::Delete);
     let (run, action) = sim.action("pause", json!({"timeout": 30}));
     run.assert_ok();
     assert_eq!(action.status, "completed", "{}", action.message);

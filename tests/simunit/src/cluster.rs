@@ -84,6 +84,85 @@ pub struct ApiState {
     /// that shows them: their controller scaled them away between a
     /// drain's list and its eviction.
     pub gone_after_list: std::collections::BTreeSet<(String, String)>,
+    /// Evictions refused so far, by pod (namespace, name).
+    pub refusals: BTreeMap<(String, String), u32>,
+    /// Changes made as an eviction is refused ([`ApiServer::on_refusal`]).
+    pub on_refusal: Vec<RefusalTrigger>,
+}
+
+/// A change to a pod, as its controller or kubelet makes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodChange {
+    /// Ready, as its kubelet reports it once its containers are up.
+    Ready,
+    /// Marked for deletion (its deletionTimestamp), still listed.
+    MarkDeleted,
+    /// Gone, as its controller scaling down leaves it.
+    Delete,
+}
+
+/// `change` to pod `target` as the eviction of `refused` is refused for
+/// the `times`th time.
+#[derive(Debug, Clone)]
+pub struct RefusalTrigger {
+    pub refused: (String, String),
+    pub times: u32,
+    pub target: (String, String),
+    pub change: PodChange,
+}
+
+impl ApiState {
+    fn pods_named<'a>(
+        &'a mut self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a mut Value> + 'a {
+        self.pods.iter_mut().filter(move |p| {
+            p["metadata"]["namespace"] == namespace && p["metadata"]["name"] == name
+        })
+    }
+
+    fn change_pod(&mut self, (namespace, name): (&str, &str), change: PodChange) {
+        match change {
+            PodChange::Ready => self.set_pod_ready(namespace, name, true),
+            PodChange::MarkDeleted => {
+                for p in self.pods_named(namespace, name) {
+                    p["metadata"]["deletionTimestamp"] = json!("2026-12-04T00:00:00Z");
+                }
+            }
+            PodChange::Delete => self.pods.retain(|p| {
+                p["metadata"]["namespace"] != namespace || p["metadata"]["name"] != name
+            }),
+        }
+    }
+
+    fn set_pod_ready(&mut self, namespace: &str, name: &str, ready: bool) {
+        for p in self.pods_named(namespace, name) {
+            p["status"]["phase"] = json!("Running");
+            p["status"]["conditions"] =
+                json!([{"type": "Ready", "status": if ready { "True" } else { "False" }}]);
+        }
+    }
+
+    /// Counts a refused eviction of `namespace/name` and makes the changes
+    /// due at that count, before the refusal is answered.
+    fn refused(&mut self, namespace: &str, name: &str) {
+        let key = (namespace.to_string(), name.to_string());
+        let count = {
+            let n = self.refusals.entry(key.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let due: Vec<RefusalTrigger> = self
+            .on_refusal
+            .iter()
+            .filter(|t| t.refused == key && t.times == count)
+            .cloned()
+            .collect();
+        for t in due {
+            self.change_pod((&t.target.0, &t.target.1), t.change);
+        }
+    }
 }
 
 /// The stand-in API server, on 127.0.0.1. A clone is the same server.
@@ -307,22 +386,17 @@ impl ApiServer {
         self.state
             .lock()
             .unwrap()
-            .pods
-            .retain(|p| p["metadata"]["namespace"] != namespace || p["metadata"]["name"] != name);
+            .change_pod((namespace, name), PodChange::Delete);
     }
 
     /// Marks a pod for deletion (its deletionTimestamp), as the namespace
     /// controller or a delete with a grace period does; it stays listed
     /// until [`ApiServer::delete_pod`].
     pub fn mark_pod_deleted(&self, namespace: &str, name: &str) {
-        let mut s = self.state.lock().unwrap();
-        for p in s
-            .pods
-            .iter_mut()
-            .filter(|p| p["metadata"]["namespace"] == namespace && p["metadata"]["name"] == name)
-        {
-            p["metadata"]["deletionTimestamp"] = json!("2026-12-04T00:00:00Z");
-        }
+        self.state
+            .lock()
+            .unwrap()
+            .change_pod((namespace, name), PodChange::MarkDeleted);
     }
 
     /// Starts deleting a namespace: from now on creates in it, evictions
@@ -365,29 +439,55 @@ impl ApiServer {
 
     /// Sets a pod's Ready condition, as its kubelet would.
     pub fn set_pod_ready(&self, namespace: &str, name: &str, ready: bool) {
-        let mut s = self.state.lock().unwrap();
-        for p in s
-            .pods
-            .iter_mut()
-            .filter(|p| p["metadata"]["namespace"] == namespace && p["metadata"]["name"] == name)
-        {
-            p["status"]["phase"] = json!("Running");
-            p["status"]["conditions"] =
-                json!([{"type": "Ready", "status": if ready { "True" } else { "False" }}]);
+        self.state
+            .lock()
+            .unwrap()
+            .set_pod_ready(namespace, name, ready);
+    }
+
+    /// How many times the eviction of pod `namespace/name` was refused.
+    pub fn refusals(&self, namespace: &str, name: &str) -> u32 {
+        let key = (namespace.to_string(), name.to_string());
+        self.state
+            .lock()
+            .unwrap()
+            .refusals
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Waits until the eviction of pod `namespace/name` has been refused
+    /// `times` times (a minute at most): a test's change to the cluster
+    /// follows the drain's own progress, not the clock, so that it comes
+    /// at the same point of the drain on a slow machine as on a fast one.
+    pub fn wait_for_refusals(&self, namespace: &str, name: &str, times: u32) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.refusals(namespace, name) < times {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the eviction of {namespace}/{name} was not refused {times} times within a minute"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 
-    /// Runs `change` on this server after `delay`, from another thread:
-    /// the cluster moving on while a hook waits (a replica becoming Ready).
-    pub fn later(
+    /// Makes `change` to pod `target` right as the eviction of pod
+    /// `refused` is refused for the `times`th time, before that refusal is
+    /// answered: whatever the drain reads next sees it, however slowly
+    /// either side runs.
+    pub fn on_refusal(
         &self,
-        delay: std::time::Duration,
-        change: impl FnOnce(&ApiServer) + Send + 'static,
+        refused: (&str, &str),
+        times: u32,
+        target: (&str, &str),
+        change: PodChange,
     ) {
-        let api = self.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            change(&api);
+        self.state.lock().unwrap().on_refusal.push(RefusalTrigger {
+            refused: (refused.0.to_string(), refused.1.to_string()),
+            times,
+            target: (target.0.to_string(), target.1.to_string()),
+            change,
         });
     }
 }
@@ -877,6 +977,7 @@ fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Valu
                 |p: &Value| p["metadata"]["namespace"] == *ns && p["metadata"]["name"] == *name;
             // Admission runs before the eviction's own checks.
             if s.terminating_namespaces.contains(*ns) {
+                s.refused(ns, name);
                 return (
                     403,
                     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -895,6 +996,7 @@ fn route(s: &mut ApiState, method: &str, path: &str, body: &Value) -> (u16, Valu
                 .find(|p| target(p))
                 .and_then(|p| eviction_allowed(s, p).err());
             if let Some(answer) = refused {
+                s.refused(ns, name);
                 return answer;
             }
             match s.pods.iter().position(target) {

@@ -206,7 +206,18 @@ pub struct Sim {
     charm: CharmFiles,
     /// Set by [`Sim::record_hooks`].
     recorder: std::sync::Mutex<Option<crate::snapshot::Recorder>>,
+    /// Set by [`Sim::kill_next_when`].
+    kill_when: std::sync::Mutex<Option<KillWhen>>,
     _tmp: Option<tempfile::TempDir>,
+}
+
+/// What says that the next hook is to be killed now.
+type KillWhen = Box<dyn Fn() -> bool + Send>;
+
+/// When [`Sim::output_killed`] kills the hook.
+enum KillTrigger {
+    After(std::time::Duration),
+    When(KillWhen),
 }
 
 impl Sim {
@@ -297,6 +308,7 @@ impl Sim {
             options,
             charm: files,
             recorder: Default::default(),
+            kill_when: Default::default(),
             _tmp: None,
         }
     }
@@ -971,9 +983,14 @@ impl Sim {
                 // held open for writing by a child another test thread
                 // forked; exec then fails with "Text file busy" before the
                 // hook starts, so running it again is safe.
-                let mut output = match kill_after {
+                let trigger = match (kill_after, self.kill_when.lock().unwrap().take()) {
+                    (_, Some(when)) => Some(KillTrigger::When(when)),
+                    (Some(delay), None) => Some(KillTrigger::After(delay)),
+                    (None, None) => None,
+                };
+                let mut output = match trigger {
                     None => command.stdin(Stdio::null()).output(),
-                    Some(delay) => self.output_killed_after(&mut command, delay),
+                    Some(trigger) => self.output_killed(&mut command, trigger),
                 };
                 for _ in 0..20 {
                     let busy = match &output {
@@ -1063,12 +1080,12 @@ impl Sim {
         run
     }
 
-    /// Runs the hook, killing it `delay` after it started if it is still
+    /// Runs the hook, killing it as `trigger` says if it is still
     /// running; a kill is recorded in the kill plan as fired.
-    fn output_killed_after(
+    fn output_killed(
         &self,
         command: &mut Command,
-        delay: std::time::Duration,
+        trigger: KillTrigger,
     ) -> std::io::Result<std::process::Output> {
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
@@ -1082,7 +1099,17 @@ impl Sim {
         let timer = {
             let done = done.clone();
             std::thread::spawn(move || {
-                std::thread::sleep(delay);
+                match trigger {
+                    KillTrigger::After(delay) => std::thread::sleep(delay),
+                    KillTrigger::When(now) => {
+                        while !now() {
+                            if done.load(Ordering::SeqCst) {
+                                return false;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                        }
+                    }
+                }
                 // Not reaped yet while `done` is false, so the pid is still
                 // the hook's.
                 !done.load(Ordering::SeqCst)
@@ -1142,6 +1169,13 @@ impl Sim {
                 (plan.overall, false)
             })
             .expect("kill plan")
+    }
+
+    /// Kills the next hook as soon as `now` says so (polled while it
+    /// runs), wherever it is then: a kill at a point of what the hook does
+    /// that no call marks (an API request), however slowly it runs.
+    pub fn kill_next_when(&self, now: impl Fn() -> bool + Send + 'static) {
+        *self.kill_when.lock().unwrap() = Some(Box::new(now));
     }
 
     /// Kills the next hook `delay` after it starts, wherever it is then.
