@@ -234,8 +234,14 @@ fn options_reach_the_objects() {
         ".kubernetes-worker-journal.json",
     ] {
         let text = std::fs::read_to_string(sim.charm_dir().join(file)).unwrap();
-        // The key's base64 body, on any line of it.
-        for line in key.lines().filter(|l| !l.starts_with("-----")) {
+        // The key's base64 body, on any line of it but one the certificate
+        // (which the cache keeps) carries too: the key's last line is its
+        // public point, and about one issued pair in 200 encodes it there
+        // with the same alignment, line for line.
+        for line in key
+            .lines()
+            .filter(|l| !l.starts_with("-----") && !cert.contains(l))
+        {
             assert!(!text.contains(line), "{file} holds the ingress key");
         }
     }
