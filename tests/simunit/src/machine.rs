@@ -1038,10 +1038,6 @@ fn snap_get(m: &mut Machine, rest: &[String]) -> Out {
     }
 }
 
-/// procps' `sysctl`: `-p <file>` loads `key = value` lines (`#` and `;`
-/// start comments), printing each it sets; a key the kernel refuses or
-/// does not have is reported on stderr and the rest still set, and the
-/// exit status is then 255.
 /// `ip [-j] [-br] addr show [scope <scope>]`, printed as iproute2 6.1
 /// prints it (held to the real one by tests/machine_sim.rs): with a
 /// scope, an interface whose addresses are all of other scopes is left
@@ -1118,6 +1114,10 @@ fn is_addr(object: &str) -> bool {
     matches!(object, "a" | "addr" | "address")
 }
 
+/// procps' `sysctl`: `-p <file>` loads `key = value` lines (`#` and `;`
+/// start comments), printing each it sets; a key the kernel refuses or
+/// does not have is reported on stderr and the rest still set, and the
+/// exit status is then 255.
 fn sysctl(m: &mut Machine, args: &[String]) -> Out {
     let file = match args {
         [flag, file] if flag == "-p" || flag == "--load" => file.clone(),
